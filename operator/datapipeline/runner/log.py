@@ -1,0 +1,128 @@
+"""Line-format logging to stdout, secret redaction and the progress heartbeat.
+
+Every line the runner prints goes through :class:`Redactor`, so a secret value
+(database password, AWS secret key, webhook token) can never reach the pod log
+or the termination message, even when a driver quotes it in an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TextIO
+
+from datapipeline.core.task import PROGRESS_INTERVAL_SECONDS
+
+MASK = "***"
+
+# Credentials embedded in connection strings: user:password@host and password=... parameters.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+(?=@)", re.I)
+_PARAM_PASSWORD = re.compile(r"(?P<head>(?:password|passwd|pwd)\s*=\s*)[^&;\s'\"]+", re.I)
+
+
+class Redactor:
+    """Replaces known secret values and password-looking parts of connection strings."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, value: str | None) -> None:
+        # Very short values would mask innocent text everywhere; no real secret is that short.
+        if value and len(value) >= 4:
+            with self._lock:
+                self._secrets.add(value)
+
+    def __call__(self, text: str) -> str:
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+        return _PARAM_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+
+
+REDACT = Redactor()
+
+
+def utc_stamp(t: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LineFormatter(logging.Formatter):
+    """``2026-11-21T10:00:00Z INFO copy: message`` with secrets masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = record.name.removeprefix("datapipeline.runner.")
+        text = f"{utc_stamp(record.created)} {record.levelname} {name}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return REDACT(text)
+
+
+_lock = threading.Lock()  # stdout is shared by the log handler and the progress thread
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    def emit(self, record: logging.LogRecord) -> None:
+        with _lock:
+            super().emit(record)
+
+
+def setup(stream: TextIO | None = None, level: int = logging.INFO) -> None:
+    handler = _Handler(stream or sys.stdout)
+    handler.setFormatter(LineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # boto and urllib3 are chatty at INFO and may print request details.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+class Progress:
+    """Counts the work done and prints ``progress:`` at least every interval while the task runs.
+
+    The operator applies ``reportProgressTimeout`` to the time of the newest log line, so a
+    heartbeat is printed even when no counter moved (a long SQL statement is still work).
+    """
+
+    def __init__(self, interval: float = PROGRESS_INTERVAL_SECONDS, stream: TextIO | None = None) -> None:
+        self.interval = interval
+        self.rows_read = 0
+        self.rows_written = 0
+        self.bytes = 0
+        self.phase = "starting"
+        self._stream = stream or sys.stdout
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+        self._started = time.monotonic()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self._started
+        return (f"progress: {self.phase} elapsed={elapsed:.0f}s rows_read={self.rows_read} "
+                f"rows_written={self.rows_written} bytes={self.bytes}")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            text = REDACT(self.line())
+            with _lock:
+                self._stream.write(text + "\n")
+                self._stream.flush()

@@ -1,0 +1,209 @@
+"""Builds the cluster's images without Docker or a registry, cached by content.
+
+pause   a static C program, committed by buildah from scratch.
+base    `debootstrap --variant=minbase bookworm` plus python3, committed by buildah.
+runner  runner-image/Dockerfile built by `buildah bud` on the base, offline,
+        with a wheelhouse prepared on the host by pip.
+Each ends up as a docker-archive under the cache, which `ctr images import`
+loads into containerd's k8s.io namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+
+from dc_common import BASE_IMAGE, HERE, PAUSE_IMAGE, REPO, RUNNER_IMAGE, Paths, log, run, sha12
+
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+BASE_SUITE = "bookworm"
+# Bump to rebuild the base when the recipe below changes.
+BASE_RECIPE = "1"
+BASE_TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+             "usr/share/info", "usr/share/locale", "var/log")
+
+
+def buildah(paths: Paths, *args: str | os.PathLike[str], capture: bool = False) -> str:
+    """buildah with its own storage under the cache, so a clean machine is `rm -rf` of the cache."""
+    proc = run(
+        ["buildah", "--root", paths.buildah_root, "--runroot", "/run/kdp-buildah",
+         "--storage-driver", "overlay", *args],
+        capture=capture,
+    )
+    return proc.stdout.strip() if capture else ""
+
+
+def _has_image(paths: Paths, name: str) -> bool:
+    proc = run(["buildah", "--root", paths.buildah_root, "--runroot", "/run/kdp-buildah",
+                "--storage-driver", "overlay", "inspect", "--type", "image", name],
+               check=False, capture=True)
+    return proc.returncode == 0
+
+
+def _push_archive(paths: Paths, image: str, archive: Path) -> None:
+    tmp = archive.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    buildah(paths, "push", "--quiet", image, f"docker-archive:{tmp}:{image}")
+    tmp.rename(archive)
+
+
+def build_pause(paths: Paths) -> Path:
+    source = HERE / "pause" / "pause.c"
+    out = paths.images / f"pause-{sha12(source.read_bytes(), PAUSE_IMAGE)}"
+    archive = out / "image.tar"
+    if archive.exists():
+        return archive
+    log(f"building {PAUSE_IMAGE}")
+    out.mkdir(parents=True, exist_ok=True)
+    binary = out / "pause"
+    run(["gcc", "-static", "-Os", "-s", "-Wall", "-o", binary, source])
+    ctr = buildah(paths, "from", "scratch", capture=True)
+    try:
+        buildah(paths, "copy", ctr, binary, "/pause")
+        buildah(paths, "config", "--entrypoint", '["/pause"]', "--user", "65535:65535", ctr)
+        buildah(paths, "commit", "--quiet", ctr, PAUSE_IMAGE)
+    finally:
+        buildah(paths, "rm", ctr)
+    _push_archive(paths, PAUSE_IMAGE, archive)
+    return archive
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt already uses (never a name of our own choosing)."""
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        if path.is_file():
+            mirror = _mirror_in(path.read_text(errors="replace"))
+            if mirror:
+                return mirror
+    raise RuntimeError(f"no Debian '{BASE_SUITE}' source in /etc/apt/sources.list{{,.d/*}} for debootstrap")
+
+
+def _mirror_in(text: str) -> str | None:
+    # One-line format: deb [opts] URI SUITE COMPONENTS...
+    for line in text.splitlines():
+        m = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s", line)
+        if m and m.group(2) == BASE_SUITE:
+            return m.group(1)
+    # deb822 format: stanzas separated by blank lines.
+    for stanza in re.split(r"\n\s*\n", text):
+        fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, flags=re.M))
+        if "deb" in fields.get("Types", "").split() and BASE_SUITE in fields.get("Suites", "").split():
+            return fields["URIs"].split()[0]
+    return None
+
+
+def build_base(paths: Paths) -> str:
+    """Returns the base image's key; builds the rootfs tarball and the buildah image if missing."""
+    key = sha12(BASE_SUITE, ",".join(BASE_PACKAGES), BASE_RECIPE)
+    out = paths.images / f"base-{BASE_SUITE}-{key}"
+    rootfs_tar = out / "rootfs.tar"
+    if not rootfs_tar.exists():
+        _debootstrap(out, rootfs_tar)
+    stamp = out / "buildah.stamp"
+    if not (stamp.exists() and _has_image(paths, BASE_IMAGE)):
+        log(f"committing {BASE_IMAGE}")
+        ctr = buildah(paths, "from", "scratch", capture=True)
+        try:
+            buildah(paths, "add", ctr, rootfs_tar, "/")
+            buildah(paths, "config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "--env", "LANG=C.UTF-8", "--cmd", '["python3"]', ctr)
+            buildah(paths, "commit", "--quiet", ctr, BASE_IMAGE)
+        finally:
+            buildah(paths, "rm", ctr)
+        stamp.write_text(key)
+    return key
+
+
+def _debootstrap(out: Path, rootfs_tar: Path) -> None:
+    mirror = debian_mirror()
+    rootfs = out / "rootfs"
+    log(f"debootstrap --variant=minbase {BASE_SUITE} (+{','.join(BASE_PACKAGES)}) from {mirror}")
+    shutil.rmtree(rootfs, ignore_errors=True)
+    rootfs.mkdir(parents=True)
+    run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+         BASE_SUITE, rootfs, mirror])
+    for rel in BASE_TRIM:
+        target = rootfs / rel
+        if target.is_dir():
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+    # /dev, /proc and /sys are provided by the runtime; device nodes do not belong in a layer.
+    tmp = rootfs_tar.with_suffix(".tmp")
+    run(["tar", "--numeric-owner", "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
+         "-C", rootfs, "-cf", tmp, "."])
+    tmp.rename(rootfs_tar)
+    shutil.rmtree(rootfs)
+
+
+def _requirements() -> list[str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    deps: list[str] = list(project["project"]["dependencies"])
+    return [*deps, "setuptools>=69", "wheel"]
+
+
+def build_wheelhouse(paths: Paths) -> Path:
+    """Wheels for the image's dependencies, fetched on the host (its pip config, proxy and CA apply)."""
+    reqs = _requirements()
+    out = paths.wheels / sha12(*reqs, f"py{sys.version_info.major}.{sys.version_info.minor}")
+    if (out / ".complete").exists():
+        return out
+    if sys.version_info[:2] != (3, 11):
+        log(f"warning: host python is {sys.version.split()[0]}; image python is 3.11, wheels may not fit")
+    log(f"pip wheel {len(reqs)} requirements into {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", out, *reqs])
+    (out / ".complete").write_text("\n".join(reqs))
+    return out
+
+
+def _stage_context(dest: Path) -> None:
+    """The build context: only what the Dockerfile copies (the same files a docker build would send)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    shutil.copy2(REPO / "pyproject.toml", dest)
+    for readme in REPO.glob("README*"):
+        shutil.copy2(readme, dest)
+    shutil.copytree(REPO / "operator", dest / "operator",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"))
+    shutil.copytree(REPO / "runner-image", dest / "runner-image")
+
+
+def _tree_digest(root: Path) -> str:
+    parts: list[bytes | str] = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        parts += [str(path.relative_to(root)), path.read_bytes()]
+    return sha12(*parts)
+
+
+def build_runner(paths: Paths) -> Path:
+    """Builds the project image if its inputs changed; returns its docker-archive."""
+    base_key = build_base(paths)
+    wheels = build_wheelhouse(paths)
+    context = paths.images / "runner-context"
+    _stage_context(context)
+    key = sha12(_tree_digest(context), base_key, wheels.name, RUNNER_IMAGE)
+    archive = paths.images / f"runner-{key}.tar"
+    if archive.exists() and _has_image(paths, RUNNER_IMAGE):
+        return archive
+    log(f"buildah bud {RUNNER_IMAGE} (context {key})")
+    buildah(paths, "bud", "--quiet", "--layers", "--pull=never", "--network=none",
+            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+            "--build-arg", "PIP_INSTALL_OPTS=--no-index --find-links /wheels",
+            "--volume", f"{wheels}:/wheels:ro",
+            "-f", context / "runner-image" / "Dockerfile", "-t", RUNNER_IMAGE, context)
+    for old in paths.images.glob("runner-*.tar"):
+        old.unlink()
+    _push_archive(paths, RUNNER_IMAGE, archive)
+    return archive
+
+
+def build_all(paths: Paths) -> dict[str, Path]:
+    return {PAUSE_IMAGE: build_pause(paths), RUNNER_IMAGE: build_runner(paths)}
