@@ -574,11 +574,11 @@ class _Parser:
     def _postfix(self, node: _Node) -> _Node:
         # Method calls chain on any value: plusDays(x, 1).format('YYYY').
         while self._peek().kind is _Kind.DOT:
-            self._next()
-            name = self._expect(_Kind.NAME, "(a function name) after \".\"")
-            if "." in name.text or self._peek().kind is not _Kind.LPAREN:
+            dot = self._next()
+            name = self._next()
+            if name.kind is not _Kind.NAME or "." in name.text or self._peek().kind is not _Kind.LPAREN:
                 raise ExpressionError(
-                    f'expected a function call after "." at {_column(name.position)}, found "{name.text}"',
+                    f'expected a function call after the "." at {_column(dot.position)}, found {name.shown()}',
                     name.position)
             node = self._call(name.text, name.position, (node,))
         return node
@@ -605,7 +605,18 @@ class _Parser:
             raise ExpressionError(
                 f"{name} takes {spec.arity} {noun} ({', '.join(p.value for p in spec.params)}), "
                 f"got {len(args)}{method} at {_column(position)}", position)
+        _check_literal_pattern(name, args)
         return _Call(name, tuple(args), position)
+
+
+def _check_literal_pattern(name: str, args: list[_Node]) -> None:
+    """A format pattern written as a literal is checked now, so a typo fails at submission, not at run time."""
+    if name != "format" or not isinstance(pattern := args[1], _Literal) or not isinstance(pattern.value, str):
+        return
+    try:
+        jodatime.compile_pattern(pattern.value)
+    except jodatime.PatternError as exc:
+        raise ExpressionError(f"format pattern at {_column(pattern.position)}: {exc}", pattern.position) from None
 
 
 def _function(name: str, position: int) -> FunctionSpec:

@@ -73,6 +73,13 @@ def _both_folds(naive: datetime, zone: ZoneInfo) -> list[datetime]:
     return [first, second] if second > first else [first]
 
 
+def _slack(naive: datetime, zone: ZoneInfo) -> timedelta:
+    """How far local and UTC order may disagree near ``naive``: the DST shift within a few hours, else 0."""
+    before = (naive - _DST_SLACK).replace(tzinfo=zone).utcoffset() or timedelta(0)
+    after = (naive + _DST_SLACK).replace(tzinfo=zone).utcoffset() or timedelta(0)
+    return abs(after - before) + (timedelta(hours=1) if after != before else timedelta(0))
+
+
 def _local_naive(moment: datetime, zone: ZoneInfo) -> datetime:
     return moment.astimezone(zone).replace(tzinfo=None)
 
@@ -100,7 +107,8 @@ def cron_fire_times(expression: str, zone_name: str, after: datetime, inclusive:
     after = _utc(after)
     six = len(cron_fields(expression)) == 6
     both = _hour_is_wildcard(expression)
-    origin = _local_naive(after, zone) - _DST_SLACK
+    origin = _local_naive(after, zone)
+    origin -= _slack(origin, zone)
     try:
         it = croniter(expression, origin - timedelta(microseconds=1), second_at_beginning=six)
     except (ValueError, KeyError) as error:
@@ -116,7 +124,7 @@ def cron_fire_times(expression: str, zone_name: str, after: datetime, inclusive:
         for candidate in candidates:
             heapq.heappush(heap, candidate)
         # Anything later from croniter is at least this late in UTC.
-        floor = naive.replace(tzinfo=UTC) - zone.utcoffset(naive) - _DST_SLACK  # type: ignore[operator]
+        floor = to_utc_local(naive, zone) - _slack(naive, zone)
         while heap and heap[0] < floor:
             moment = heapq.heappop(heap)
             if (moment < after if inclusive else moment <= after) or (last is not None and moment <= last):
@@ -292,7 +300,7 @@ def plan(schedule: Schedule, schedule_type: str, *, start: datetime, cursor: dat
     if waiting and skipped:
         held = due[len(create)].start
         newest = [m for m in newest if m < held]
-    new_cursor = max(newest) if newest else cursor
+    new_cursor: datetime | None = max(newest) if newest else cursor
     if waiting:
         next_run = due[len(create)].run_time(schedule_type)
     else:
