@@ -301,6 +301,7 @@ def plan(schedule: Schedule, schedule_type: str, *, start: datetime, cursor: dat
         held = due[len(create)].start
         newest = [m for m in newest if m < held]
     new_cursor: datetime | None = max(newest) if newest else cursor
+    next_run: datetime | None
     if waiting:
         next_run = due[len(create)].run_time(schedule_type)
     else:

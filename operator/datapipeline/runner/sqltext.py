@@ -31,7 +31,7 @@ def _segments(sql: str) -> Iterator[tuple[bool, str]]:
                     break
                 j += 1
             end = min(j + 1, n)
-        elif c == "-" and sql.startswith("--", i) or c == "#" and False:
+        elif c == "-" and sql.startswith("--", i):
             j = sql.find("\n", i)
             end = n if j < 0 else j
         elif c == "/" and sql.startswith("/*", i):
