@@ -1,0 +1,1 @@
+"""Activity handlers: one module per AWS activity type."""
