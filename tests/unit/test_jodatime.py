@@ -6,9 +6,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from datapipeline.core.jodatime import (
     Field,
     Literal,
@@ -17,6 +14,8 @@ from datapipeline.core.jodatime import (
     format_datetime,
     parse_datetime,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # The guide's example instant: May 24, 2011 @ 5:10 pm GMT (a Tuesday, day 144).
 MAY24 = datetime(2011, 5, 24, 17, 10, 0, 123456, tzinfo=UTC)
@@ -138,7 +137,7 @@ def test_each_letter(pattern: str, expected: str) -> None:
     [(0, "12", "0", "24", "AM"), (1, "1", "1", "1", "AM"), (11, "11", "11", "11", "AM"),
      (12, "12", "0", "12", "PM"), (13, "1", "1", "13", "PM"), (23, "11", "11", "23", "PM")],
 )
-def test_hour_fields_around_noon_and_midnight(hour: int, h: str, K: str, k: str, a: str) -> None:  # noqa: N803
+def test_hour_fields_around_noon_and_midnight(hour: int, h: str, K: str, k: str, a: str) -> None:
     dt = MAY24.replace(hour=hour)
     assert format_datetime(dt, "h|K|k|a") == f"{h}|{K}|{k}|{a}"
 

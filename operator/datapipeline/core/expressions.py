@@ -664,6 +664,8 @@ def _broadcast(apply: Callable[[list[Value]], Value], args: list[Value], positio
 
 
 _INTEGER_RE = re.compile(r"\s*[+-]?\d+\s*")
+# Decimal notation only: Python's float() would also take "nan", "inf" and "1_000".
+_DOUBLE_RE = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
 
 
 def _coerce(value: Value, expected: ArgType, function: str, index: int, position: int) -> Value:
@@ -695,11 +697,8 @@ def _number(value: Value, op: str, position: int) -> int | float:
     """An arithmetic operand; numeric Strings (a String parameter holding "30") count as numbers."""
     if isinstance(value, int | float):
         return value
-    if isinstance(value, str):
-        try:
-            return int(value) if _INTEGER_RE.fullmatch(value) else float(value)
-        except ValueError:
-            pass
+    if isinstance(value, str) and _DOUBLE_RE.fullmatch(value):
+        return int(value) if _INTEGER_RE.fullmatch(value) else float(value)
     raise ExpressionError(f'operator "{op}" at {_column(position)} needs numbers, got {_describe(value)}',
                           position)
 
