@@ -61,7 +61,7 @@ def _f(name: str, kind: Kind, doc: str, *, refs: tuple[str, ...] = (), enum: tup
     return FieldSpec(name, kind, doc, refs, enum, required)
 
 
-S, I, B, D, L = Kind.STRING, Kind.INT, Kind.BOOL, Kind.DURATION, Kind.STRINGS
+S, INT, B, D, L = Kind.STRING, Kind.INT, Kind.BOOL, Kind.DURATION, Kind.STRINGS
 
 # Sections of Pipeline.spec that hold named objects, in the order they are documented.
 SECTIONS: tuple[str, ...] = (
@@ -90,7 +90,7 @@ ACTIVITY_COMMON: tuple[FieldSpec, ...] = (
        refs=("computeProfiles", "clusterProfiles")),
     _f("workerGroup", S, "Routes the activity to runners of this worker group (a node label "
        "`datapipeline.io/worker-group`); runsOn wins when both are set."),
-    _f("maximumRetries", I, "How many times a failed attempt is retried (default 2, like AWS)."),
+    _f("maximumRetries", INT, "How many times a failed attempt is retried (default 2, like AWS)."),
     _f("retryDelay", D, "Wait between a failed attempt and the next (default 10 minutes)."),
     _f("attemptTimeout", D, "An attempt running longer than this is stopped and counts as failed."),
     _f("lateAfterTimeout", D, "Time after the scheduled start by which the activity must have started; "
@@ -102,7 +102,7 @@ ACTIVITY_COMMON: tuple[FieldSpec, ...] = (
        refs=ACTIONS),
     _f("failureAndRerunMode", S, "cascade: a failure marks downstream activities CASCADE_FAILED and a rerun "
        "reruns downstream; none: they stay waiting.", enum=("none", "cascade")),
-    _f("maxActiveInstances", I, "How many runs may execute this activity at the same time."),
+    _f("maxActiveInstances", INT, "How many runs may execute this activity at the same time."),
     _f("pipelineLogUri", S, "S3 URI under which each attempt's log is kept after its pod is gone."),
 )
 
@@ -149,7 +149,7 @@ DATABASE_COMMON: tuple[FieldSpec, ...] = (
 PRECONDITION_COMMON: tuple[FieldSpec, ...] = (
     _f("preconditionTimeout", D, "Give up (the precondition fails) when it has not held by this long after "
        "the check began."),
-    _f("maximumRetries", I, "How many times a failed check is retried."),
+    _f("maximumRetries", INT, "How many times a failed check is retried."),
     _f("retryDelay", D, "Wait between two checks (default 1 minute)."),
     _f("attemptTimeout", D, "A check running longer than this is stopped."),
     _f("runsOn", Kind.REF, "Compute profile the check runs on.", refs=("computeProfiles",)),
@@ -315,7 +315,7 @@ _TYPES: tuple[TypeSpec, ...] = (
               _f("applications", L, "Applications expected in the image (Spark, Hive, Pig, Hadoop)."),
               _f("driverCpu", S, "CPU of the driver pod."),
               _f("driverMemory", S, "Memory of the driver pod."),
-              _f("executorInstances", I, "Number of executors (coreInstanceCount)."),
+              _f("executorInstances", INT, "Number of executors (coreInstanceCount)."),
               _f("executorCpu", S, "CPU per executor."),
               _f("executorMemory", S, "Memory per executor."),
               _f("bootstrapAction", L, "Commands run in the driver before the activity."),
@@ -355,7 +355,7 @@ SCHEDULE_FIELDS: tuple[FieldSpec, ...] = (
     _f("startAt", S, "FIRST_ACTIVATION_DATE_TIME: start when the pipeline is first activated.",
        enum=("FIRST_ACTIVATION_DATE_TIME",)),
     _f("endDateTime", S, "No interval starts at or after this time."),
-    _f("occurrences", I, "How many intervals in all."),
+    _f("occurrences", INT, "How many intervals in all."),
 )
 
 PARAMETER_FIELDS: tuple[FieldSpec, ...] = (
@@ -370,9 +370,7 @@ PARAMETER_FIELDS: tuple[FieldSpec, ...] = (
 )
 
 # Activity defaults: the AWS Default object. Only activity fields are inherited.
-DEFAULTS_FIELDS: tuple[FieldSpec, ...] = tuple(
-    f for f in ACTIVITY_COMMON if f.name not in ("dependsOn", "input", "output")
-) + (_f("vars", Kind.MAP, "User-defined fields every object inherits."),)
+DEFAULTS_FIELDS: tuple[FieldSpec, ...] = (*tuple(f for f in ACTIVITY_COMMON if f.name not in ("dependsOn", "input", "output")), _f("vars", Kind.MAP, "User-defined fields every object inherits."))
 
 
 def types_in(section: str) -> list[TypeSpec]:

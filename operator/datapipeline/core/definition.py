@@ -9,12 +9,13 @@ sees them all at once (``spec.activities[2].dependsOn[0]: no activity named
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
+from croniter.croniter import CroniterBadDateError
 
 from datapipeline.core import catalog
 from datapipeline.core.catalog import COMMON_FIELDS, SECTIONS, TYPES, FieldSpec, Kind, TypeSpec
@@ -33,6 +34,12 @@ from datapipeline.core.model import (
     Schedule,
 )
 from datapipeline.core.problems import Collector, DefinitionError, Problem, did_you_mean
+
+PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
+BIG_DATA_ACTIVITIES = ("EmrActivity", "HiveActivity", "HiveCopyActivity", "PigActivity", "HadoopActivity")
+COPY_NODE_TYPES = ("S3DataNode", "SqlDataNode", "MySqlDataNode")
+# Fields AWS users write inline that must be Secret references here.
+INLINE_SECRETS = {"password": "passwordSecret", "*password": "passwordSecret"}
 
 API_VERSION = "datapipeline.io/v1alpha1"
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")

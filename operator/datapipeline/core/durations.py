@@ -17,6 +17,8 @@ _UNITS = {
 }
 _AWS_FORM = re.compile(r"^\s*(\d+)\s*([A-Za-z]+)\s*$")
 _SHORT_FORM = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# Longest period or duration accepted; anything larger is a typo (and would overflow timedelta).
+MAX_DAYS = 100 * 366
 
 
 class DurationError(ValueError):
@@ -46,27 +48,44 @@ class Period:
 
 def parse_period(text: str) -> Period:
     """Parse "15 minutes", "1 day", "2 weeks", "1 month" (and "90s", "1h")."""
+    if not isinstance(text, str):
+        raise DurationError(f'{text!r} is not a duration; write it like "15 minutes", "2 hours" or "1h30m"')
     match = _AWS_FORM.match(text)
     if match:
         count, unit_word = int(match.group(1)), match.group(2).lower()
         unit = _UNITS.get(unit_word)
         if unit is None:
             raise DurationError(
-                f'unknown unit "{unit_word}" in "{text}"; use seconds, minutes, hours, days, weeks, months or years'
+                f'unknown unit "{match.group(2)}" in "{text}"; use seconds, minutes, hours, days, weeks, months '
+                "or years"
             )
         if count <= 0:
             raise DurationError(f'"{text}" must be greater than zero')
-        return Period(count, unit)
+        period = Period(count, unit)
+        if _days(period) > MAX_DAYS:
+            raise DurationError(f'"{text}" is too long; at most {MAX_DAYS // 366} years')
+        return period
     delta = _parse_short(text)
     if delta is None:
         raise DurationError(f'"{text}" is not a duration; write it like "15 minutes", "2 hours" or "1h30m"')
     return Period(int(delta.total_seconds()), "seconds")
 
 
-def parse_duration(text: str) -> timedelta:
-    """Parse a fixed duration ("10 minutes", "2 hours", "1h30m", "45s")."""
+def _days(period: Period) -> float:
+    per_unit = {"seconds": 1 / 86400, "minutes": 1 / 1440, "hours": 1 / 24, "days": 1, "weeks": 7, "months": 30.5,
+                "years": 365.25}
+    return period.count * per_unit[period.unit]
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """Parse a fixed duration ("10 minutes", "2 hours", "1h30m", "45s"); a bare number is seconds."""
     if isinstance(text, int | float) and not isinstance(text, bool):
+        if not (0 < text <= MAX_DAYS * 86400):  # also false for NaN
+            raise DurationError(f"{text} seconds is not a duration: it must be greater than zero and at most "
+                                f"{MAX_DAYS // 366} years")
         return timedelta(seconds=text)
+    if not isinstance(text, str):
+        raise DurationError(f'{text!r} is not a duration; write it like "10 minutes", "2 hours" or "1h30m"')
     short = _parse_short(text)
     if short is not None:
         return short
@@ -81,6 +100,8 @@ def _parse_short(text: str) -> timedelta | None:
     if not match or not any(match.groups()):
         return None
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    if days + (hours / 24) + (minutes / 1440) + (seconds / 86400) > MAX_DAYS:
+        raise DurationError(f'"{text}" is too long; at most {MAX_DAYS // 366} years')
     delta = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     if delta <= timedelta(0):
         raise DurationError(f'"{text}" must be greater than zero')

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -226,7 +226,5 @@ class S3:
             self.client.copy({"Bucket": src.bucket, "Key": src.key}, dst.bucket, dst.key, Config=TRANSFER)
 
     def delete(self, url: S3Url) -> None:
-        try:
+        with suppress(ClientError, BotoCoreError):  # best-effort cleanup of a failed attempt's outputs
             self.client.delete_object(Bucket=url.bucket, Key=url.key)
-        except (ClientError, BotoCoreError):
-            pass  # best-effort cleanup of a failed attempt's outputs

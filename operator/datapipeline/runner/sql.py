@@ -13,7 +13,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -259,10 +259,8 @@ class Database:
                 self.conn.rollback()
         except Exception:  # the connection may already be broken; closing is all that is left
             pass
-        try:
+        with suppress(Exception):
             self.conn.close()
-        except Exception:
-            pass
 
 
 class Postgres(Database):

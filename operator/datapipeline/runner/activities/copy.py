@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datapipeline.core.task import DataNodeSpec, TaskResult
 from datapipeline.runner.context import Context
-from datapipeline.runner.errors import InvalidTask
+from datapipeline.runner.errors import InvalidTask, TaskError
 from datapipeline.runner.log import get
 from datapipeline.runner.nodes import (
     S3_TYPES,
@@ -69,7 +69,7 @@ def _server_side(ctx: Context, src: DataNodeSpec, dst: DataNodeSpec) -> TaskResu
             where = f"input {src.name!r} ({f})"
             head = ctx.s3.head(f, where)
             if head is None:
-                ctx.s3.copy(f, target, where)  # raises the S3 error naming the missing object
+                raise TaskError("S3.NoSuchKey", f"{where}: object {f} does not exist")
             ctx.s3.copy(f, target, f"output {dst.name!r} ({target})")
             written.append(target)
             total += int((head or {}).get("ContentLength", 0))
@@ -128,7 +128,7 @@ def _to_sql(ctx: Context, src: DataNodeSpec, dst: DataNodeSpec) -> TaskResult:
         sink.close()  # rolls back unless committed
     p = ctx.progress
     log.info("loaded %d rows into %s (committed)", n, sink.table or "insertQuery")
-    return TaskResult("FINISHED", rows_read=p.rows_read, rows_written=n, bytes=ctx.s3.bytes_read[0] or None)
+    return TaskResult("FINISHED", rows_read=p.rows_read, rows_written=n, bytes=(ctx._s3.bytes_read[0] or None) if ctx._s3 else None)
 
 
 def _cleanup(ctx: Context, written: list[S3Url]) -> None:
