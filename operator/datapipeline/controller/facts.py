@@ -1,0 +1,97 @@
+"""Turn Job and Pod objects (plain dicts, as the API returns them) into the state machine's JobFacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from datapipeline.core.runstate import JobFact
+from datapipeline.core.task import TaskResult
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for cond in (job.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or ():
+        state = status.get("state") or {}
+        if state.get("terminated"):
+            return dict(state["terminated"])
+    return None
+
+
+def _pod_running(pod: Mapping[str, Any]) -> bool:
+    for status in (pod.get("status") or {}).get("containerStatuses") or ():
+        if (status.get("state") or {}).get("running"):
+            return True
+    return False
+
+
+def pod_job_name(pod: Mapping[str, Any]) -> str | None:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    name = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
+    return str(name) if name else None
+
+
+def job_fact(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]] = ()) -> JobFact:
+    """One Job with its pods (any order) as a JobFact: state, times, exit code, runner's result."""
+    name = str(job["metadata"]["name"])
+    status = job.get("status") or {}
+    started = _time(status.get("startTime"))
+    pods = list(pods)
+    pods.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
+    terminated = next((t for t in (_terminated(p) for p in reversed(pods)) if t), None)
+    exit_code = terminated.get("exitCode") if terminated else None
+    result: TaskResult | None = None
+    message = terminated.get("message") if terminated else None
+    if message:
+        try:
+            result = TaskResult.from_json(str(message))
+        except (ValueError, TypeError, KeyError):
+            result = TaskResult("FAILED", error_id="Runner", error_message=str(message)[:200])
+    complete = _condition(job, "Complete") or (_condition(job, "SuccessCriteriaMet") if status.get("succeeded")
+                                               else None)
+    failed = _condition(job, "Failed")
+    if complete is not None or ((status.get("succeeded") or 0) > 0 and failed is None):
+        return JobFact(name, "succeeded", started=started, finished=_time(status.get("completionTime"))
+                       or _time((complete or {}).get("lastTransitionTime")), exit_code=exit_code or 0, result=result)
+    if failed is not None:
+        reason = failed.get("reason")
+        finished = _time(failed.get("lastTransitionTime")) or (_time(terminated.get("finishedAt")) if terminated
+                                                               else None)
+        return JobFact(name, "failed", started=started, finished=finished, exit_code=exit_code, reason=reason,
+                       result=result)
+    # A pod that terminated while the Job has not yet caught up: report what the pod says.
+    if terminated is not None and (status.get("active") or 0) == 0 and (status.get("failed") or 0) > 0:
+        return JobFact(name, "failed", started=started, finished=_time(terminated.get("finishedAt")),
+                       exit_code=exit_code, reason=terminated.get("reason"), result=result)
+    running = (status.get("ready") or 0) > 0 or any(_pod_running(p) for p in pods)
+    return JobFact(name, "active", started=started, running=running)
+
+
+def job_facts(jobs: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> dict[str, JobFact]:
+    by_job: dict[str, list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        owner = pod_job_name(pod)
+        if owner:
+            by_job.setdefault(owner, []).append(pod)
+    facts = {}
+    for job in jobs:
+        if (job.get("metadata") or {}).get("deletionTimestamp"):
+            continue  # being deleted: treat as gone
+        fact = job_fact(job, by_job.get(str(job["metadata"]["name"]), ()))
+        facts[fact.name] = fact
+    return facts

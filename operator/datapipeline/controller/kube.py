@@ -1,0 +1,162 @@
+"""Thin, synchronous Kubernetes API calls (run in a thread from the async handlers).
+
+Every write is idempotent: creating what exists and deleting what is gone both succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes import config as _config
+from kubernetes.client.exceptions import ApiException
+
+from datapipeline.k8s.jobs import GROUP, LABEL_PIPELINE, LABEL_RUN, VERSION, label_value
+
+config: Any = _config
+_client: Any = None
+
+
+def load() -> None:
+    global _client
+    if _client is not None:
+        return
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    _client = client.ApiClient()
+
+
+def _api() -> Any:
+    load()
+    assert _client is not None
+    return _client
+
+
+def custom() -> Any:
+    return client.CustomObjectsApi(_api())
+
+
+def batch() -> Any:
+    return client.BatchV1Api(_api())
+
+
+def core() -> Any:
+    return client.CoreV1Api(_api())
+
+
+def _plain(obj: Any) -> Any:
+    return _api().sanitize_for_serialization(obj)
+
+
+# ---------------------------------------------------------------------------- custom resources
+def get_object(namespace: str, plural: str, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(custom().get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def list_runs(namespace: str, pipeline: str | None = None) -> list[dict[str, Any]]:
+    selector = f"{LABEL_PIPELINE}={label_value(pipeline)}" if pipeline else None
+    kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
+    result = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, "pipelineruns", **kwargs)
+    return list(result.get("items") or [])
+
+
+def create_object(namespace: str, plural: str, body: Mapping[str, Any]) -> bool:
+    """True if created, False if it already existed."""
+    try:
+        custom().create_namespaced_custom_object(GROUP, VERSION, namespace, plural, dict(body))
+        return True
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise
+
+
+def delete_object(namespace: str, plural: str, name: str) -> None:
+    try:
+        custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name,
+                                                 body=client.V1DeleteOptions(propagation_policy="Background"))
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+def patch_status(namespace: str, plural: str, name: str, status: Mapping[str, Any]) -> None:
+    custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name,
+                                                   {"status": dict(status)})
+
+
+def patch_spec(namespace: str, plural: str, name: str, patch: Mapping[str, Any]) -> None:
+    """For the CLI only: the operator never writes a spec."""
+    custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, dict(patch))
+
+
+# ---------------------------------------------------------------------------- jobs and pods
+def list_jobs(namespace: str, run: str) -> list[dict[str, Any]]:
+    result = batch().list_namespaced_job(namespace, label_selector=f"{LABEL_RUN}={label_value(run)}")
+    return [_plain(j) for j in result.items]
+
+
+def list_pods(namespace: str, run: str) -> list[dict[str, Any]]:
+    result = core().list_namespaced_pod(namespace, label_selector=f"{LABEL_RUN}={label_value(run)}")
+    return [_plain(p) for p in result.items]
+
+
+def create_job(namespace: str, manifest: Mapping[str, Any]) -> bool:
+    try:
+        batch().create_namespaced_job(namespace, dict(manifest))
+        return True
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise
+
+
+def delete_job(namespace: str, name: str) -> None:
+    try:
+        batch().delete_namespaced_job(name, namespace, propagation_policy="Background")
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+# ---------------------------------------------------------------------------- definition snapshot
+def ensure_snapshot(namespace: str, name: str, owner_ref: Mapping[str, Any], spec: Mapping[str, Any],
+                    generation: int) -> tuple[dict[str, Any], int]:
+    """The run's frozen copy of the Pipeline spec (ConfigMap ``<name>``); created once, then only read."""
+    api = core()
+    body = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "ownerReferences": [dict(owner_ref)],
+                     "labels": {"app.kubernetes.io/managed-by": "kube-datapipeline"}},
+        "data": {"spec.json": json.dumps(spec, sort_keys=True, default=str), "generation": str(generation)},
+    }
+    try:
+        api.create_namespaced_config_map(namespace, body)
+        return dict(spec), generation
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    existing = api.read_namespaced_config_map(name, namespace)
+    data = existing.data or {}
+    return json.loads(data.get("spec.json") or "{}"), int(data.get("generation") or 0)
+
+
+def read_snapshot(namespace: str, name: str) -> tuple[dict[str, Any], int] | None:
+    try:
+        existing = core().read_namespaced_config_map(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    data = existing.data or {}
+    return json.loads(data.get("spec.json") or "{}"), int(data.get("generation") or 0)

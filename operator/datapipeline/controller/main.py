@@ -1,0 +1,45 @@
+"""``datapipeline-operator``: run the kopf operator (cluster-wide, or the namespaces in DATAPIPELINE_NAMESPACES)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import kopf
+
+from datapipeline.controller import metrics, pipelines, runs  # noqa: F401 - registers the handlers
+from datapipeline.controller.settings import SETTINGS
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Progress and diff-base in annotations: nothing in status that the CRD schema does not know.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="datapipeline.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="datapipeline.io",
+                                                                           key="last-handled-configuration")
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    if SETTINGS.webhook:
+        settings.admission.server = kopf.WebhookServer(port=SETTINGS.webhook_port, host=SETTINGS.webhook_host)
+        settings.admission.managed = "datapipeline.io"
+    metrics.serve(SETTINGS.metrics_port)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="datapipeline-operator", description=__doc__)
+    parser.add_argument("--namespace", "-n", action="append", default=[], help="watch only these namespaces")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    namespaces = args.namespace or list(SETTINGS.namespaces)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    liveness = f"http://0.0.0.0:{SETTINGS.liveness_port}/healthz" if SETTINGS.liveness_port else None
+    kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=SETTINGS.standalone,
+             liveness_endpoint=liveness)
+
+
+if __name__ == "__main__":
+    main()

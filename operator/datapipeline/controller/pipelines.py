@@ -1,0 +1,222 @@
+"""Pipeline → PipelineRuns: a kopf timer per Pipeline creates the runs that are due.
+
+Run names are deterministic (``<pipeline>-<UTC stamp>``), so a restart or a second replica can only
+hit ``AlreadyExists``. The scheduling cursor (``status.lastScheduledTime``) is saved after the runs
+exist; a lost cursor is rebuilt from the newest existing scheduled run. The operator never writes a
+Pipeline's spec.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import kopf
+
+from datapipeline.controller import kube, metrics
+from datapipeline.controller.settings import SETTINGS
+from datapipeline.core.definition import parse_pipeline
+from datapipeline.core.model import PipelineDefinition
+from datapipeline.core.problems import DefinitionError
+from datapipeline.core.runstate import FINAL_PHASES, PHASE_FAILED, SUCCEEDED
+from datapipeline.core.schedule import (
+    effective_start,
+    format_time,
+    parse_time,
+    plan,
+    run_name,
+)
+from datapipeline.k8s.jobs import API_VERSION, GROUP, LABEL_PIPELINE, VERSION, label_value
+
+PLURAL = "pipelines"
+LABEL_TRIGGER = f"{GROUP}/trigger"
+LAST_TICK: dict[str, float] = {"scheduler": time.time()}
+
+
+def run_manifest(pipeline: str, namespace: str, start: datetime, end: datetime | None, trigger: str,
+                 name: str | None = None, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A PipelineRun for one interval (also used by the CLI)."""
+    spec: dict[str, Any] = {"pipelineRef": {"name": pipeline}, "scheduledStartTime": format_time(start),
+                            "trigger": trigger}
+    if end is not None:
+        spec["scheduledEndTime"] = format_time(end)
+    if values:
+        spec["values"] = dict(values)
+    return {
+        "apiVersion": API_VERSION, "kind": "PipelineRun",
+        "metadata": {"name": name or run_name(pipeline, start), "namespace": namespace,
+                     "labels": {LABEL_PIPELINE: label_value(pipeline), LABEL_TRIGGER: trigger}},
+        "spec": spec,
+    }
+
+
+def _valid_conditions(old: Mapping[str, Any], ok: bool, message: str, generation: Any,
+                      now: datetime) -> list[dict[str, Any]]:
+    previous = {c.get("type"): c for c in old.get("conditions") or ()}
+    out = []
+    for kind, value, reason in (("Valid", "True" if ok else "False", "Valid" if ok else "InvalidDefinition"),
+                                ("Ready", "True" if ok else "False", "Ready" if ok else "InvalidDefinition")):
+        before = previous.get(kind) or {}
+        out.append({"type": kind, "status": value, "reason": reason, "message": message[:2000],
+                    "observedGeneration": generation,
+                    "lastTransitionTime": before.get("lastTransitionTime") if before.get("status") == value
+                    and before.get("lastTransitionTime") else format_time(now)})
+    return out
+
+
+def _set(patch: kopf.Patch, status: Mapping[str, Any], key: str, value: Any) -> None:
+    if status.get(key) != value:
+        patch.status[key] = value
+
+
+def _when(run: Mapping[str, Any]) -> datetime:
+    spec = run.get("spec") or {}
+    text = spec.get("scheduledStartTime") or run["metadata"].get("creationTimestamp")
+    return parse_time(str(text))
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+def pipeline_changed(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
+    """Validate at once (the timer does the scheduling)."""
+    now = datetime.now(UTC)
+    try:
+        parse_pipeline(dict(spec))
+        ok, message = True, "the definition is valid"
+    except DefinitionError as error:
+        ok, message = False, "; ".join(str(p) for p in error.problems)
+    _set(patch, status, "conditions", _valid_conditions(status, ok, message, meta.get("generation"), now))
+    if not ok:
+        _set(patch, status, "health", "ERROR")
+    _set(patch, status, "observedGeneration", meta.get("generation"))
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.scheduler_interval, initial_delay=0.5)
+def schedule(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
+             body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | logging.LoggerAdapter[Any],
+             **_: Any) -> None:
+    LAST_TICK["scheduler"] = time.time()
+    namespace = namespace or "default"
+    now = datetime.now(UTC)
+    generation = meta.get("generation")
+    try:
+        definition = parse_pipeline(dict(spec))
+    except DefinitionError as error:
+        message = "; ".join(str(p) for p in error.problems)
+        _set(patch, status, "conditions", _valid_conditions(status, False, message, generation, now))
+        _set(patch, status, "health", "ERROR")
+        _set(patch, status, "nextRunTime", None)
+        return
+    _set(patch, status, "conditions", _valid_conditions(status, True, "the definition is valid", generation, now))
+    _set(patch, status, "observedGeneration", generation)
+    runs = kube.list_runs(namespace, name)
+    active = [r for r in runs if (r.get("status") or {}).get("phase") not in FINAL_PHASES]
+    _set(patch, status, "activeRuns", len(active))
+    metrics.ACTIVE_RUNS.labels(namespace, name).set(len(active))
+    _history(namespace, definition, runs, logger)
+    _last_run(patch, status, runs)
+    if not definition.activated:
+        _set(patch, status, "nextRunTime", None)
+        _set(patch, status, "activationTime", None)
+        metrics.QUEUE_DEPTH.labels(namespace, name).set(0)
+        return
+    if not status.get("activatedAt") or not status.get("activationTime"):
+        # Persist the activation first: run names derive from it, so they must survive a restart.
+        _set(patch, status, "activatedAt", status.get("activatedAt") or format_time(now))
+        _set(patch, status, "activationTime", status.get("activationTime") or format_time(now))
+        return
+    activated_at = parse_time(str(status["activatedAt"]))
+    if definition.schedule_type == "ondemand" or definition.schedule is None:
+        activation = parse_time(str(status["activationTime"]))
+        if status.get("lastScheduledTime") != format_time(activation):
+            body_run = run_manifest(name, namespace, activation, None, "OnDemand")
+            kopf.adopt(body_run, owner=cast(Any, body))
+            if kube.create_object(namespace, "pipelineruns", body_run):
+                metrics.RUNS_CREATED.labels(namespace, name).inc()
+                kopf.info(cast(Any, body), reason="RunCreated", message=f"on-demand run {body_run['metadata']['name']}")
+            _set(patch, status, "lastScheduledTime", format_time(activation))
+        _set(patch, status, "nextRunTime", None)
+        return
+    start = effective_start(definition.schedule, activated_at)
+    assert start is not None
+    cursor = _cursor(status, runs)
+    decision = plan(definition.schedule, definition.schedule_type, start=start, cursor=cursor, now=now,
+                    missed_run_policy=definition.missed_run_policy, active_runs=len(active),
+                    max_active_runs=definition.max_active_runs, grace=SETTINGS.missed_grace)
+    for interval in decision.create:
+        body_run = run_manifest(name, namespace, interval.start, interval.end, "Scheduled")
+        kopf.adopt(body_run, owner=cast(Any, body))
+        if kube.create_object(namespace, "pipelineruns", body_run):
+            metrics.RUNS_CREATED.labels(namespace, name).inc()
+            due = interval.run_time(definition.schedule_type)
+            metrics.SCHEDULE_LAG.labels(namespace, name).observe(max(0.0, (now - due).total_seconds()))
+            kopf.info(cast(Any, body), reason="RunCreated", message=f"run {body_run['metadata']['name']} for "
+                      f"{format_time(interval.start)}")
+    if decision.skipped:
+        kopf.warn(cast(Any, body), reason="RunsSkipped", message=f"{len(decision.skipped)} missed interval(s) "
+                  f"skipped by missedRunPolicy {definition.missed_run_policy}, from "
+                  f"{format_time(decision.skipped[0].start)} to {format_time(decision.skipped[-1].start)}")
+    if decision.cursor is not None:
+        _set(patch, status, "lastScheduledTime", format_time(decision.cursor))
+    _set(patch, status, "nextRunTime", format_time(decision.next_run_time) if decision.next_run_time else None)
+    _set(patch, status, "queueDepth", decision.waiting)
+    metrics.QUEUE_DEPTH.labels(namespace, name).set(decision.waiting)
+
+
+def _cursor(status: Mapping[str, Any], runs: list[dict[str, Any]]) -> datetime | None:
+    cursor = parse_time(str(status["lastScheduledTime"])) if status.get("lastScheduledTime") else None
+    for run in runs:
+        if (run.get("spec") or {}).get("trigger") == "Scheduled":
+            when = _when(run)
+            if cursor is None or when > cursor:
+                cursor = when
+    return cursor
+
+
+def _last_run(patch: kopf.Patch, status: Mapping[str, Any], runs: list[dict[str, Any]]) -> None:
+    if not runs:
+        return
+    newest = max(runs, key=lambda r: (_when(r), r["metadata"].get("creationTimestamp") or ""))
+    phase = (newest.get("status") or {}).get("phase") or "Pending"
+    _set(patch, status, "lastRun", {"name": newest["metadata"]["name"], "status": phase})
+    finished = [r for r in runs if (r.get("status") or {}).get("phase") in FINAL_PHASES]
+    if finished:
+        latest = max(finished, key=_when)
+        health = "ERROR" if (latest.get("status") or {}).get("phase") == PHASE_FAILED else "HEALTHY"
+        _set(patch, status, "health", health)
+    elif not status.get("health"):
+        _set(patch, status, "health", "HEALTHY")
+
+
+def _history(namespace: str, definition: PipelineDefinition, runs: list[dict[str, Any]],
+             logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+    """Keep the newest N succeeded and N failed/cancelled runs; delete older finished ones."""
+    succeeded = sorted((r for r in runs if (r.get("status") or {}).get("phase") == SUCCEEDED), key=_when)
+    failed = sorted((r for r in runs if (r.get("status") or {}).get("phase") in ("Failed", "Cancelled")), key=_when)
+    doomed = succeeded[: max(0, len(succeeded) - definition.successful_runs_history_limit)]
+    doomed += failed[: max(0, len(failed) - definition.failed_runs_history_limit)]
+    for run in doomed:
+        logger.info("history limit: deleting run %s", run["metadata"]["name"])
+        kube.delete_object(namespace, "pipelineruns", run["metadata"]["name"])
+        runs.remove(run)
+
+
+@kopf.on.probe(id="scheduler")
+def scheduler_probe(**_: Any) -> float:
+    """Seconds since the last scheduling pass (reported by the liveness endpoint)."""
+    return round(time.time() - LAST_TICK["scheduler"], 1)
+
+
+def validate_pipeline(spec: kopf.Spec, **_: Any) -> None:
+    try:
+        parse_pipeline(dict(spec))
+    except DefinitionError as error:
+        raise kopf.AdmissionError("; ".join(str(p) for p in error.problems)[:4000], code=422) from error
+
+
+if SETTINGS.webhook:
+    kopf.on.validate(GROUP, VERSION, PLURAL, id="validate-pipeline")(validate_pipeline)

@@ -1,0 +1,276 @@
+"""PipelineRun → Jobs: one kopf daemon per live run, woken by its Jobs' events.
+
+The daemon's loop reads the run, its frozen definition, its Jobs and pods; asks the pure
+:func:`~datapipeline.controller.step.step` what to do; creates/deletes Jobs (idempotently); and
+only then saves the new status. Killed anywhere in between, the next pass converges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import kopf
+
+from datapipeline.controller import kube, metrics
+from datapipeline.controller.facts import job_facts
+from datapipeline.controller.settings import SETTINGS
+from datapipeline.controller.step import merge_patch, step
+from datapipeline.core.definition import parse_pipeline
+from datapipeline.core.model import PipelineDefinition
+from datapipeline.core.problems import DefinitionError
+from datapipeline.core.resolve import RunContext
+from datapipeline.core.runstate import (
+    FINAL_PHASES,
+    PHASE_FAILED,
+    SUCCEEDED,
+    Rerun,
+    RunSpec,
+    RunState,
+)
+from datapipeline.core.schedule import format_time, interval_at, parse_time
+from datapipeline.k8s.jobs import GROUP, LABEL_ACTIVITY, LABEL_PIPELINE, LABEL_RUN, VERSION, Owner
+
+PLURAL = "pipelineruns"
+_WAKE: dict[tuple[str, str], asyncio.Event] = {}
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def wake(namespace: str, name: str) -> None:
+    event = _WAKE.get((namespace, name))
+    if event is not None:
+        event.set()
+
+
+# ---------------------------------------------------------------------------- filters
+def run_is_live(spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -> bool:
+    """The daemon runs while there is something to do: not final, or a request not yet handled."""
+    if meta.get("deletionTimestamp"):
+        return False
+    phase = status.get("phase")
+    if phase not in FINAL_PHASES:
+        return True
+    rerun = spec.get("rerun") or {}
+    if rerun.get("id") and str(rerun.get("id")) != str(status.get("handledRerun")):
+        return True
+    if spec.get("cancel") and phase != "Cancelled":
+        return True
+    handled = set(status.get("handledMarkFinished") or ())
+    return any(name not in handled for name in spec.get("markFinished") or ())
+
+
+# ---------------------------------------------------------------------------- handlers
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT})
+def job_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("kind") == "PipelineRun" and _LOOP is not None:
+            _LOOP.call_soon_threadsafe(wake, namespace or "", str(ref.get("name")))
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def run_spec_changed(name: str, namespace: str | None, **_: Any) -> None:
+    """cancel, rerun or markFinished changed: reconcile now (the daemon may also be started by its filter)."""
+    if _LOOP is not None:
+        _LOOP.call_soon_threadsafe(wake, namespace or "", name)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, when=run_is_live, cancellation_timeout=5.0)
+async def run_daemon(name: str, namespace: str | None, stopped: kopf.DaemonStopped,
+                     logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
+    global _LOOP
+    _LOOP = asyncio.get_running_loop()
+    namespace = namespace or "default"
+    key = (namespace, name)
+    event = _WAKE.setdefault(key, asyncio.Event())
+    cache: dict[str, Any] = {}
+    try:
+        while not stopped:
+            event.clear()
+            started = time.monotonic()
+            try:
+                wake_at = await asyncio.to_thread(reconcile_run, namespace, name, cache, logger)
+            except kopf.TemporaryError as error:
+                logger.warning("run %s: %s", name, error)
+                wake_at = datetime.now(UTC) + timedelta(seconds=error.delay or 5)
+            except Exception:
+                logger.exception("run %s: reconcile failed", name)
+                wake_at = datetime.now(UTC) + timedelta(seconds=5)
+            metrics.RECONCILE.observe(time.monotonic() - started)
+            delay = SETTINGS.resync_interval
+            if wake_at is not None:
+                delay = max(0.2, min(delay, (wake_at - datetime.now(UTC)).total_seconds() + 0.05))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=delay)
+    finally:
+        if _WAKE.get(key) is event:
+            del _WAKE[key]
+
+
+# ---------------------------------------------------------------------------- one pass
+def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
+                  logger: logging.Logger | logging.LoggerAdapter[Any]) -> datetime | None:
+    run = kube.get_object(namespace, PLURAL, name)
+    if run is None or run["metadata"].get("deletionTimestamp"):
+        return None
+    spec = run.get("spec") or {}
+    status = run.get("status") or {}
+    now = datetime.now(UTC)
+    pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
+    definition, generation, problem = _definition(run, namespace, pipeline, cache)
+    if definition is None:
+        new_status = {**status, "phase": PHASE_FAILED, "completionTime": status.get("completionTime") or format_time(now),
+                      "conditions": conditions(status, PHASE_FAILED, "InvalidDefinition", problem or "",
+                                               run["metadata"].get("generation"), now)}
+        patch = merge_patch(status, new_status)
+        if patch:
+            kube.patch_status(namespace, PLURAL, name, patch)
+            kopf.event(cast(Any, run), type="Warning", reason="InvalidDefinition", message=(problem or "")[:500])
+        return None
+    run_spec = run_spec_of(run, definition)
+    state = RunState.from_dict(status)
+    facts = job_facts(kube.list_jobs(namespace, name), kube.list_pods(namespace, name))
+    capacity = _capacity(namespace, pipeline, name, definition)
+    context = RunContext(pipeline=pipeline, run=name, scheduled_start=run_spec.scheduled_start,
+                         scheduled_end=run_spec.scheduled_end,
+                         trigger_time=_time(run["metadata"].get("creationTimestamp")),
+                         overrides=dict(spec.get("values") or {}))
+    owner = Owner(name=name, uid=str(run["metadata"]["uid"]))
+    result = step(definition, run_spec, state, facts, now, context=context, namespace=namespace, owner=owner,
+                  pipeline=pipeline, capacity=capacity)
+    for command, manifest in result.create:
+        if kube.create_job(namespace, manifest):
+            metrics.JOBS_CREATED.labels(namespace, command.kind).inc()
+    for delete in result.delete:
+        kube.delete_job(namespace, delete.name)
+    new_status = build_status(status, result.state, run, generation, now)
+    patch = merge_patch(status, new_status)
+    if patch:
+        kube.patch_status(namespace, PLURAL, name, patch)
+    for emit in result.events:
+        kopf.event(cast(Any, run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
+        _count(namespace, pipeline, emit.reason)
+    if result.state.phase in FINAL_PHASES and new_status.get("phase") != status.get("phase"):
+        metrics.RUNS.labels(namespace, pipeline, result.state.phase).inc()
+    return result.wake_at
+
+
+def _count(namespace: str, pipeline: str, reason: str) -> None:
+    outcome = {"ActivityFinished": "FINISHED", "AttemptFailed": "FAILED", "ActivityFailed": "FAILED"}.get(reason)
+    if outcome:
+        metrics.ATTEMPTS.labels(namespace, pipeline, outcome).inc()
+
+
+def _definition(run: Mapping[str, Any], namespace: str, pipeline: str,
+                cache: dict[str, Any]) -> tuple[PipelineDefinition | None, int, str | None]:
+    """The run's frozen definition: the Pipeline spec copied into a ConfigMap when the run first ran."""
+    if "definition" in cache:
+        return cache["definition"], cache["generation"], None
+    name = run["metadata"]["name"]
+    snapshot = kube.read_snapshot(namespace, name)
+    if snapshot is None:
+        source = kube.get_object(namespace, "pipelines", pipeline) if pipeline else None
+        if source is None:
+            return None, 0, f'no Pipeline named "{pipeline}" in namespace {namespace}'
+        owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PipelineRun", "name": name,
+                 "uid": run["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+        snapshot = kube.ensure_snapshot(namespace, name, owner, source.get("spec") or {},
+                                        int(source["metadata"].get("generation") or 0))
+    spec, generation = snapshot
+    try:
+        definition = parse_pipeline(spec)
+    except DefinitionError as error:
+        return None, generation, "; ".join(str(p) for p in error.problems)[:1000]
+    cache["definition"], cache["generation"] = definition, generation
+    return definition, generation, None
+
+
+def run_spec_of(run: Mapping[str, Any], definition: PipelineDefinition) -> RunSpec:
+    spec = run.get("spec") or {}
+    created = _time(run["metadata"].get("creationTimestamp")) or datetime.now(UTC)
+    start = _time(spec.get("scheduledStartTime")) or created
+    end = _time(spec.get("scheduledEndTime"))
+    if end is None:
+        interval = None
+        if definition.schedule is not None and (definition.schedule.cron or definition.schedule.period):
+            try:
+                interval = interval_at(definition.schedule, start, start)
+            except ValueError:
+                interval = None
+        end = interval.end if interval else start
+    rerun_raw = spec.get("rerun") or {}
+    rerun = None
+    if rerun_raw.get("id"):
+        rerun = Rerun(id=str(rerun_raw["id"]), activities=tuple(rerun_raw.get("activities") or ()),
+                      failed_only=bool(rerun_raw.get("failedOnly")), downstream=bool(rerun_raw.get("downstream")))
+    return RunSpec(name=run["metadata"]["name"], scheduled_start=start, scheduled_end=end,
+                   cancel=bool(spec.get("cancel")), rerun=rerun,
+                   mark_finished=tuple(str(n) for n in spec.get("markFinished") or ()))
+
+
+def _capacity(namespace: str, pipeline: str, run: str, definition: PipelineDefinition) -> dict[str, int]:
+    limited = {n: a.max_active_instances for n, a in definition.activities.items() if a.max_active_instances}
+    if not limited:
+        return {}
+    jobs = kube.batch().list_namespaced_job(namespace, label_selector=f"{LABEL_PIPELINE}={pipeline},"
+                                                                      "datapipeline.io/kind=activity")
+    busy: dict[str, int] = {}
+    for job in jobs.items:
+        labels = (job.metadata.labels if job.metadata else None) or {}
+        if labels.get(LABEL_RUN) == run or (job.status and (job.status.succeeded or job.status.failed)):
+            continue
+        activity = labels.get(LABEL_ACTIVITY, "")
+        busy[activity] = busy.get(activity, 0) + 1
+    return {n: int(limit) - busy.get(n, 0) for n, limit in limited.items() if limit}
+
+
+# ---------------------------------------------------------------------------- status
+def conditions(old: Mapping[str, Any], phase: str, reason: str, message: str, generation: Any,
+               now: datetime) -> list[dict[str, Any]]:
+    succeeded = "True" if phase == SUCCEEDED else "False" if phase in FINAL_PHASES else "Unknown"
+    ready = "True" if phase == SUCCEEDED else "False"
+    previous = {c.get("type"): c for c in old.get("conditions") or ()}
+    out = []
+    for kind, value in (("Ready", ready), ("Succeeded", succeeded)):
+        before = previous.get(kind) or {}
+        changed = before.get("status") != value
+        out.append({"type": kind, "status": value, "reason": reason, "message": message[:1000],
+                    "observedGeneration": generation,
+                    "lastTransitionTime": format_time(now) if changed or not before.get("lastTransitionTime")
+                    else before["lastTransitionTime"]})
+    return out
+
+
+def build_status(old: Mapping[str, Any], state: RunState, run: Mapping[str, Any], generation: int,
+                 now: datetime) -> dict[str, Any]:
+    data = state.to_dict()
+    phase = state.phase
+    failed = [n for n, a in state.activities.items() if a.status in ("FAILED", "TIMEDOUT", "CASCADE_FAILED")]
+    if phase == SUCCEEDED:
+        reason, message = "Succeeded", f"all {len(state.activities)} activities finished"
+    elif phase == PHASE_FAILED:
+        reason, message = "Failed", "failed: " + ", ".join(failed[:10])
+    elif phase == "Cancelled":
+        reason, message = "Cancelled", "the run was cancelled"
+    else:
+        reason, message = phase or "Pending", f"{state.progress()} activities finished"
+    status: dict[str, Any] = {
+        **data,
+        "pipelineGeneration": generation,
+        "observedGeneration": run["metadata"].get("generation"),
+        "definitionConfigMap": run["metadata"]["name"],
+        "conditions": conditions(old, phase, reason, message, run["metadata"].get("generation"), now),
+    }
+    return status
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_time(str(value))

@@ -1,0 +1,52 @@
+"""Operator settings from the environment (a fast clock for tests comes from here)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+def _float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...]  # empty: cluster-wide
+    scheduler_interval: float  # seconds between scheduling passes of a Pipeline
+    resync_interval: float  # a run is reconciled at least this often
+    missed_grace: timedelta  # missedRunPolicy Skip: a run due longer ago than this was missed
+    metrics_port: int  # 0: no metrics endpoint
+    liveness_port: int  # 0: no liveness endpoint
+    webhook: bool  # serve the validating webhook
+    webhook_host: str | None
+    webhook_port: int
+    standalone: bool
+
+
+def load() -> Settings:
+    namespaces = tuple(n.strip() for n in os.environ.get("DATAPIPELINE_NAMESPACES", "").split(",") if n.strip())
+    return Settings(
+        namespaces=namespaces,
+        scheduler_interval=_float("DATAPIPELINE_SCHEDULER_INTERVAL", 10.0),
+        resync_interval=_float("DATAPIPELINE_RESYNC_INTERVAL", 30.0),
+        missed_grace=timedelta(seconds=_float("DATAPIPELINE_MISSED_GRACE_SECONDS", 60.0)),
+        metrics_port=int(_float("DATAPIPELINE_METRICS_PORT", 8080)),
+        liveness_port=int(_float("DATAPIPELINE_LIVENESS_PORT", 8081)),
+        webhook=_bool("DATAPIPELINE_WEBHOOK", False),
+        webhook_host=os.environ.get("DATAPIPELINE_WEBHOOK_HOST") or None,
+        webhook_port=int(_float("DATAPIPELINE_WEBHOOK_PORT", 9443)),
+        standalone=_bool("DATAPIPELINE_STANDALONE", True),
+    )
+
+
+SETTINGS = load()

@@ -1,0 +1,179 @@
+"""The Kubernetes Job of one attempt, check or action: a pure function from resolved task to manifest.
+
+No API calls here. The controller creates what :func:`build_job_spec` returns; ``AlreadyExists``
+means an earlier pass created it (names are deterministic), which is fine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from datapipeline.core.model import PipelineDefinition, PipelineObject
+from datapipeline.core.resolve import SecretEnv
+from datapipeline.core.task import TASK_ENV, TERMINATION_LOG, TaskSpec
+
+GROUP = "datapipeline.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+LABEL_PIPELINE = f"{GROUP}/pipeline"
+LABEL_RUN = f"{GROUP}/run"
+LABEL_ACTIVITY = f"{GROUP}/activity"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+LABEL_KIND = f"{GROUP}/kind"
+LABEL_OBJECT = f"{GROUP}/object"
+ANNOTATION_OBJECT = f"{GROUP}/object"
+ANNOTATION_ACTIVITY = f"{GROUP}/activity"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "kube-datapipeline"}
+DEFAULT_IMAGE = "localhost/kube-datapipeline:dev"
+IMAGE_ENV = "DATAPIPELINE_RUNNER_IMAGE"
+RUNNER_COMMAND = ["datapipeline-runner"]
+HEADER_ENV_PREFIX = "DATAPIPELINE_HEADER_"
+RUNNER_UID = 10001
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The PipelineRun that owns the Job (garbage collection deletes the Job with it)."""
+
+    name: str
+    uid: str
+    kind: str = "PipelineRun"
+    api_version: str = API_VERSION
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
+                "controller": True, "blockOwnerDeletion": True}
+
+
+def label_value(text: str) -> str:
+    """A valid label value: at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric."""
+    value = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
+    return value.strip("-_.")
+
+
+def runner_image(definition: PipelineDefinition, environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return definition.runner_image or env.get(IMAGE_ENV) or DEFAULT_IMAGE
+
+
+def _profile(definition: PipelineDefinition, task: TaskSpec, activity: str | None) -> PipelineObject | None:
+    runs_on: str | None = None
+    if task.kind == "activity":
+        runs_on = definition.activities[task.name].runs_on
+    elif task.kind == "precondition":
+        runs_on = definition.objects["preconditions"][task.name].get("runsOn")
+    elif activity and activity in definition.activities:
+        runs_on = definition.activities[activity].runs_on
+    if not runs_on:
+        return None
+    return definition.find(runs_on, ("computeProfiles", "clusterProfiles"))
+
+
+def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, task: TaskSpec,
+                   definition: PipelineDefinition, activity: str, secrets: Sequence[SecretEnv] = (),
+                   deadline: timedelta | None = None, environ: Mapping[str, str] | None = None,
+                   extra_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The batch/v1 Job for one task. ``secrets`` become ``secretKeyRef`` env vars (never read here)."""
+    profile = _profile(definition, task, activity)
+    image = runner_image(definition, environ)
+    if profile is not None and profile.get("image"):
+        image = str(profile.get("image"))
+    labels = {
+        **MANAGED_BY,
+        LABEL_PIPELINE: label_value(pipeline),
+        LABEL_RUN: label_value(owner.name),
+        LABEL_ACTIVITY: label_value(activity),
+        LABEL_ATTEMPT: str(task.attempt),
+        LABEL_KIND: task.kind,
+        LABEL_OBJECT: label_value(task.name),
+    }
+    annotations = {ANNOTATION_OBJECT: task.name, ANNOTATION_ACTIVITY: activity}
+    env: list[dict[str, Any]] = [{"name": TASK_ENV, "value": task.to_json()}]
+    for key, value in sorted((extra_env or {}).items()):
+        env.append({"name": key, "value": value})
+    for secret in secrets:
+        env.append({"name": secret.env, "valueFrom": {"secretKeyRef": {"name": secret.secret, "key": secret.key}}})
+    if definition.aws.credentials_secret:
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": definition.aws.credentials_secret,
+                                                                     "key": key}}})
+    env.append({"name": "AWS_DEFAULT_REGION", "value": definition.aws.region})
+    env_from: list[dict[str, Any]] = []
+    resources: dict[str, Any] = {}
+    pod_extra: dict[str, Any] = {}
+    if profile is not None:
+        for key, value in sorted((profile.get("env") or {}).items()):
+            env.append({"name": key, "value": str(value)})
+        for secret_name in profile.get("envFromSecrets") or ():
+            env_from.append({"secretRef": {"name": secret_name}})
+        cpu = profile.get("cpu") or profile.get("driverCpu")
+        memory = profile.get("memory") or profile.get("driverMemory")
+        if cpu or memory:
+            amounts = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v}
+            resources = {"requests": dict(amounts), "limits": dict(amounts)}
+        if profile.get("nodeSelector"):
+            pod_extra["nodeSelector"] = dict(profile.get("nodeSelector"))
+        if profile.get("tolerations"):
+            pod_extra["tolerations"] = [dict(t) for t in profile.get("tolerations")]
+        if profile.get("serviceAccountName"):
+            pod_extra["serviceAccountName"] = profile.get("serviceAccountName")
+    worker_group = task.fields.get("workerGroup") if task.kind == "activity" else None
+    if worker_group and profile is None:
+        pod_extra["nodeSelector"] = {f"{GROUP}/worker-group": str(worker_group)}
+    if task.kind == "action" and task.fields.get("headersFromSecret"):
+        env_from.append({"prefix": HEADER_ENV_PREFIX, "secretRef": {"name": str(task.fields["headersFromSecret"])}})
+    container: dict[str, Any] = {
+        "name": "task",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(RUNNER_COMMAND),
+        "env": env,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
+            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "home", "mountPath": "/home/runner"}],
+    }
+    if env_from:
+        container["envFrom"] = env_from
+    if resources:
+        container["resources"] = resources
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": bool(pod_extra.get("serviceAccountName")),
+        "securityContext": {"runAsNonRoot": True, "fsGroup": RUNNER_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "home", "emptyDir": {}}],
+        **pod_extra,
+    }
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,  # retries are the operator's (maximumRetries, retryDelay)
+        "template": {"metadata": {"labels": dict(labels), "annotations": dict(annotations)}, "spec": pod_spec},
+    }
+    limit = _deadline(deadline, profile)
+    if limit is not None:
+        job_spec["activeDeadlineSeconds"] = max(1, int(limit.total_seconds()))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations,
+                     "ownerReferences": [owner.reference()]},
+        "spec": job_spec,
+    }
+
+
+def _deadline(deadline: timedelta | None, profile: PipelineObject | None) -> timedelta | None:
+    limits = [d for d in (deadline, profile.get("terminateAfter") if profile is not None else None) if d is not None]
+    return min(limits) if limits else None
+
+
+def job_selector(run: str) -> str:
+    return f"{LABEL_RUN}={label_value(run)}"
