@@ -47,8 +47,8 @@ def _field_schema(spec: FieldSpec) -> dict[str, Any]:
     elif kind is Kind.BOOL:
         schema = {"type": "boolean"}
     elif kind is Kind.DURATION:
-        doc += ' Written like "10 minutes", "2 hours" or "1h30m".'
-        schema = {"type": "string"}
+        doc += ' Written like "10 minutes", "2 hours" or "1h30m" (a bare number is seconds).'
+        schema = {"x-kubernetes-int-or-string": True}
     elif kind is Kind.SECRET_REF:
         schema = {"type": "object", "required": ["name", "key"], "properties": {
             "name": {"type": "string", "description": "Name of the Secret, in the Pipeline's namespace."},
@@ -56,7 +56,8 @@ def _field_schema(spec: FieldSpec) -> dict[str, Any]:
     elif kind is Kind.MAP:
         schema = {"type": "object", "additionalProperties": {"type": "string"}}
     elif kind is Kind.OBJECTS:
-        schema = {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+        schema = {"type": "array", "items": {"type": "object", "description": "One entry (free-form).",
+                                             "x-kubernetes-preserve-unknown-fields": True}}
     else:
         schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     return {"description": doc, **schema}
@@ -92,11 +93,16 @@ def _list_of(item: dict[str, Any], doc: str) -> dict[str, Any]:
 
 def _condition_schema() -> dict[str, Any]:
     return {"type": "array", "description": "Kubernetes-style conditions.", "items": {
-        "type": "object", "required": ["type", "status"], "properties": {
-            "type": {"type": "string"}, "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "reason": {"type": "string"}, "message": {"type": "string"},
-            "lastTransitionTime": {"type": "string", "format": "date-time"},
-            "observedGeneration": {"type": "integer"}}},
+        "type": "object", "description": "One condition.", "required": ["type", "status"], "properties": {
+            "type": {"type": "string", "description": "The condition's type, e.g. Ready."},
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"],
+                       "description": "Whether the condition holds."},
+            "reason": {"type": "string", "description": "A CamelCase reason for the last transition."},
+            "message": {"type": "string", "description": "Details in words."},
+            "lastTransitionTime": {"type": "string", "format": "date-time",
+                                   "description": "When the status last changed."},
+            "observedGeneration": {"type": "integer",
+                                   "description": "The spec generation the condition was computed from."}}},
         "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
 
 
@@ -157,6 +163,7 @@ def pipeline_spec_schema() -> dict[str, Any]:
     }
     for section in SECTIONS:
         properties[section] = _list_of(_section_item_schema(section), SECTION_DOCS[section])
+    properties["activities"]["minItems"] = 1
     return {"type": "object", "description": "The pipeline definition: AWS Data Pipeline's objects as Kubernetes "
             "YAML.", "properties": properties,
             "required": ["activities"],
@@ -168,15 +175,19 @@ def pipeline_spec_schema() -> dict[str, Any]:
 def pipeline_status_schema() -> dict[str, Any]:
     return {"type": "object", "description": "Observed state, written by the operator.",
             "x-kubernetes-preserve-unknown-fields": True, "properties": {
-                "observedGeneration": {"type": "integer"},
+                "observedGeneration": {"type": "integer", "description": "The spec generation last acted on."},
                 "schedule": {"type": "string", "description": "The schedule in words."},
-                "activatedAt": {"type": "string", "format": "date-time"},
+                "activatedAt": {"type": "string", "format": "date-time",
+                                "description": "When the pipeline was first activated (the start of "
+                                               "FIRST_ACTIVATION_DATE_TIME schedules)."},
                 "lastScheduledTime": {"type": "string", "description": "Scheduled start of the newest run created."},
                 "nextRunTime": {"type": "string", "description": "When the next run is due."},
-                "lastRun": {"type": "object", "properties": {"name": {"type": "string"},
-                                                              "status": {"type": "string"}}},
-                "activeRuns": {"type": "integer"},
-                "health": {"type": "string", "enum": ["HEALTHY", "ERROR"]},
+                "lastRun": {"type": "object", "description": "The newest run.", "properties": {
+                    "name": {"type": "string", "description": "Name of the PipelineRun."},
+                    "status": {"type": "string", "description": "Its phase."}}},
+                "activeRuns": {"type": "integer", "description": "Runs not yet finished."},
+                "health": {"type": "string", "enum": ["HEALTHY", "ERROR"],
+                           "description": "ERROR when the last finished run failed (AWS @healthStatus)."},
                 "conditions": _condition_schema()}}
 
 
@@ -184,7 +195,8 @@ def pipelinerun_spec_schema() -> dict[str, Any]:
     return {"type": "object", "description": "One run of a pipeline for one scheduled interval.",
             "required": ["pipelineRef"], "properties": {
                 "pipelineRef": {"type": "object", "required": ["name"], "description": "The Pipeline to run.",
-                                "properties": {"name": {"type": "string"}}},
+                                "properties": {"name": {"type": "string", "description": "Name of the Pipeline, "
+                                                        "in the run's namespace."}}},
                 "scheduledStartTime": {"type": "string", "description": "Start of the interval "
                                        "(#{@scheduledStartTime}); default: when the run was created."},
                 "scheduledEndTime": {"type": "string", "description": "End of the interval (#{@scheduledEndTime})."},
@@ -209,13 +221,14 @@ def pipelinerun_spec_schema() -> dict[str, Any]:
 def pipelinerun_status_schema() -> dict[str, Any]:
     return {"type": "object", "description": "Observed state, written by the operator.",
             "x-kubernetes-preserve-unknown-fields": True, "properties": {
-                "phase": {"type": "string", "enum": ["Pending", "Running", "Succeeded", "Failed", "Cancelled"]},
+                "phase": {"type": "string", "enum": ["Pending", "Running", "Succeeded", "Failed", "Cancelled"],
+                          "description": "Where the run is."},
                 "progress": {"type": "string", "description": "Finished activities out of all, e.g. 2/5."},
-                "startTime": {"type": "string"},
-                "completionTime": {"type": "string"},
-                "observedGeneration": {"type": "integer"},
+                "startTime": {"type": "string", "description": "When the first activity started."},
+                "completionTime": {"type": "string", "description": "When the run finished."},
+                "observedGeneration": {"type": "integer", "description": "The spec generation last acted on."},
                 "activities": {"type": "object", "description": "A compact summary per activity.",
-                               "additionalProperties": {"type": "object",
+                               "additionalProperties": {"type": "object", "description": "One activity's state.",
                                                         "x-kubernetes-preserve-unknown-fields": True}},
                 "conditions": _condition_schema()}}
 
@@ -237,8 +250,10 @@ def _crd(kind: str, plural: str, short: str, spec: dict[str, Any], status: dict[
                 "additionalPrinterColumns": columns,
                 "schema": {"openAPIV3Schema": {
                     "type": "object", "description": doc, "properties": {
-                        "apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                        "metadata": {"type": "object"}, "spec": spec, "status": status},
+                        "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
+                        "kind": {"type": "string", "description": kind},
+                        "metadata": {"type": "object", "description": "Standard object metadata."},
+                        "spec": spec, "status": status},
                     "required": ["spec"]}},
             }],
         },

@@ -23,6 +23,9 @@ from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.runstate import FINAL_PHASES, PHASE_FAILED, SUCCEEDED
 from datapipeline.core.schedule import (
+    describe as describe_schedule,
+)
+from datapipeline.core.schedule import (
     effective_start,
     format_time,
     parse_time,
@@ -113,6 +116,7 @@ def schedule(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Sta
         return
     _set(patch, status, "conditions", _valid_conditions(status, True, "the definition is valid", generation, now))
     _set(patch, status, "observedGeneration", generation)
+    _set(patch, status, "schedule", describe_schedule(definition.schedule, definition.schedule_type))
     runs = kube.list_runs(namespace, name)
     active = [r for r in runs if (r.get("status") or {}).get("phase") not in FINAL_PHASES]
     _set(patch, status, "activeRuns", len(active))

@@ -367,3 +367,13 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     return _utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+
+
+def describe(schedule: Schedule | None, schedule_type: str) -> str:
+    """The schedule in a few words, for the Pipeline's printer column."""
+    if schedule is None or schedule_type == "ondemand":
+        return "on demand"
+    what = f"cron {schedule.cron}" if schedule.cron else f"every {schedule.period}"
+    if schedule.time_zone != "UTC":
+        what += f" {schedule.time_zone}"
+    return what + (" (timeseries)" if schedule_type == "timeseries" else "")
