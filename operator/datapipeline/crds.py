@@ -71,13 +71,22 @@ def _section_item_schema(section: str) -> dict[str, Any]:
     properties["type"]["enum"] = [t.name for t in types]
     properties["type"]["description"] = "The object's type: " + "; ".join(f"{t.name}: {t.doc}" for t in types)
     owners: dict[str, list[str]] = {}
+    docs: dict[str, dict[str, list[str]]] = {}  # field -> its doc -> the types that say it
     for type_spec in types:
         for spec in type_spec.fields:
             owners.setdefault(spec.name, []).append(type_spec.name)
+            docs.setdefault(spec.name, {}).setdefault(spec.doc, []).append(type_spec.name)
             if spec.name not in properties:
                 properties[spec.name] = _field_schema(spec)
     for name, used_by in owners.items():
-        if len(used_by) < len(types):
+        if len(docs[name]) > 1:
+            # The same field means slightly different things per type: say each (kubectl explain shows one text).
+            first = next(iter(docs[name]))
+            properties[name]["description"] = properties[name]["description"].replace(first, "").strip()
+            properties[name]["description"] = " ".join(
+                [f"{', '.join(types_)}: {doc}" for doc, types_ in docs[name].items()]
+                + ([properties[name]["description"]] if properties[name]["description"] else []))
+        elif len(used_by) < len(types):
             properties[name]["description"] += f" ({', '.join(used_by)})"
     default = catalog.default_type(section)
     if default:

@@ -21,7 +21,7 @@ from datapipeline.core.problems import did_you_mean
 RESOURCE_TYPES = {"Ec2Resource": ("computeProfiles", "ComputeProfile"), "EmrCluster": ("clusterProfiles", "ClusterProfile")}
 # AWS types folded into other objects rather than kept as objects.
 INLINE_TYPES = {"Schedule", "EmrConfiguration", "Property", "ShellScriptConfig", "HttpProxy"}
-# Fields AWS has that mean nothing on Kubernetes, with what to do instead.
+# Fields AWS has that mean nothing on Kubernetes, with what to do instead ("" drops them silently).
 DROPPED_FIELDS = {
     "role": "IAM roles do not apply; give credentials with spec.aws.credentialsSecret or a service account",
     "resourceRole": "IAM roles do not apply; use a compute profile's serviceAccountName",
@@ -39,6 +39,8 @@ DROPPED_FIELDS = {
     "httpProxy": "set proxy environment variables in the compute profile's env",
     "logUri": "cluster logs are pod logs; set pipelineLogUri to keep them",
     "emrLogUri": "cluster logs are pod logs; set pipelineLogUri to keep them",
+    "preActivityTaskConfig": "ShellScriptConfig hooks do not apply; add the commands to the activity",
+    "postActivityTaskConfig": "ShellScriptConfig hooks do not apply; add the commands to the activity",
     "scheduleType": "",
     "schedule": "",
     "jdbcDriverJarUri": "drivers are chosen by the connection string",
@@ -53,7 +55,27 @@ CLUSTER_DROPPED = ("masterInstanceType", "coreInstanceType", "taskInstanceType",
                    "masterSecurityGroupId", "slaveSecurityGroupId", "serviceAccessSecurityGroupId",
                    "additionalMasterSecurityGroupIds", "additionalSlaveSecurityGroupIds", "resizeClusterBeforeRunning",
                    "resizeClusterMaxInstances", "emrManagedMasterSecurityGroupId", "emrManagedSlaveSecurityGroupId")
+# Why some EmrCluster fields are dropped (the rest of CLUSTER_DROPPED size instances).
+CLUSTER_REASONS = {
+    "region": "the region comes from spec.aws.region",
+    "enableDebugging": "debug logs are pod logs; set pipelineLogUri to keep them",
+    "supportedProducts": "put the products in the cluster profile's image",
+    "hadoopSchedulerType": "the scheduler is the cluster profile image's choice",
+    "useOnDemandOnLastAttempt": "spot pricing does not apply",
+    "resizeClusterBeforeRunning": "set the cluster profile's executorInstances",
+    "resizeClusterMaxInstances": "set the cluster profile's executorInstances",
+    **{key: "security groups do not apply; use Kubernetes NetworkPolicies"
+       for key in ("masterSecurityGroupId", "slaveSecurityGroupId", "serviceAccessSecurityGroupId",
+                   "additionalMasterSecurityGroupIds", "additionalSlaveSecurityGroupIds",
+                   "emrManagedMasterSecurityGroupId", "emrManagedSlaveSecurityGroupId")},
+}
+CLUSTER_IMAGE = "apache/spark:3.5.1"
+PARAMETER_KEYS = ("id", "type", "description", "helpText", "default", "optional", "isArray", "allowedValues",
+                  "watermark")
 NAME_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+HAS_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+MASKED_REF = re.compile(r"#\{\s*\*(my[A-Za-z0-9_]+)\s*\}")
+PARAMETER_ONLY = re.compile(r"#\{\s*\*?(my[A-Za-z0-9_]+)\s*\}")
 
 
 class ImportError_(ValueError):
@@ -81,9 +103,10 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def dns_name(text: str) -> str:
+def dns_name(text: str, limit: int = 53) -> str:
+    """A DNS label; Pipeline names stay at 53 characters so that run names can add a suffix."""
     name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    return (name or "imported")[:53].rstrip("-")
+    return (name or "imported")[:limit].rstrip("-")
 
 
 class _Converter:
@@ -92,27 +115,41 @@ class _Converter:
             raise ImportError_('not an AWS Data Pipeline definition: expected a JSON object with an "objects" list')
         self.name = dns_name(name)
         self.raw = definition
+        self.warnings: list[str] = []
+        if self.name != name:
+            self.warnings.append(f'the Pipeline is named "{self.name}" (names are lower case letters, digits and '
+                                 '"-"); use --name to choose another')
         self.objects: dict[str, dict[str, Any]] = {}
         for index, obj in enumerate(definition["objects"]):
-            if not isinstance(obj, Mapping) or "id" not in obj:
-                raise ImportError_(f"objects[{index}]: every object needs an id")
-            self.objects[str(obj["id"])] = dict(obj)
-        self.warnings: list[str] = []
+            if not isinstance(obj, Mapping) or not isinstance(obj.get("id"), str) or not obj["id"]:
+                raise ImportError_(f"objects[{index}]: every object needs an id (a string)")
+            if obj["id"] in self.objects:
+                raise ImportError_(f'objects[{index}]: the id "{obj["id"]}" is used twice')
+            self.objects[obj["id"]] = dict(obj)
         self.secrets: list[dict[str, Any]] = []
         self.names: dict[str, str] = {}
+        self.schedule_type = "cron"
+        self.parameter_values: dict[str, Any] = {}  # id -> value or default, for fields that take no expressions
 
     def warn(self, obj_id: str, message: str) -> None:
         self.warnings.append(f'object "{obj_id}": {message}')
 
     # ------------------------------------------------------------------ main
     def run(self, values: Mapping[str, Any]) -> Conversion:
+        all_values = {**dict(self._mapping(self.raw.get("values"), "values")), **dict(values)}
+        raw_parameters = self.raw.get("parameters") or []
+        for raw in raw_parameters if isinstance(raw_parameters, list) else []:
+            if isinstance(raw, Mapping) and isinstance(raw.get("id"), str) and "default" in raw:
+                self.parameter_values[raw["id"].lstrip("*")] = raw["default"]
+        self.parameter_values.update({str(k).lstrip("*"): v for k, v in all_values.items()})
         default = self.objects.pop("Default", {})
         spec: dict[str, Any] = {"activated": False}
         self._flatten_parents()
         self._split_legacy_mysql_nodes()
+        taken: set[str] = set()
         for obj_id, obj in self.objects.items():
             self._type_of(obj_id, obj)  # fail early on unknown types
-            self.names[obj_id] = self._name(obj_id)
+            self.names[obj_id] = self._name(obj_id, taken)
         self._schedule(default, spec)
         self._defaults(default, spec)
         sections: dict[str, list[dict[str, Any]]] = {s: [] for s in catalog.SECTIONS}
@@ -125,9 +162,17 @@ class _Converter:
         for section in catalog.SECTIONS:
             if sections[section]:
                 spec[section] = sections[section]
-        self._parameters(spec, {**dict(self.raw.get("values") or {}), **dict(values)})
+        self._parameters(spec, all_values)
         manifest = {"apiVersion": API_VERSION, "kind": "Pipeline", "metadata": {"name": self.name}, "spec": spec}
         return Conversion(manifest, self.warnings, self.secrets)
+
+    @staticmethod
+    def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ImportError_(f'"{what}" must be a JSON object mapping parameter ids to values')
+        return value
 
     def _type_of(self, obj_id: str, obj: Mapping[str, Any]) -> str:
         type_name = obj.get("type")
@@ -140,25 +185,33 @@ class _Converter:
         raise ImportError_(f'object "{obj_id}" has type "{type_name}", which kube-datapipeline does not know'
                            f"{did_you_mean(type_name, known)}")
 
-    def _name(self, obj_id: str) -> str:
+    def _name(self, obj_id: str, taken: set[str]) -> str:
         name = NAME_SAFE.sub("-", obj_id).strip("-")
         if not name or not name[0].isalpha():
             name = f"o-{name}"
         name = name[:63]
-        if name != obj_id:
-            self.warn(obj_id, f'renamed to "{name}" (names are letters, digits, "-", "_" and ".")')
-        return name
+        unique, counter = name, 2
+        while unique in taken:
+            suffix = f"-{counter}"
+            unique, counter = name[:63 - len(suffix)] + suffix, counter + 1
+        taken.add(unique)
+        if unique != obj_id:
+            self.warn(obj_id, f'renamed to "{unique}" (names are letters, digits, "-", "_" and ".")')
+        return unique
 
     def _flatten_parents(self) -> None:
         """AWS parents may cross types; inline each object's parent chain so no parent field remains."""
         def merged(obj_id: str, seen: tuple[str, ...]) -> dict[str, Any]:
             obj = self.objects[obj_id]
             parent = _ref_id(obj.get("parent"))
-            if parent is None:
-                return obj
+            if "parent" in obj and parent is None:
+                raise ImportError_(f'object "{obj_id}": field "parent" must be a reference {{"ref": "id"}}')
+            if parent is None or parent == "Default":  # every object inherits Default anyway
+                return {k: v for k, v in obj.items() if k != "parent"}
             if parent in seen or parent not in self.objects:
                 raise ImportError_(f'object "{obj_id}": parent "{parent}" ' +
-                                   ("forms a cycle" if parent in seen else "does not exist"))
+                                   ("forms a cycle: " + " -> ".join([*seen, parent]) if parent in seen
+                                    else "does not exist"))
             base = merged(parent, (*seen, parent))
             return {**{k: v for k, v in base.items() if k not in ("id", "name")},
                     **{k: v for k, v in obj.items() if k != "parent"}}
@@ -170,28 +223,61 @@ class _Converter:
         schedule_type = str(default.get("scheduleType", "cron")).lower()
         if schedule_type not in ("cron", "timeseries", "ondemand"):
             raise ImportError_(f'object "Default": scheduleType "{schedule_type}" is not cron, timeseries or ondemand')
+        self.schedule_type = schedule_type
         spec["scheduleType"] = schedule_type
-        used = {_ref_id(o.get("schedule")) for o in [default, *self.objects.values()]} - {None}
+        users: dict[str, list[str]] = {}
+        for obj_id, obj in [("Default", default), *self.objects.items()]:
+            if "schedule" in obj:
+                ref = _ref_id(obj["schedule"])
+                if ref is None:
+                    raise ImportError_(f'object "{obj_id}": field "schedule" must be a reference {{"ref": "id"}}')
+                users.setdefault(ref, []).append(obj_id)
+            other = obj.get("scheduleType")
+            if obj_id != "Default" and other is not None and str(other).lower() != schedule_type:
+                self.warn(obj_id, f'scheduleType "{other}" differs from the pipeline\'s "{schedule_type}"; a '
+                          "Pipeline has one scheduleType, so it is dropped")
         schedules = [i for i, o in self.objects.items() if o.get("type") == "Schedule"]
+        for ref, by in users.items():
+            if ref not in self.objects or self.objects[ref].get("type") != "Schedule":
+                raise ImportError_(f'object "{by[0]}": field "schedule" refers to "{ref}", which is not a Schedule '
+                                   "object of this definition")
         if schedule_type == "ondemand":
+            for schedule_id in schedules:
+                self.warn(schedule_id, "ignored: an ondemand pipeline runs once per activation, not on a schedule")
             return
-        if len(used) > 1:
-            raise ImportError_(f"objects use {len(used)} schedules ({', '.join(sorted(str(u) for u in used))}); a "
-                               "Pipeline has one schedule: split the definition into one Pipeline per schedule")
-        chosen = next(iter(used), None) or (schedules[0] if len(schedules) == 1 else None)
-        if chosen is None or chosen not in self.objects:
-            raise ImportError_('object "Default": no Schedule found; set Default.schedule or scheduleType ondemand')
+        if len(users) > 1:
+            detail = "; ".join(f'"{ref}" by {", ".join(by)}' for ref, by in sorted(users.items()))
+            raise ImportError_(f"the definition uses {len(users)} different schedules ({detail}); a Pipeline has "
+                               "one schedule: split the definition into one Pipeline per schedule, or make every "
+                               "object use the same Schedule")
+        chosen = next(iter(users), None) or (schedules[0] if len(schedules) == 1 else None)
+        if chosen is None:
+            raise ImportError_('object "Default": no Schedule found; set Default.schedule to a Schedule object, or '
+                               'scheduleType to "ondemand"' + (f" (there are {len(schedules)} Schedule objects and "
+                                                               "none is referenced)" if schedules else ""))
+        for schedule_id in schedules:
+            if schedule_id != chosen:
+                self.warn(schedule_id, f'unused Schedule dropped (the pipeline runs on "{chosen}")')
         raw = self.objects[chosen]
         schedule: dict[str, Any] = {}
-        for key in ("period", "startAt", "occurrences"):
+        for key in ("period", "startAt"):
             if key in raw:
-                schedule[key] = int(raw[key]) if key == "occurrences" else str(raw[key])
-        for key in ("startDateTime", "endDateTime"):
-            if key in raw:
-                text = str(raw[key])
-                schedule[key] = text if text.endswith("Z") or "+" in text[10:] else f"{text}Z"
+                schedule[key] = str(raw[key])
         if "period" in schedule:
             schedule["period"] = _period(schedule["period"])
+        if "startAt" in schedule:
+            schedule["startAt"] = schedule["startAt"].upper()
+        if "occurrences" in raw:
+            try:
+                schedule["occurrences"] = int(str(raw["occurrences"]))
+            except ValueError:
+                raise ImportError_(f'object "{chosen}": field "occurrences" must be a whole number, not '
+                                   f'"{raw["occurrences"]}"') from None
+        for key in ("startDateTime", "endDateTime"):
+            if key in raw:
+                text = str(raw[key]).strip()
+                # AWS date-times are UTC; add the Z that makes it explicit here.
+                schedule[key] = text if HAS_OFFSET.search(text[10:]) else f"{text}Z"
         if "startAt" not in schedule and "startDateTime" not in schedule:
             schedule["startAt"] = "FIRST_ACTIVATION_DATE_TIME"
         for key in raw:
@@ -207,15 +293,16 @@ class _Converter:
             if key in ("id", "name", "type", "scheduleType", "schedule"):
                 continue
             if key == "pipelineLogUri":
-                spec["pipelineLogUri"] = str(value)
+                spec["pipelineLogUri"] = self._string("Default", key, value)
             elif key.startswith("my"):
-                user_vars[key] = str(value)
-            elif key in known:
+                user_vars[key] = self._string("Default", key, value)
+            elif key in known and key != "vars":
                 defaults[key] = self._value("Default", key, known[key], value)
             elif key in DROPPED_FIELDS:
-                self.warn("Default", f'field "{key}": {DROPPED_FIELDS[key]}')
+                if DROPPED_FIELDS[key]:
+                    self.warn("Default", f'field "{key}": {DROPPED_FIELDS[key]}')
             else:
-                self.warn("Default", f'field "{key}" has no equivalent; dropped')
+                self.warn("Default", f'field "{key}" has no equivalent here (defaults apply to activities); dropped')
         if user_vars:
             defaults["vars"] = user_vars
         if defaults:
@@ -232,27 +319,40 @@ class _Converter:
             if key in ("id", "name", "type"):
                 continue
             if key.startswith("my"):
-                user_vars[key] = str(value)
-            elif key == "*password":
+                user_vars[key] = self._string(obj_id, key, value)
+            elif key == "*password" and "passwordSecret" in type_spec.field_map:
                 result["passwordSecret"] = self._secret(obj_id, "password")
-            elif key == "*username":
+            elif key == "*username" and "usernameSecret" in type_spec.field_map:
                 result["usernameSecret"] = self._secret(obj_id, "username")
             elif key in type_spec.field_map:
                 result[key] = self._value(obj_id, key, type_spec.field_map[key], value)
             elif key in DROPPED_FIELDS:
                 if DROPPED_FIELDS[key]:
                     self.warn(obj_id, f'field "{key}": {DROPPED_FIELDS[key]}')
-            elif key == "scriptUri" or key == "dataFormat":
-                result[key] = self._value(obj_id, key, catalog.FieldSpec(key, Kind.STRING, ""), value)
+            elif key.startswith("*"):
+                self.warn(obj_id, f'masked field "{key}" was not copied; pass secrets through Secrets')
             else:
                 self.warn(obj_id, f'{type_name} field "{key}" has no equivalent; dropped')
         if type_name.endswith("Database") and "connectionString" not in result:
-            result["connectionString"] = "jdbc:postgresql://HOST:5432/DATABASE" if type_name == "RedshiftDatabase" \
-                else "jdbc:mysql://HOST:3306/DATABASE"
-            self.warn(obj_id, f"{type_name} needs a connectionString here; fill in {result['connectionString']}")
+            result["connectionString"] = self._placeholder_connection(obj, type_name)
+            self.warn(obj_id, f'{type_name} needs a connectionString here: fill in "{result["connectionString"]}"')
         if user_vars:
             result["vars"] = user_vars
         return type_spec.section, result
+
+    @staticmethod
+    def _placeholder_connection(obj: Mapping[str, Any], type_name: str) -> str:
+        """A connection string to fill in, with what the AWS object says (unless that is an expression)."""
+        def plain(key: str, default: str) -> str:
+            value = str(obj.get(key, ""))
+            return value if re.fullmatch(r"[A-Za-z0-9_-]+", value) else default
+
+        database = plain("databaseName", "DATABASE")
+        if type_name == "RedshiftDatabase":
+            return f"jdbc:postgresql://{plain('clusterId', 'CLUSTER')}.REGION.redshift.amazonaws.com:5439/{database}"
+        if type_name == "RdsDatabase":
+            return f"jdbc:mysql://{plain('rdsInstanceId', 'INSTANCE')}.REGION.rds.amazonaws.com:3306/{database}"
+        return f"jdbc:mysql://HOST:3306/{database}"
 
     def _split_legacy_mysql_nodes(self) -> None:
         """Old MySqlDataNodes carry their own connection; make each a JdbcDatabase object of its own."""
@@ -260,13 +360,18 @@ class _Converter:
             if obj.get("type") != "MySqlDataNode" or "connectionString" not in obj:
                 continue
             db_id = f"{obj_id}-database"
+            while db_id in self.objects:
+                db_id += "-1"
             database = {"id": db_id, "type": "JdbcDatabase", "connectionString": obj["connectionString"]}
-            for key in ("username", "*password"):
+            for key in ("username", "*password", "*username", "jdbcProperties"):
                 if key in obj:
                     database[key] = obj[key]
             self.objects[db_id] = database
             self.objects[obj_id] = {k: v for k, v in obj.items() if k not in ("connectionString", "username",
-                                                                               "*password")}
+                                                                               "*password", "*username",
+                                                                               "jdbcProperties")}
+            if "database" in obj:
+                self.warn(obj_id, 'has both a database and a connectionString; the connectionString wins')
             self.objects[obj_id]["database"] = {"ref": db_id}
             self.warn(obj_id, f'its connection became the database "{db_id}"')
 
@@ -275,59 +380,79 @@ class _Converter:
         result: dict[str, Any] = {"name": self.names[obj_id], "type": new_type}
         if type_name == "Ec2Resource":
             for key, value in obj.items():
-                if key in ("id", "name", "type"):
+                if key in ("id", "name", "type", "schedule", "scheduleType"):
                     continue
                 if key == "instanceType":
-                    result["instanceType"] = str(value)
+                    result["instanceType"] = self._string(obj_id, key, value)
                 elif key == "terminateAfter":
-                    result["terminateAfter"] = str(value)
+                    result["terminateAfter"] = self._string(obj_id, key, value)
                 elif key == "workerGroup":
-                    self.warn(obj_id, "workerGroup on a resource has no meaning here; set it on activities")
+                    self.warn(obj_id, 'field "workerGroup": has no meaning on a resource here; set it on activities')
                 else:
-                    self.warn(obj_id, f'Ec2Resource field "{key}": {DROPPED_FIELDS.get(key) or "no equivalent; dropped"}')
+                    reason = DROPPED_FIELDS.get(key) or "no equivalent; dropped"
+                    self.warn(obj_id, f'Ec2Resource field "{key}": {reason}')
             self.warn(obj_id, "became a compute profile; set its image, cpu and memory for the pods")
             return section, result
-        result["image"] = "apache/spark:3.5.1"
-        self.warn(obj_id, 'became a cluster profile with image "apache/spark:3.5.1"; pick the image with your tools')
+        result["image"] = CLUSTER_IMAGE
+        self.warn(obj_id, f'became a cluster profile with image "{CLUSTER_IMAGE}"; pick the image with your tools')
         for key, value in obj.items():
-            if key in ("id", "name", "type"):
+            if key in ("id", "name", "type", "schedule", "scheduleType"):
                 continue
             if key in CLUSTER_FIELDS:
                 target = CLUSTER_FIELDS[key]
                 spec = catalog.TYPES["ClusterProfile"].field_map[target]
                 result[target] = self._value(obj_id, key, spec, value)
             elif key == "configuration":
-                result["configuration"] = [self._emr_configuration(_ref_id(v) or "") for v in _as_list(value)]
+                result["configuration"] = [self._emr_configuration(obj_id, ref, ()) for ref in _as_list(value)]
             elif key in CLUSTER_DROPPED or key in DROPPED_FIELDS:
-                self.warn(obj_id, f'EmrCluster field "{key}": {DROPPED_FIELDS.get(key) or "sizes pods, not instances; use driver/executor cpu and memory"}')
+                reason = (CLUSTER_REASONS.get(key) or DROPPED_FIELDS.get(key)
+                          or "instances do not apply; size the pods with driver/executor cpu and memory")
+                self.warn(obj_id, f'EmrCluster field "{key}": {reason}')
             else:
                 self.warn(obj_id, f'EmrCluster field "{key}" has no equivalent; dropped')
         return section, result
 
-    def _emr_configuration(self, config_id: str) -> dict[str, Any]:
-        config = self.objects.get(config_id, {})
+    def _emr_configuration(self, user: str, ref: Any, seen: tuple[str, ...]) -> dict[str, Any]:
+        config_id = _ref_id(ref)
+        config = self.objects.get(config_id or "")
+        if config_id is None or config is None or config.get("type") != "EmrConfiguration":
+            raise ImportError_(f'object "{user}": field "configuration" must refer to an EmrConfiguration object, '
+                               f"not {config_id or ref!r}")
+        if config_id in seen:
+            raise ImportError_(f'object "{config_id}": configuration cycle: ' + " -> ".join([*seen, config_id]))
         properties = {}
-        for ref in _as_list(config.get("property", [])):
-            prop = self.objects.get(_ref_id(ref) or "", {})
-            if "key" in prop:
-                properties[str(prop["key"])] = str(prop.get("value", ""))
+        for prop_ref in _as_list(config.get("property", [])):
+            prop_id = _ref_id(prop_ref)
+            prop = self.objects.get(prop_id or "")
+            if prop is None or prop.get("type") != "Property" or "key" not in prop:
+                raise ImportError_(f'object "{config_id}": field "property" must refer to Property objects with a '
+                                   f"key, not {prop_id or prop_ref!r}")
+            properties[str(prop["key"])] = str(prop.get("value", ""))
         result: dict[str, Any] = {"classification": str(config.get("classification", "")), "properties": properties}
-        nested = [self._emr_configuration(_ref_id(v) or "") for v in _as_list(config.get("configuration", []))
-                  if _ref_id(v)]
+        nested = [self._emr_configuration(config_id, v, (*seen, config_id))
+                  for v in _as_list(config.get("configuration", []))]
         if nested:
             result["configurations"] = nested
         return result
 
     def _secret(self, obj_id: str, key: str) -> dict[str, str]:
-        secret_name = dns_name(f"{self.name}-{self.names.get(obj_id, obj_id)}")
+        secret_name = dns_name(f"{self.name}-{self.names.get(obj_id, obj_id)}", limit=63)
         if not any(s["metadata"]["name"] == secret_name for s in self.secrets):
             self.secrets.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name},
                                  "stringData": {}})
         for secret in self.secrets:
             if secret["metadata"]["name"] == secret_name:
                 secret["stringData"][key] = "FILL-ME-IN"
-        self.warn(obj_id, f'*{key} was not copied: put it in Secret "{secret_name}" key "{key}"')
+        self.warn(obj_id, f'field "*{key}" was not copied: put the {key} in Secret "{secret_name}" key "{key}" '
+                  f"(referenced as {key}Secret)")
         return {"name": secret_name, "key": key}
+
+    def _string(self, obj_id: str, key: str, value: Any) -> str:
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, Mapping | list) or value is None:
+            raise ImportError_(f'object "{obj_id}": field "{key}" must be a string, not {_json_kind(value)}')
+        return str(value)
 
     def _value(self, obj_id: str, key: str, spec: catalog.FieldSpec, value: Any) -> Any:
         kind = spec.kind
@@ -336,60 +461,130 @@ class _Converter:
             for item in _as_list(value):
                 ref = _ref_id(item)
                 if ref is None:
-                    raise ImportError_(f'object "{obj_id}": field "{key}" must be a reference {{"ref": "id"}}')
+                    raise ImportError_(f'object "{obj_id}": field "{key}" must be a reference {{"ref": "id"}}, not '
+                                       f"{_json_kind(item)}")
                 if ref not in self.names:
-                    raise ImportError_(f'object "{obj_id}": field "{key}" refers to "{ref}", which is not defined')
+                    raise ImportError_(f'object "{obj_id}": field "{key}" refers to "{ref}", which is not defined'
+                                       f"{did_you_mean(ref, self.names)}")
                 refs.append(self.names[ref])
+            if kind is Kind.REF and not refs:
+                raise ImportError_(f'object "{obj_id}": field "{key}" must be a reference {{"ref": "id"}}, not an '
+                                   "empty list")
+            if kind is Kind.REF and len(refs) > 1:
+                self.warn(obj_id, f'field "{key}" holds {len(refs)} references; only the first, "{refs[0]}", is kept')
             return refs[0] if kind is Kind.REF else refs
-        if kind in (Kind.STRINGS,):
-            return [str(v) for v in _as_list(value)]
+        if kind is Kind.STRINGS:
+            return [self._string(obj_id, key, v) for v in _as_list(value)]
         if kind is Kind.INT:
             try:
-                return int(str(value))
+                return int(self._string(obj_id, key, value))
             except ValueError:
                 raise ImportError_(f'object "{obj_id}": field "{key}" must be a whole number, not "{value}"') from None
         if kind is Kind.BOOL:
-            return str(value).lower() == "true"
+            text = self._string(obj_id, key, value).lower()
+            if text not in ("true", "false"):
+                raise ImportError_(f'object "{obj_id}": field "{key}" must be "true" or "false", not "{value}"')
+            return text == "true"
         if kind in (Kind.STRING, Kind.DURATION):
-            text = str(value)
-            if key == "failureAndRerunMode":
-                return text.lower()
-            if key == "compression":
+            text = self._string(obj_id, key, value)
+            if spec.enum:
+                text = self._fixed_value(obj_id, key, spec, text)
+            if key in ("failureAndRerunMode", "compression"):
                 return text.lower()
             return text
         return value
 
+    def _fixed_value(self, obj_id: str, key: str, spec: catalog.FieldSpec, text: str) -> str:
+        """A field with fixed values (insertMode, ...) cannot hold an expression here: use the parameter's value."""
+        match = PARAMETER_ONLY.fullmatch(text)
+        if match is None:
+            return text
+        value = self.parameter_values.get(match.group(1))
+        if not isinstance(value, str):
+            self.warn(obj_id, f'field "{key}" takes one of {", ".join(spec.enum)}, not an expression, and parameter '
+                      f'"{match.group(1)}" has no value to use; set it by hand')
+            return text
+        self.warn(obj_id, f'field "{key}" takes one of {", ".join(spec.enum)}, not an expression: used "{value}", '
+                  f'the value of parameter "{match.group(1)}"')
+        return value
+
     def _parameters(self, spec: dict[str, Any], values: Mapping[str, Any]) -> None:
+        raw_parameters = self.raw.get("parameters") or []
+        if not isinstance(raw_parameters, list):
+            raise ImportError_('"parameters" must be a JSON list of parameter objects')
+        used_masked = self._masked_references(spec)
         params = []
-        for raw in self.raw.get("parameters") or []:
-            pid = str(raw.get("id", ""))
-            param: dict[str, Any] = {"id": pid.lstrip("*")}
+        defined: set[str] = set()
+        for index, raw in enumerate(raw_parameters):
+            if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+                raise ImportError_(f"parameters[{index}]: every parameter needs an id (a string)")
+            pid = raw["id"]
+            plain = pid.lstrip("*")
+            if pid.startswith("*") and plain not in used_masked:
+                self.warn(pid, "masked parameter dropped: its only uses were *password fields, which became Secret "
+                               "references")
+                continue
+            param: dict[str, Any] = {"id": plain}
+            defined.add(plain)
             if pid.startswith("*"):
+                param["optional"] = True
                 self.warn(pid, "masked parameter: its value is not copied; pass secrets through Secrets, not "
-                               "parameters")
-            for key in ("type", "description", "helpText", "default"):
-                if key in raw and not (key == "default" and pid.startswith("*")):
-                    param[key] = str(raw[key]) if not isinstance(raw[key], list) else [str(v) for v in raw[key]]
+                               "parameters (it is kept, optional, because fields still use it)")
+            for key in ("type", "description", "helpText"):
+                if key in raw:
+                    param[key] = self._string(pid, key, raw[key])
+            if "default" in raw and not pid.startswith("*"):
+                default = raw["default"]
+                param["default"] = [str(v) for v in default] if isinstance(default, list) else str(default)
             for key in ("optional", "isArray"):
                 if key in raw:
-                    param[key] = str(raw[key]).lower() == "true"
+                    param[key] = str(raw[key]).lower() == "true" or param.get(key, False)
             if "allowedValues" in raw:
                 param["allowedValues"] = [str(v) for v in _as_list(raw["allowedValues"])]
             for key in raw:
-                if key not in ("id", "type", "description", "helpText", "default", "optional", "isArray",
-                               "allowedValues", "watermark"):
+                if key not in PARAMETER_KEYS:
                     self.warn(pid, f'parameter field "{key}" has no equivalent; dropped')
             params.append(param)
         if params:
             spec["parameters"] = params
-        kept = {}
+        kept: dict[str, Any] = {}
         for key, value in values.items():
             if str(key).startswith("*"):
-                self.warn(str(key), "masked value not copied")
+                self.warn(str(key), "masked value not copied; pass secrets through Secrets")
+                continue
+            if str(key) not in defined:
+                self.warn(str(key), "value dropped: no parameter with this id is defined")
                 continue
             kept[str(key)] = [str(v) for v in value] if isinstance(value, list) else str(value)
         if kept:
             spec["values"] = kept
+
+    def _masked_references(self, spec: Mapping[str, Any]) -> set[str]:
+        """Masked parameters (#{*myX}) still used by a converted field."""
+        found: set[str] = set()
+
+        def walk(value: Any) -> None:
+            if isinstance(value, str):
+                found.update(MASKED_REF.findall(value))
+            elif isinstance(value, Mapping):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk({k: v for k, v in spec.items() if k not in ("parameters", "values")})
+        return found
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    return f'"{value}"'
 
 
 def _period(text: str) -> str:

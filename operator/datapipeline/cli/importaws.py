@@ -15,24 +15,38 @@ from datapipeline.awsimport.convert import ImportError_, convert
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text())
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ImportError_(f"{path}: cannot read {what}: {error.strerror}") from None
+        raise ImportError_(f"{path}: cannot read {what}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ImportError_(f"{path}: {what} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise ImportError_(f"{path}: {what} is not valid JSON: line {error.lineno}, column {error.colno}: "
                            f"{error.msg}") from None
+    except RecursionError:
+        raise ImportError_(f"{path}: {what} is nested too deeply to read") from None
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         definition = _read_json(args.file, "the definition")
-        values: dict[str, Any] = {}
+        values: Any = {}
         if args.values:
             loaded = _read_json(args.values, "the values file")
-            values = loaded.get("values", loaded) if isinstance(loaded, dict) else {}
-        result = convert(definition, args.name or args.file.stem, values)
+            values = loaded.get("values", loaded) if isinstance(loaded, dict) else None
+            if not isinstance(values, dict):
+                raise ImportError_(f'{args.values}: the values file must be a JSON object like {{"values": '
+                                   '{"myParameter": "value"}}')
+        name = args.name or (args.file.stem if str(args.file) != "-" else "imported")
+        result = convert(definition, name, values)
     except ImportError_ as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug must not become a traceback
+        print(f"error: internal error while converting ({type(error).__name__}: {error}); please report it",
+              file=sys.stderr)
         return 1
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -46,7 +60,7 @@ def add_parser(subparsers: Any) -> None:
         "import-aws", help="convert an AWS Data Pipeline definition (JSON) into a Pipeline manifest",
         description="Reads the JSON of put-pipeline-definition (objects, parameters, values) and prints an "
                     "equivalent Pipeline manifest. What has no equivalent is a warning on stderr.")
-    parser.add_argument("file", type=Path, help="the AWS definition (JSON)")
+    parser.add_argument("file", type=Path, help="the AWS definition (JSON; - for standard input)")
     parser.add_argument("--values", type=Path, help="a JSON file of parameter values ({\"values\": {...}})")
     parser.add_argument("--name", help="metadata.name of the Pipeline (default: the file name)")
     parser.set_defaults(func=run)

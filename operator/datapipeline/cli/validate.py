@@ -3,44 +3,130 @@
 from __future__ import annotations
 
 import argparse
+import bisect
+import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from datapipeline.core.definition import API_VERSION, parse_manifest
-from datapipeline.core.problems import DefinitionError
+from datapipeline.core.definition import API_VERSION, METADATA_NAME_PATTERN, parse_instant, parse_manifest
+from datapipeline.core.problems import DefinitionError, did_you_mean
 
+GROUP = API_VERSION.split("/")[0]
+KINDS = ("Pipeline", "PipelineRun")
 RUN_FIELDS = ("pipelineRef", "scheduledStartTime", "scheduledEndTime", "trigger", "values", "cancel", "rerun",
               "markFinished")
+RUN_TRIGGERS = ("Scheduled", "Manual", "Backfill", "OnDemand")
+RERUN_FIELDS = ("id", "activities", "failedOnly", "downstream")
+
+
+class ManifestLoader(yaml.SafeLoader):
+    """Reads YAML the way kubectl does: date-times stay strings; a key written twice is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f'the key "{key}" is written twice (first on line {seen[key].start_mark.line + 1})',
+                    key_node.start_mark)
+            if isinstance(key, Hashable):
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+# kubectl (sigs.k8s.io/yaml) keeps 2026-01-31T00:00:00Z a string; so do we, so that string fields accept it.
+ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml_documents(text: str) -> list[Any]:
+    """Every document of a YAML stream; raise ValueError naming the line and column of a syntax error."""
+    try:
+        return list(yaml.load_all(text, Loader=ManifestLoader))  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ValueError(f"not valid YAML: {where}{error.problem or error.context or error}") from None
+    except RecursionError:
+        raise ValueError("not valid YAML: nested too deeply to read") from None
+    except (yaml.YAMLError, ValueError, TypeError) as error:
+        raise ValueError(f"not valid YAML: {error}") from None
+
+
+def read_text(path: Path) -> str:
+    try:
+        return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"cannot read: not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
 def load_documents(path: Path) -> Iterator[tuple[int, Any]]:
     """Yield (index, document) for each YAML document; raise ValueError with the line on a syntax error."""
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text()
-    except OSError as error:
-        raise ValueError(f"cannot read: {error.strerror}") from None
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ValueError(f"not valid YAML: {where}{getattr(error, 'problem', None) or error}") from None
-    for index, doc in enumerate(docs):
+    for index, doc in enumerate(load_yaml_documents(read_text(path))):
         if doc is not None:
             yield index, doc
+
+
+def expression_comments(text: str) -> list[str]:
+    """Expressions YAML silently drops: in `command: run #{x}` the " #" starts a comment.
+
+    A ``#{`` outside every YAML token, after a value on the same line and not inside an earlier comment, is
+    such a comment; the message says where and how to fix it.
+    """
+    spans: list[tuple[int, int]] = []
+    try:
+        for token in yaml.scan(text, Loader=ManifestLoader):
+            if token.start_mark.index < token.end_mark.index:
+                spans.append((token.start_mark.index, token.end_mark.index))
+    except yaml.YAMLError:
+        return []
+    starts = [start for start, _ in spans]
+    found = []
+    for match in re.finditer(r"(?<=[ \t])#\{", text):
+        pos = match.start()
+        i = bisect.bisect_right(starts, pos) - 1
+        if i < 0 or spans[i][1] > pos:
+            continue  # inside a quoted or block scalar (or before any value)
+        line_start = text.rfind("\n", 0, pos) + 1
+        if spans[i][1] <= line_start or "#" in text[spans[i][1]:pos]:
+            continue  # a comment line, or inside an earlier comment
+        line, column = text.count("\n", 0, pos) + 1, pos - line_start + 1
+        found.append(f'line {line}, column {column}: "#{{" after a space starts a YAML comment, so the rest of '
+                     "the line is dropped; put the whole value in quotes")
+    return found
+
+
+def is_ours(doc: Any) -> bool:
+    """Anything in our API group, or in a misspelling of it, or a Pipeline/PipelineRun without an apiVersion.
+
+    Other groups' objects (Secrets, ConfigMaps, even Tekton's own kind: Pipeline) are not ours to check.
+    """
+    if not isinstance(doc, Mapping):
+        return False
+    api_version = doc.get("apiVersion")
+    if not isinstance(api_version, str) or "/" not in api_version:
+        return doc.get("kind") in KINDS
+    group = api_version.split("/")[0]
+    return group == GROUP or bool(did_you_mean(group, [GROUP]))
 
 
 def check_document(doc: Any) -> list[str]:
     """Problems of one document, as 'path: message' lines; [] when it is fine or not ours."""
     if not isinstance(doc, Mapping):
         return ["document: must be a mapping (a Kubernetes object)"]
-    kind = doc.get("kind")
-    if str(doc.get("apiVersion", "")).split("/")[0] != "datapipeline.io":
+    if not is_ours(doc):
         return []  # Secrets, ConfigMaps and the like travel alongside pipelines
+    kind = doc.get("kind")
     if kind == "Pipeline":
         try:
             parse_manifest(doc)
@@ -49,22 +135,58 @@ def check_document(doc: Any) -> list[str]:
         return []
     if kind == "PipelineRun":
         return _check_run(doc)
-    return [f'kind: unknown kind "{kind}" in {API_VERSION}; expected Pipeline or PipelineRun']
+    return [f'kind: unknown kind {_quoted(kind)} in {API_VERSION}; expected Pipeline or PipelineRun'
+            f"{did_you_mean(str(kind), KINDS)}"]
+
+
+def _quoted(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else "nothing" if value is None else repr(value)
 
 
 def _check_run(doc: Mapping[str, Any]) -> list[str]:
     problems = []
     if doc.get("apiVersion") != API_VERSION:
-        problems.append(f'apiVersion: must be "{API_VERSION}"')
+        problems.append(f'apiVersion: must be "{API_VERSION}", not {_quoted(doc.get("apiVersion"))}')
+    metadata = doc.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not (isinstance(metadata, Mapping) and (name or metadata.get("generateName"))):
+        problems.append("metadata.name: is required (or metadata.generateName)")
     spec = doc.get("spec")
     if not isinstance(spec, Mapping):
         return [*problems, "spec: is required and must be an object"]
     for key in spec:
         if key not in RUN_FIELDS:
-            problems.append(f'spec.{key}: unknown field "{key}"')
+            problems.append(f'spec.{key}: unknown field "{key}"{did_you_mean(str(key), RUN_FIELDS)}')
     ref = spec.get("pipelineRef")
     if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
         problems.append("spec.pipelineRef.name: is required: the Pipeline to run")
+    elif not METADATA_NAME_PATTERN.match(ref["name"]):
+        problems.append(f'spec.pipelineRef.name: "{ref["name"]}" is not a Pipeline name (lower case letters, '
+                        "digits and '-')")
+    for key in ("scheduledStartTime", "scheduledEndTime"):
+        if key in spec:
+            try:
+                parse_instant(spec[key])
+            except ValueError:
+                problems.append(f'spec.{key}: {_quoted(spec[key])} is not a date-time; write it like '
+                                '"2026-01-31T00:00:00Z"')
+    if "trigger" in spec and spec["trigger"] not in RUN_TRIGGERS:
+        problems.append(f"spec.trigger: must be one of {', '.join(RUN_TRIGGERS)}, not {_quoted(spec['trigger'])}")
+    if "values" in spec and not isinstance(spec["values"], Mapping):
+        problems.append("spec.values: must map parameter ids to values")
+    if "cancel" in spec and not isinstance(spec["cancel"], bool):
+        problems.append(f"spec.cancel: must be true or false, not {_quoted(spec['cancel'])}")
+    marks = spec.get("markFinished")
+    if marks is not None and not (isinstance(marks, list) and all(isinstance(m, str) for m in marks)):
+        problems.append("spec.markFinished: must be a list of activity names")
+    rerun = spec.get("rerun")
+    if rerun is not None:
+        if not isinstance(rerun, Mapping) or not isinstance(rerun.get("id"), str):
+            problems.append("spec.rerun.id: is required: a request id (change it to rerun again)")
+        else:
+            for key in rerun:
+                if key not in RERUN_FIELDS:
+                    problems.append(f'spec.rerun.{key}: unknown field "{key}"{did_you_mean(str(key), RERUN_FIELDS)}')
     return problems
 
 
@@ -79,19 +201,31 @@ def validate_files(paths: list[Path], out: TextIO, err: TextIO) -> int:
     failed = 0
     for path in paths:
         try:
-            documents = list(load_documents(path))
+            text = read_text(path)
+            documents = [(i, d) for i, d in enumerate(load_yaml_documents(text)) if d is not None]
         except ValueError as error:
             print(f"{path}: {error}", file=err)
             failed += 1
             continue
+        comments = expression_comments(text)
+        for problem in comments:
+            print(f"{path}: {problem}", file=err)
+        failed += bool(comments)
+        if not any(is_ours(doc) or not isinstance(doc, Mapping) for _, doc in documents):
+            print(f"{path}: no Pipeline or PipelineRun in this file (apiVersion {API_VERSION})", file=err)
+            failed += 1
+            continue
         for index, doc in documents:
-            problems = check_document(doc)
+            try:
+                problems = check_document(doc)
+            except Exception as error:  # a bug must not become a traceback
+                problems = [f"internal error while checking ({type(error).__name__}: {error}); please report it"]
             label = f"{path}" + (f"[{index}]" if len(documents) > 1 else "") + f" {describe(doc)}"
             if problems:
                 failed += 1
                 for problem in problems:
                     print(f"{label}: {problem}", file=err)
-            elif isinstance(doc, Mapping) and str(doc.get("apiVersion", "")).startswith("datapipeline.io"):
+            elif is_ours(doc) and not comments:
                 print(f"{label}: valid", file=out)
     return 1 if failed else 0
 

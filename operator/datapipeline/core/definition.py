@@ -4,10 +4,16 @@ Every problem is collected with the path of the field it is about, so a user
 sees them all at once (``spec.activities[2].dependsOn[0]: no activity named
 "lod"; did you mean "load"?``). Nothing here raises anything but
 :class:`DefinitionError`.
+
+What this accepts matches what the CRD schema (generated from the same
+catalogue) accepts, and is stricter where a rule is not cheap to say in the
+schema: a manifest ``datapipeline validate`` accepts is one the API server
+accepts too.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -35,15 +41,16 @@ from datapipeline.core.model import (
 )
 from datapipeline.core.problems import Collector, DefinitionError, Problem, did_you_mean
 
-PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
-BIG_DATA_ACTIVITIES = ("EmrActivity", "HiveActivity", "HiveCopyActivity", "PigActivity", "HadoopActivity")
-COPY_NODE_TYPES = ("S3DataNode", "SqlDataNode", "MySqlDataNode")
-# Fields AWS users write inline that must be Secret references here.
-INLINE_SECRETS = {"password": "passwordSecret", "*password": "passwordSecret"}
-
 API_VERSION = "datapipeline.io/v1alpha1"
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 VAR_PATTERN = re.compile(r"^\*?my[A-Za-z0-9_]+$")
+METADATA_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
+
+PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
+BIG_DATA_ACTIVITIES = ("EmrActivity", "HiveActivity", "HiveCopyActivity", "PigActivity", "HadoopActivity")
+COPY_NODE_TYPES = ("S3DataNode", "SqlDataNode", "MySqlDataNode")
+# Field names AWS users write inline that must be Secret references here.
+INLINE_SECRETS = {"password": "passwordSecret", "*password": "passwordSecret", "*username": "usernameSecret"}
 
 # Runtime fields an expression may read (AWS "@" fields); evaluated per run.
 RUNTIME_FIELDS = frozenset({
@@ -54,6 +61,8 @@ RUNTIME_FIELDS = frozenset({
 # Runtime fields of the object that triggered an action or precondition (node.*).
 NODE_FIELDS = RUNTIME_FIELDS | {"errorMessage", "errorId", "errorStackTrace", "@cascadeFailedOn",
                                 "cancellationReason", "@failureReason", "@waitingOn"}
+# Fields every object has, readable as #{name} and #{type}.
+OBJECT_FIELDS = frozenset({"name", "type"})
 
 SPEC_FIELDS: dict[str, str] = {
     "activated": "bool", "schedule": "object", "scheduleType": "enum", "missedRunPolicy": "enum",
@@ -64,6 +73,8 @@ SPEC_FIELDS: dict[str, str] = {
 }
 AWS_FIELDS = ("region", "s3EndpointUrl", "snsEndpointUrl", "dynamodbEndpointUrl", "s3PathStyle",
               "credentialsSecret")
+# A fixed instant from which a cron expression must fire at least once (croniter searches ~50 years).
+_CRON_PROBE = datetime(2000, 1, 1)
 
 
 def parse_pipeline(spec: Mapping[str, Any], path: str = "spec") -> PipelineDefinition:
@@ -74,6 +85,8 @@ def parse_pipeline(spec: Mapping[str, Any], path: str = "spec") -> PipelineDefin
 def parse_manifest(doc: Mapping[str, Any]) -> PipelineDefinition:
     """Check a whole Pipeline manifest (apiVersion, kind, metadata) and parse its spec."""
     problems = Collector()
+    if not isinstance(doc, Mapping):
+        raise DefinitionError([Problem("", "a Pipeline manifest must be a mapping")])
     if doc.get("apiVersion") != API_VERSION:
         problems.add("apiVersion", f'must be "{API_VERSION}", not {_show(doc.get("apiVersion"))}')
     if doc.get("kind") != "Pipeline":
@@ -81,9 +94,9 @@ def parse_manifest(doc: Mapping[str, Any]) -> PipelineDefinition:
     metadata = doc.get("metadata")
     if not isinstance(metadata, Mapping) or not metadata.get("name"):
         problems.add("metadata.name", "is required")
-    elif not re.match(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$", str(metadata["name"])):
-        problems.add("metadata.name", "must be a DNS label of at most 53 characters: lower case letters, "
-                     "digits and '-' (run names add a suffix)")
+    elif not isinstance(metadata["name"], str) or not METADATA_NAME_PATTERN.match(metadata["name"]):
+        problems.add("metadata.name", f"{_show(metadata['name'])} must be a DNS label of at most 53 characters: "
+                     "lower case letters, digits and '-' (run names add a suffix)")
     spec = doc.get("spec")
     if not isinstance(spec, Mapping):
         problems.add("spec", "is required and must be an object")
@@ -100,7 +113,21 @@ def parse_manifest(doc: Mapping[str, Any]) -> PipelineDefinition:
 
 
 def _show(value: Any) -> str:
-    return "nothing" if value is None else f'"{value}"' if isinstance(value, str) else repr(value)
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
 class _Parser:
@@ -112,20 +139,23 @@ class _Parser:
     def parse(self, spec: Mapping[str, Any]) -> PipelineDefinition:
         if not isinstance(spec, Mapping):
             raise DefinitionError([_problem(self.path, "must be an object")])
-        self._unknown_keys(spec, SPEC_FIELDS, self.path)
+        misspelt = self._unknown_keys(spec, SPEC_FIELDS, self.path)
+        self._typed(spec, "description", str, None, self.path)
         schedule_type = self._enum(spec, "scheduleType", SCHEDULE_TYPES, "cron", self.path)
-        schedule = self._schedule(spec.get("schedule"), f"{self.path}.schedule", schedule_type)
+        schedule = self._schedule(spec.get("schedule"), f"{self.path}.schedule", schedule_type,
+                                  misspelt="schedule" in misspelt)
         parameters = self._parameters(spec.get("parameters"), f"{self.path}.parameters")
         values = self._values(spec.get("values"), parameters, f"{self.path}.values")
         defaults = self._defaults(spec.get("defaults"), f"{self.path}.defaults")
         raw_objects = {s: self._section(spec.get(s), s) for s in SECTIONS}
         objects = {s: self._inherit(s, raw_objects[s]) for s in SECTIONS}
         top_vars = dict(defaults.get("vars") or {})
-        for section, table in objects.items():
+        for table in objects.values():
             for obj in table.values():
                 self._check_object(obj, objects)
+        self._check_defaults(defaults, objects, f"{self.path}.defaults")
         activities = {name: self._activity(obj, defaults) for name, obj in objects["activities"].items()}
-        if not activities:
+        if not activities and not raw_objects["activities"]:
             self.problems.add(f"{self.path}.activities", "a pipeline needs at least one activity")
         self._check_cycles(activities)
         for activity in activities.values():
@@ -133,9 +163,10 @@ class _Parser:
         names = _expression_names(parameters, top_vars)
         for section, table in objects.items():
             for obj in table.values():
-                self._check_expressions(obj, names, section)
-        self.problems.raise_if_any()
-        return PipelineDefinition(
+                merged = activities.get(obj.name, obj) if section == "activities" else obj
+                self._check_expressions(obj, merged, names, section)
+        self._check_default_expressions(defaults, names, f"{self.path}.defaults")
+        definition = PipelineDefinition(
             schedule=schedule,
             schedule_type=schedule_type,
             activated=bool(self._typed(spec, "activated", bool, False, self.path)),
@@ -154,17 +185,30 @@ class _Parser:
             activities=activities,
             objects={s: t for s, t in objects.items() if s != "activities"},
         )
+        self._raise_if_any()
+        return definition
 
-    def _unknown_keys(self, data: Mapping[str, Any], known: Mapping[str, Any] | Sequence[str], path: str) -> None:
+    def _raise_if_any(self) -> None:
+        """Raise with every problem once (inherited fields can report the same problem twice)."""
+        unique = list(dict.fromkeys(self.problems.problems))
+        if unique:
+            raise DefinitionError(unique)
+
+    def _unknown_keys(self, data: Mapping[str, Any], known: Collection[str], path: str) -> set[str]:
+        """Report unknown keys; return the known names they look like (typos)."""
+        meant: set[str] = set()
         for key in data:
             if key not in known:
-                self.problems.add(f"{path}.{key}", f'unknown field "{key}"{did_you_mean(str(key), known)}')
+                hint = did_you_mean(str(key), known)
+                self.problems.add(f"{path}.{key}", f'unknown field "{key}"{hint}')
+                meant.update(_suggested(str(key), known))
+        return meant
 
     def _typed(self, data: Mapping[str, Any], key: str, kind: type, default: Any, path: str) -> Any:
-        value = data.get(key, default)
-        if value is None or value is default:
-            return value
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        value = data.get(key)
+        if value is None:
+            return default
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             self.problems.add(f"{path}.{key}", f"must be {_kind_word(kind)}, not {_show(value)}")
             return default
         return value
@@ -173,7 +217,7 @@ class _Parser:
         value = data.get(key, default)
         if value not in allowed:
             self.problems.add(f"{path}.{key}", f"must be one of {', '.join(allowed)}, not {_show(value)}"
-                              f"{did_you_mean(str(value), allowed)}")
+                              f"{_hint(str(value), allowed)}")
             return default
         return str(value)
 
@@ -186,9 +230,9 @@ class _Parser:
         return int(value)
 
     # ------------------------------------------------------------------ schedule
-    def _schedule(self, raw: Any, path: str, schedule_type: str) -> Schedule | None:
+    def _schedule(self, raw: Any, path: str, schedule_type: str, misspelt: bool = False) -> Schedule | None:
         if raw is None:
-            if schedule_type != "ondemand":
+            if schedule_type != "ondemand" and not misspelt:
                 self.problems.add(path, 'is required unless scheduleType is "ondemand"')
             return None
         if not isinstance(raw, Mapping):
@@ -201,24 +245,20 @@ class _Parser:
             self.problems.add(path, 'an ondemand pipeline has no schedule; remove it or use scheduleType "cron"')
             return None
         if (cron is None) == (period_text is None):
-            self.problems.add(path, "set exactly one of cron and period")
-        time_zone = str(raw.get("timeZone", "UTC"))
-        try:
-            ZoneInfo(time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            self.problems.add(f"{path}.timeZone", f'unknown time zone "{time_zone}"; use an IANA name such as '
-                              '"Europe/Berlin"')
-            time_zone = "UTC"
-        if cron is not None and not (isinstance(cron, str) and croniter.is_valid(cron, second_at_beginning=True)):
-            self.problems.add(f"{path}.cron", f"{_show(cron)} is not a valid cron expression "
-                              "(5 fields, or 6 with seconds first)")
-            cron = None
+            self.problems.add(path, "set exactly one of cron and period" +
+                              (" (both are set)" if cron is not None else ""))
+        time_zone = self._time_zone(raw.get("timeZone"), f"{path}.timeZone")
+        if cron is not None:
+            cron = self._cron(cron, f"{path}.cron")
         period: Period | None = None
         if period_text is not None:
-            try:
-                period = parse_period(str(period_text))
-            except DurationError as error:
-                self.problems.add(f"{path}.period", str(error))
+            if not isinstance(period_text, str):
+                self.problems.add(f"{path}.period", f'must be a string like "1 day", not {_show(period_text)}')
+            else:
+                try:
+                    period = parse_period(period_text)
+                except DurationError as error:
+                    self.problems.add(f"{path}.period", str(error))
         start = self._datetime(raw, "startDateTime", path)
         if start is not None and raw.get("startAt") is not None:
             self.problems.add(path, "set at most one of startDateTime and startAt")
@@ -227,12 +267,39 @@ class _Parser:
         end = self._datetime(raw, "endDateTime", path)
         occurrences = self._typed(raw, "occurrences", int, None, path)
         if end is not None and occurrences is not None:
-            self.problems.add(path, "set at most one of endDateTime and occurrences")
+            self.problems.add(f"{path}.occurrences", "set at most one of endDateTime and occurrences")
         if occurrences is not None and occurrences < 1:
             self.problems.add(f"{path}.occurrences", f"must be at least 1, not {occurrences}")
         if start and end and end <= start:
-            self.problems.add(f"{path}.endDateTime", "must be after startDateTime")
+            self.problems.add(f"{path}.endDateTime", f"{_show(raw['endDateTime'])} must be after startDateTime "
+                              f"{_show(raw['startDateTime'])}")
         return Schedule(cron=cron, period=period, time_zone=time_zone, start=start, end=end, occurrences=occurrences)
+
+    def _time_zone(self, value: Any, path: str) -> str:
+        if value is None:
+            return "UTC"
+        if isinstance(value, str) and value:
+            try:
+                ZoneInfo(value)
+                return value
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                pass
+        close = did_you_mean(str(value), _zone_names()) if isinstance(value, str) else ""
+        self.problems.add(path, f"unknown time zone {_show(value)}{close or ''}; use an IANA name such as "
+                          '"Europe/Berlin" or "UTC"')
+        return "UTC"
+
+    def _cron(self, cron: Any, path: str) -> str | None:
+        if not isinstance(cron, str) or not croniter.is_valid(cron, second_at_beginning=True):
+            self.problems.add(path, f"{_show(cron)} is not a valid cron expression "
+                              '(5 fields "minute hour day-of-month month day-of-week", or 6 with seconds first)')
+            return None
+        try:
+            croniter(cron, _CRON_PROBE, second_at_beginning=len(cron.split()) == 6).get_next(datetime)
+        except (CroniterBadDateError, ValueError, KeyError, OverflowError):
+            self.problems.add(path, f"{_show(cron)} never fires (no such date, e.g. February 30)")
+            return None
+        return cron
 
     def _datetime(self, raw: Mapping[str, Any], key: str, path: str) -> datetime | None:
         value = raw.get(key)
@@ -269,25 +336,45 @@ class _Parser:
             if not isinstance(item, Mapping):
                 self.problems.add(where, "must be an object with id and type")
                 continue
-            self._unknown_keys(item, {f.name for f in catalog.PARAMETER_FIELDS}, where)
+            self._unknown_keys(item, [f.name for f in catalog.PARAMETER_FIELDS], where)
             pid = item.get("id")
             if not isinstance(pid, str) or not VAR_PATTERN.match(pid):
-                self.problems.add(f"{where}.id", f"{_show(pid)} must start with my (AWS rule), e.g. myInputPath")
+                self.problems.add(f"{where}.id", f"{_show(pid)} must start with my (AWS rule), then letters, digits "
+                                  "or _, e.g. myInputPath")
                 continue
-            if pid in result:
-                self.problems.add(f"{where}.id", f'parameter "{pid}" is defined twice')
-            ptype = self._enum(item, "type", ("String", "Integer", "Double", "AWS::S3::ObjectKey"), "String", where)
-            allowed = tuple(str(v) for v in (item.get("allowedValues") or ()))
+            key = pid.lstrip("*")
+            if key in result:
+                self.problems.add(f"{where}.id", f'parameter "{key}" is defined twice')
+            ptype = self._enum(item, "type", PARAMETER_TYPES, "String", where)
+            optional = bool(self._typed(item, "optional", bool, False, where))
+            is_array = bool(self._typed(item, "isArray", bool, False, where))
+            for text_key in ("description", "helpText"):
+                self._typed(item, text_key, str, None, where)
+            allowed: tuple[str, ...] = ()
+            raw_allowed = item.get("allowedValues")
+            if raw_allowed is not None:
+                if not isinstance(raw_allowed, list) or not all(isinstance(v, str) for v in raw_allowed):
+                    self.problems.add(f"{where}.allowedValues", f"must be a list of strings, not {_show(raw_allowed)}")
+                else:
+                    allowed = tuple(raw_allowed)
             default = item.get("default")
-            is_array = bool(item.get("isArray", False))
             if default is not None:
-                default = [str(v) for v in default] if isinstance(default, list) else str(default)
-                for value in default if isinstance(default, list) else [default]:
+                if isinstance(default, list) and not is_array:
+                    self.problems.add(f"{where}.default", f'is a list but parameter "{key}" is not an array '
+                                      "(set isArray: true)")
+                    default = None
+                elif isinstance(default, list) and all(_scalar(v) for v in default):
+                    default = [str(v) for v in default]
+                elif _scalar(default):
+                    default = str(default)
+                else:
+                    self.problems.add(f"{where}.default", f"must be a string or a list of strings, not {_show(default)}")
+                    default = None
+                for value in default if isinstance(default, list) else [default] if default is not None else []:
                     self._check_parameter_value(ptype, allowed, value, f"{where}.default")
-            result[pid.lstrip("*")] = Parameter(
-                id=pid.lstrip("*"), type=ptype, description=str(item.get("description", "")),
-                optional=bool(item.get("optional", False)), allowed_values=allowed, default=default,
-                is_array=is_array)
+            result[key] = Parameter(
+                id=key, type=ptype, description=str(item.get("description") or ""),
+                optional=optional, allowed_values=allowed, default=default, is_array=is_array)
         return result
 
     def _check_parameter_value(self, ptype: str, allowed: Sequence[str], value: str, path: str) -> None:
@@ -302,21 +389,29 @@ class _Parser:
             self.problems.add(path, "must map parameter ids to values")
             return {}
         values: dict[str, str | list[str]] = {}
-        for key, value in raw.items():
-            param = parameters.get(str(key))
+        for raw_key, value in raw.items():
+            key = str(raw_key).lstrip("*")
+            where = f"{path}.{raw_key}"
+            param = parameters.get(key)
             if param is None:
-                self.problems.add(f"{path}.{key}", f'no parameter "{key}" is defined'
-                                  f"{did_you_mean(str(key), parameters)}")
+                self.problems.add(where, f'no parameter "{key}" is defined{did_you_mean(key, parameters)}')
                 continue
             if isinstance(value, list):
                 if not param.is_array:
-                    self.problems.add(f"{path}.{key}", f'parameter "{key}" is not an array (isArray: false)')
+                    self.problems.add(where, f'parameter "{key}" is not an array (isArray: false), so its value '
+                                      "must be a single string")
+                    continue
+                if not all(_scalar(v) for v in value):
+                    self.problems.add(where, "must be a list of strings")
                     continue
                 values[key] = [str(v) for v in value]
-            else:
+            elif _scalar(value):
                 values[key] = str(value)
-            for item in value if isinstance(value, list) else [value]:
-                self._check_parameter_value(param.type, param.allowed_values, str(item), f"{path}.{key}")
+            else:
+                self.problems.add(where, f"must be a string (or a list for isArray), not {_show(value)}")
+                continue
+            for item in values[key] if isinstance(values[key], list) else [values[key]]:
+                self._check_parameter_value(param.type, param.allowed_values, str(item), where)
         for param in parameters.values():
             if param.id not in values and param.default is None and not param.optional:
                 self.problems.add(f"{path}.{param.id}", f'parameter "{param.id}" needs a value (it has no default '
@@ -334,20 +429,35 @@ class _Parser:
         for key, value in raw.items():
             spec = known.get(key)
             if spec is None:
-                self.problems.add(f"{path}.{key}", f'unknown field "{key}"{did_you_mean(key, known)}'
-                                  " (defaults take activity fields)")
+                hint = did_you_mean(str(key), known)
+                if not hint and str(key).startswith("my"):
+                    hint = f'; user-defined fields go under vars, e.g. vars: {{{key}: ...}}'
+                self.problems.add(f"{path}.{key}", f'unknown field "{key}"{hint} (defaults take activity fields)')
                 continue
             checked = self._value(spec, value, f"{path}.{key}")
             if checked is not None:
                 result[key] = checked
+        for var in result.get("vars") or {}:
+            if not VAR_PATTERN.match(var) or var.startswith("*"):
+                self.problems.add(f"{path}.vars.{var}", f'user-defined field "{var}" must start with my')
         return result
+
+    def _check_defaults(self, defaults: Mapping[str, Any], objects: Mapping[str, Mapping[str, PipelineObject]],
+                        path: str) -> None:
+        """References in defaults are checked once, where they are written."""
+        for spec in catalog.DEFAULTS_FIELDS:
+            if spec.kind in (Kind.REF, Kind.REFS) and spec.name in defaults:
+                value = defaults[spec.name]
+                for index, ref in enumerate((value,) if isinstance(value, str) else value):
+                    where = f"{path}.{spec.name}" + (f"[{index}]" if spec.kind is Kind.REFS else "")
+                    self._check_ref(ref, spec, objects, where)
 
     # ------------------------------------------------------------------ sections
     def _list(self, raw: Any, path: str) -> list[Any]:
         if raw is None:
             return []
         if not isinstance(raw, list):
-            self.problems.add(path, "must be a list")
+            self.problems.add(path, f"must be a list, not {_show(raw)}")
             return []
         return raw
 
@@ -360,6 +470,9 @@ class _Parser:
                 self.problems.add(where, "must be an object with a name and a type")
                 continue
             name = item.get("name")
+            if name is None:
+                self.problems.add(f"{where}.name", "is required: every object has a name, unique in its section")
+                continue
             if not isinstance(name, str) or not NAME_PATTERN.match(name):
                 self.problems.add(f"{where}.name", f"{_show(name)} is not a valid name: start with a letter, then "
                                   "letters, digits, '-', '_' or '.', at most 63 characters")
@@ -372,102 +485,145 @@ class _Parser:
 
     def _inherit(self, section: str, table: dict[str, tuple[Mapping[str, Any], str]]) -> dict[str, PipelineObject]:
         """Apply ``parent`` inheritance within a section, then check each object's fields."""
-        resolved: dict[str, dict[str, Any]] = {}
+        resolved: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
 
-        def merged(name: str, chain: list[str]) -> dict[str, Any]:
+        def merged(name: str, chain: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+            """The object's fields with its parents', and for each field the path of the object it came from."""
             if name in resolved:
                 return resolved[name]
             raw, where = table[name]
             parent = raw.get("parent")
             base: dict[str, Any] = {}
+            origins: dict[str, str] = {}
             if parent is not None:
-                if parent in chain:
+                if not isinstance(parent, str):
+                    self.problems.add(f"{where}.parent", f"must be the name of another {_singular(section)}, "
+                                      f"not {_show(parent)}")
+                elif parent in chain:
                     self.problems.add(f"{where}.parent", "parent cycle: " + " -> ".join([*chain, parent]))
                 elif parent not in table:
                     self.problems.add(f"{where}.parent", f'no {_singular(section)} named "{parent}" in {section}'
-                                      f"{did_you_mean(str(parent), table)}")
+                                      f"{did_you_mean(parent, table)}")
                 else:
-                    base = dict(merged(parent, [*chain, parent]))
-            result = {**base, **{k: v for k, v in raw.items() if k != "parent"}}
-            result["vars"] = {**(base.get("vars") or {}), **(raw.get("vars") or {})}
-            resolved[name] = result
-            return result
+                    parent_fields, parent_origins = merged(parent, [*chain, parent])
+                    base, origins = dict(parent_fields), dict(parent_origins)
+            own = {k: v for k, v in raw.items() if k != "parent"}
+            result = {**base, **own}
+            origins.update({k: where for k in own})
+            base_vars = base.get("vars") if isinstance(base.get("vars"), Mapping) else {}
+            own_vars = raw.get("vars")
+            if own_vars is not None and not isinstance(own_vars, Mapping):
+                self.problems.add(f"{where}.vars", "must map my* names to strings")
+                own_vars = {}
+            result["vars"] = {**(base_vars or {}), **(own_vars or {})}
+            resolved[name] = (result, origins)
+            return result, origins
 
         objects: dict[str, PipelineObject] = {}
         for name, (_, where) in table.items():
-            data = merged(name, [name])
-            obj = self._object(section, name, data, where)
+            data, origins = merged(name, [name])
+            obj = self._object(section, name, data, where, origins)
             if obj is not None:
                 objects[name] = obj
         return objects
 
-    def _object(self, section: str, name: str, data: Mapping[str, Any], where: str) -> PipelineObject | None:
+    def _object(self, section: str, name: str, data: Mapping[str, Any], where: str,
+                origins: Mapping[str, str]) -> PipelineObject | None:
         type_name = data.get("type") or catalog.default_type(section)
         choices = [t.name for t in catalog.types_in(section)]
+        type_path = f"{origins.get('type', where)}.type"
         if type_name is None:
-            self.problems.add(f"{where}.type", f"is required; one of {', '.join(choices)}")
+            self.problems.add(type_path, f"is required; one of {', '.join(choices)}")
             return None
-        type_spec = TYPES.get(str(type_name))
+        type_spec = TYPES.get(type_name) if isinstance(type_name, str) else None
         if type_spec is None or type_spec.section != section:
             elsewhere = f' ("{type_name}" belongs in {type_spec.section})' if type_spec else ""
-            self.problems.add(f"{where}.type", f'unknown {_singular(section)} type "{type_name}"{elsewhere}; one of '
+            self.problems.add(type_path, f'unknown {_singular(section)} type {_show(type_name)}{elsewhere}; one of '
                               f"{', '.join(choices)}{did_you_mean(str(type_name), choices) if not elsewhere else ''}")
             return None
         fields: dict[str, Any] = {}
         common = {f.name for f in COMMON_FIELDS}
+        misspelt: set[str] = set()
         for key, value in data.items():
             if key in common:
                 continue
+            # An inherited field's problem is reported where it is written (the parent reports the same
+            # problem at the same path; _raise_if_any says it once).
+            origin = origins.get(key, where)
             spec = type_spec.field_map.get(key)
             if spec is None:
-                self.problems.add(f"{where}.{key}", f'{type_spec.name} has no field "{key}"'
-                                  f"{did_you_mean(key, type_spec.field_map)}")
+                self._no_such_field(type_spec, str(key), origin, name if origin != where else None)
+                misspelt.update(_suggested(str(key), type_spec.field_map))
                 continue
-            checked = self._value(spec, value, f"{where}.{key}")
+            checked = self._value(spec, value, f"{origin}.{key}")
             if checked is not None:
                 fields[key] = checked
         obj_vars = data.get("vars") or {}
-        if not isinstance(obj_vars, Mapping):
-            self.problems.add(f"{where}.vars", "must map my* names to strings")
-            obj_vars = {}
-        for var in obj_vars:
-            if not VAR_PATTERN.match(str(var)):
-                self.problems.add(f"{where}.vars.{var}", f'user-defined field "{var}" must start with my')
-        self._check_presence(type_spec, fields, where)
+        for var, value in obj_vars.items():
+            var_path = f"{origins.get('vars', where)}.vars.{var}"
+            if not isinstance(var, str) or not VAR_PATTERN.match(var) or var.startswith("*"):
+                self.problems.add(var_path, f'user-defined field "{var}" must start with my (AWS rule), '
+                                  "e.g. myBucket")
+            elif not isinstance(value, str):
+                self.problems.add(var_path, f"must be a string, not {_show(value)}" +
+                                  (f' (quote it: "{value}")' if _scalar(value) else ""))
+        self._check_presence(type_spec, data, where, misspelt)
         return PipelineObject(section=section, name=name, type=type_spec.name, fields=fields,
                               vars={str(k): str(v) for k, v in obj_vars.items()}, path=where)
 
-    def _check_presence(self, type_spec: TypeSpec, fields: Mapping[str, Any], where: str) -> None:
+    def _no_such_field(self, type_spec: TypeSpec, key: str, path: str, heir: str | None) -> None:
+        inherited = f' (inherited by "{heir}")' if heir else ""
+        if key in INLINE_SECRETS and INLINE_SECRETS[key] in type_spec.field_map:
+            self.problems.add(f"{path}.{key}", f"secrets are never written inline: put it in a Secret and set "
+                              f"{INLINE_SECRETS[key]}: {{name: SECRET, key: KEY}}{inherited}")
+            return
+        hint = did_you_mean(key, type_spec.field_map)
+        if not hint and key.startswith("my"):
+            hint = f"; user-defined fields go under vars, e.g. vars: {{{key}: ...}}"
+        self.problems.add(f"{path}.{key}", f'{type_spec.name} has no field "{key}"{hint}{inherited}')
+
+    def _check_presence(self, type_spec: TypeSpec, data: Mapping[str, Any], where: str,
+                        misspelt: Collection[str] = ()) -> None:
+        """Required fields and one-of groups; a field the user meant but misspelt is reported once, as a typo."""
         for spec in type_spec.fields:
-            if spec.required and spec.name not in fields:
+            if spec.required and spec.name not in data and spec.name not in misspelt:
                 self.problems.add(f"{where}.{spec.name}", f"is required for {type_spec.name}")
         for group in type_spec.one_of:
-            present = [g for g in group if g in fields]
-            if len(present) != 1:
-                self.problems.add(where, f"{type_spec.name} needs exactly one of {', '.join(group)}"
-                                  + (f" (both {' and '.join(present)} are set)" if present else ""))
+            present = [g for g in group if g in data]
+            if not present and not set(group) & set(misspelt):
+                self.problems.add(f"{where}.{group[0]}", f"{type_spec.name} needs one of {_either(group)}")
+            elif len(present) > 1:
+                self.problems.add(f"{where}.{present[1]}", f"{type_spec.name} takes only one of {_either(group)}; "
+                                  f"{' and '.join(present)} are set")
+        for group in type_spec.at_most_one_of:
+            present = [g for g in group if g in data]
+            if len(present) > 1:
+                self.problems.add(f"{where}.{present[1]}", f"{type_spec.name} takes at most one of "
+                                  f"{_either(group)}; {' and '.join(present)} are set")
 
     def _value(self, spec: FieldSpec, value: Any, path: str) -> Any:
         """Check one field's value against its kind; return it normalised, or None after a problem."""
         kind = spec.kind
         if kind in (Kind.STRING, Kind.REF):
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                self.problems.add(path, f"must be a string, not {_show(value)}")
+            if not isinstance(value, str):
+                quote = f' (quote it: "{value}")' if _scalar(value) else ""
+                self.problems.add(path, f"must be a string, not {_show(value)}{quote}")
                 return None
-            text = str(value)
-            if spec.enum and text not in spec.enum:
-                self.problems.add(path, f"must be one of {', '.join(spec.enum)}, not {_show(text)}"
-                                  f"{did_you_mean(text, spec.enum)}")
+            if spec.enum and value not in spec.enum:
+                self.problems.add(path, f"must be one of {', '.join(spec.enum)}, not {_show(value)}"
+                                  f"{_hint(value, spec.enum)}")
                 return None
-            return text
+            return value
         if kind in (Kind.STRINGS, Kind.REFS):
             if isinstance(value, str):
                 self.problems.add(path, f'must be a list, e.g. ["{value}"]')
                 return None
-            if not isinstance(value, list) or not all(isinstance(i, str | int | float) for i in value):
-                self.problems.add(path, f"must be a list of strings, not {_show(value)}")
+            if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
+                self.problems.add(path, f"must be a list of strings, not {_show(value)}" +
+                                  (" (quote the numbers)" if isinstance(value, list) and all(map(_scalar, value))
+                                   else ""))
                 return None
-            return tuple(str(i) for i in value)
+            return tuple(value)
         if kind is Kind.INT:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 self.problems.add(path, f"must be a whole number >= 0, not {_show(value)}")
@@ -481,22 +637,23 @@ class _Parser:
         if kind is Kind.DURATION:
             try:
                 return parse_duration(value)
-            except (DurationError, TypeError, AttributeError) as error:
-                self.problems.add(path, str(error) if isinstance(error, DurationError)
-                                  else f'must be a duration like "10 minutes", not {_show(value)}')
+            except DurationError as error:
+                self.problems.add(path, str(error))
                 return None
         if kind is Kind.SECRET_REF:
             if not (isinstance(value, Mapping) and isinstance(value.get("name"), str)
                     and isinstance(value.get("key"), str) and set(value) <= {"name", "key"}):
-                self.problems.add(path, "must be a Secret reference {name: SECRET, key: KEY}; secrets are never "
-                                  "written inline")
+                missing = [k for k in ("name", "key") if isinstance(value, Mapping) and k not in value]
+                detail = f" ({' and '.join(missing)} missing)" if missing else ""
+                self.problems.add(path, f"must be a Secret reference {{name: SECRET, key: KEY}}{detail}; secrets "
+                                  "are never written inline")
                 return None
             return {"name": value["name"], "key": value["key"]}
         if kind is Kind.MAP:
-            if not isinstance(value, Mapping) or not all(isinstance(v, str | int | float) for v in value.values()):
-                self.problems.add(path, "must map names to strings")
+            if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+                self.problems.add(path, "must map names to strings (quote numbers and booleans)")
                 return None
-            return {str(k): str(v) for k, v in value.items()}
+            return {str(k): v for k, v in value.items()}
         if kind is Kind.OBJECTS:
             if not isinstance(value, list) or not all(isinstance(i, Mapping) for i in value):
                 self.problems.add(path, "must be a list of objects")
@@ -508,18 +665,32 @@ class _Parser:
         return value
 
     # ------------------------------------------------------------------ references and semantics
+    def _check_ref(self, ref: str, spec: FieldSpec, objects: Mapping[str, Mapping[str, PipelineObject]],
+                   where: str) -> bool:
+        if any(ref in objects[s] for s in spec.ref_sections):
+            return True
+        candidates = [n for s in spec.ref_sections for n in objects[s]]
+        what = " or ".join(_singular(s) for s in spec.ref_sections)
+        elsewhere = [s for s in SECTIONS if s not in spec.ref_sections and ref in objects[s]]
+        hint = (f' ("{ref}" is a {_singular(elsewhere[0])})' if elsewhere
+                else did_you_mean(ref, candidates))
+        self.problems.add(where, f'no {what} named "{ref}"{hint}')
+        return False
+
     def _check_object(self, obj: PipelineObject, objects: Mapping[str, Mapping[str, PipelineObject]]) -> None:
         type_spec = TYPES[obj.type]
         for spec in type_spec.fields:
             if spec.kind not in (Kind.REF, Kind.REFS) or spec.name not in obj.fields:
                 continue
+            seen: set[str] = set()
             for index, ref in enumerate(obj.refs(spec.name)):
                 where = f"{obj.path}.{spec.name}" + (f"[{index}]" if spec.kind is Kind.REFS else "")
-                if not any(ref in objects[s] for s in spec.ref_sections):
-                    candidates = [n for s in spec.ref_sections for n in objects[s]]
-                    what = " or ".join(_singular(s) for s in spec.ref_sections)
-                    self.problems.add(where, f'no {what} named "{ref}"{did_you_mean(ref, candidates)}')
-                elif obj.section == "activities" and spec.name == "dependsOn" and ref == obj.name:
+                if ref in seen:
+                    self.problems.add(where, f'"{ref}" is listed twice')
+                    continue
+                seen.add(ref)
+                if (self._check_ref(ref, spec, objects, where) and obj.section == "activities"
+                        and spec.name == "dependsOn" and ref == obj.name):
                     self.problems.add(where, f'activity "{obj.name}" cannot depend on itself')
 
     def _activity(self, obj: PipelineObject, defaults: Mapping[str, Any]) -> Activity:
@@ -544,41 +715,53 @@ class _Parser:
         )
 
     def _check_cycles(self, activities: Mapping[str, Activity]) -> None:
-        state: dict[str, int] = {}  # 1 visiting, 2 done
+        """Report each dependency cycle once, at the dependsOn entry that closes it (iterative DFS)."""
+        state: dict[str, int] = {}  # 1 on the stack, 2 done
         reported: set[frozenset[str]] = set()
-
-        def visit(name: str, stack: list[str]) -> None:
-            state[name] = 1
-            for dep in activities[name].depends_on:
-                if dep not in activities:
+        for root in activities:
+            if root in state:
+                continue
+            state[root] = 1
+            stack: list[tuple[str, int]] = [(root, 0)]
+            while stack:
+                name, index = stack[-1]
+                deps = activities[name].depends_on
+                if index >= len(deps):
+                    state[name] = 2
+                    stack.pop()
+                    continue
+                stack[-1] = (name, index + 1)
+                dep = deps[index]
+                if dep not in activities or dep == name:  # unknown names and self-loops are reported elsewhere
                     continue
                 if state.get(dep) == 1:
-                    cycle = [*stack[stack.index(dep):], dep]
+                    path = [n for n, _ in stack]
+                    cycle = [*path[path.index(dep):], dep]
                     key = frozenset(cycle)
                     if key not in reported:
                         reported.add(key)
-                        self.problems.add(f"{activities[name].path}.dependsOn",
+                        self.problems.add(f"{activities[name].path}.dependsOn[{index}]",
                                           "dependency cycle: " + " -> ".join(cycle))
-                elif state.get(dep) is None:
-                    visit(dep, [*stack, dep])
-            state[name] = 2
+                elif dep not in state:
+                    state[dep] = 1
+                    stack.append((dep, 0))
 
-        for name in activities:
-            if name not in state:
-                visit(name, [name])
-
-    def _check_activity_semantics(self, activity: Activity, objects: Mapping[str, Mapping[str, PipelineObject]]) -> None:
+    def _check_activity_semantics(self, activity: Activity,
+                                  objects: Mapping[str, Mapping[str, PipelineObject]]) -> None:
         where = activity.path
         nodes = objects["dataNodes"]
         if activity.max_active_instances is not None and activity.max_active_instances < 1:
             self.problems.add(f"{where}.maxActiveInstances", "must be at least 1")
-        big_data = activity.type in ("EmrActivity", "HiveActivity", "HiveCopyActivity", "PigActivity", "HadoopActivity")
-        if big_data and activity.runs_on not in objects["clusterProfiles"]:
+        big_data = activity.type in BIG_DATA_ACTIVITIES
+        runs_on = activity.runs_on
+        known_profile = runs_on in objects["clusterProfiles"] or runs_on in objects["computeProfiles"]
+        if big_data and runs_on not in objects["clusterProfiles"] and (runs_on is None or known_profile):
             self.problems.add(f"{where}.runsOn", f"{activity.type} runs on a cluster profile (the EmrCluster "
-                              "stand-in); name one from clusterProfiles")
-        if not big_data and activity.runs_on in objects["clusterProfiles"]:
+                              "stand-in); name one from clusterProfiles" +
+                              (f', not the compute profile "{runs_on}"' if runs_on else ""))
+        if not big_data and runs_on in objects["clusterProfiles"]:
             self.problems.add(f"{where}.runsOn", f"{activity.type} runs on a compute profile, not the cluster "
-                              f'profile "{activity.runs_on}"')
+                              f'profile "{runs_on}"')
         if activity.type == "CopyActivity":
             for field, refs in (("input", activity.inputs), ("output", activity.outputs)):
                 if len(refs) != 1:
@@ -586,9 +769,14 @@ class _Parser:
                                       f"not {len(refs)}")
                     continue
                 node = nodes.get(refs[0])
-                if node is not None and node.type not in ("S3DataNode", "SqlDataNode", "MySqlDataNode"):
-                    self.problems.add(f"{where}.{field}", f'CopyActivity copies between S3DataNode, SqlDataNode and '
-                                      f'MySqlDataNode; "{node.name}" is a {node.type}')
+                if node is not None and node.type not in COPY_NODE_TYPES:
+                    self.problems.add(f"{where}.{field}[0]", f"CopyActivity copies between S3DataNode, SqlDataNode "
+                                      f'and MySqlDataNode; "{node.name}" is a {node.type}')
+            ins = [nodes[n] for n in activity.inputs if n in nodes]
+            outs = [nodes[n] for n in activity.outputs if n in nodes]
+            if ins and outs and ins[0].type != "S3DataNode" and outs[0].type != "S3DataNode":
+                self.problems.add(f"{where}.output", "CopyActivity copies from or to S3: one of input and output "
+                                  "must be an S3DataNode (use SqlActivity to copy between tables)")
         if activity.type == "RedshiftCopyActivity":
             outs = [nodes[n] for n in activity.outputs if n in nodes]
             if len(activity.outputs) != 1 or (outs and outs[0].type not in ("RedshiftDataNode", "SqlDataNode")):
@@ -597,13 +785,18 @@ class _Parser:
                 self.problems.add(f"{where}.input", "RedshiftCopyActivity needs one input data node")
             if (activity.fields.get("insertMode") == "OVERWRITE_EXISTING" and outs
                     and not outs[0].fields.get("primaryKeys")):
-                self.problems.add(f"{where}.insertMode", f'OVERWRITE_EXISTING needs primaryKeys on "{outs[0].name}"')
+                self.problems.add(f"{where}.insertMode", f'OVERWRITE_EXISTING needs primaryKeys on "{outs[0].name}" '
+                                  "to match existing rows")
         if activity.fields.get("stage") and not (activity.inputs or activity.outputs):
             self.problems.add(f"{where}.stage", "stage: true needs input or output data nodes to stage")
 
-    def _check_expressions(self, obj: PipelineObject, names: frozenset[str], section: str) -> None:
+    # ------------------------------------------------------------------ expressions
+    def _check_expressions(self, obj: PipelineObject, merged: PipelineObject, names: frozenset[str],
+                           section: str) -> None:
+        """Check the #{...} in the fields the object itself sets; references see inherited fields too."""
         type_spec = TYPES[obj.type]
-        local = set(obj.fields) | set(obj.vars)
+        local = set(merged.fields) | set(merged.vars) | OBJECT_FIELDS
+        refs_set = {f.name for f in type_spec.fields if f.kind in (Kind.REF, Kind.REFS) and f.name in merged.fields}
         ref_fields = {f.name for f in type_spec.fields if f.kind in (Kind.REF, Kind.REFS)}
         for spec in type_spec.fields:
             if spec.kind not in (Kind.STRING, Kind.STRINGS) or spec.name not in obj.fields:
@@ -612,36 +805,57 @@ class _Parser:
             items = [values] if isinstance(values, str) else list(values)
             for index, text in enumerate(items):
                 where = f"{obj.path}.{spec.name}" + (f"[{index}]" if spec.kind is Kind.STRINGS else "")
-                try:
-                    template = parse_template(text)
-                except ExpressionError as error:
-                    self.problems.add(where, f"bad expression: {error}")
-                    continue
-                for ref in sorted(template.references()):
-                    problem = _reference_problem(ref, local, names, ref_fields, section)
-                    if problem:
-                        self.problems.add(where, problem)
+                self._check_text(text, where, local, names, ref_fields, refs_set, section)
+        for var, text in obj.vars.items():
+            self._check_text(text, f"{obj.path}.vars.{var}", local, names, ref_fields, refs_set, section)
+
+    def _check_default_expressions(self, defaults: Mapping[str, Any], names: frozenset[str], path: str) -> None:
+        local = set(defaults) | set(defaults.get("vars") or {}) | OBJECT_FIELDS
+        ref_fields = {f.name for f in catalog.ACTIVITY_COMMON if f.kind in (Kind.REF, Kind.REFS)}
+        for spec in catalog.DEFAULTS_FIELDS:
+            if spec.kind is Kind.STRING and isinstance(defaults.get(spec.name), str):
+                self._check_text(defaults[spec.name], f"{path}.{spec.name}", local, names, ref_fields, ref_fields,
+                                 "activities")
+        for var, text in (defaults.get("vars") or {}).items():
+            self._check_text(text, f"{path}.vars.{var}", local, names, ref_fields, ref_fields, "activities")
+
+    def _check_text(self, text: str, where: str, local: set[str], names: frozenset[str], ref_fields: set[str],
+                    refs_set: set[str], section: str) -> None:
+        try:
+            template = parse_template(text)
+        except ExpressionError as error:
+            self.problems.add(where, f"bad expression: {error}")
+            return
+        for ref in sorted(template.references()):
+            problem = _reference_problem(ref, local, names, ref_fields, refs_set, section)
+            if problem:
+                self.problems.add(where, problem)
 
 
 def _expression_names(parameters: Mapping[str, Parameter], top_vars: Mapping[str, str]) -> frozenset[str]:
     return frozenset(parameters) | frozenset(top_vars) | RUNTIME_FIELDS
 
 
-def _reference_problem(ref: str, local: set[str], names: frozenset[str], ref_fields: set[str],
+def _reference_problem(ref: str, local: set[str], names: frozenset[str], ref_fields: set[str], refs_set: set[str],
                        section: str) -> str | None:
-    head, _, rest = ref.partition(".")
+    head, _, rest = ref.lstrip("*").partition(".")
     if not rest:
-        if ref in names or ref in local:
+        if head in names or head in local:
             return None
-        return f'#{{{ref}}} refers to nothing: no field, parameter or runtime field "{ref}"' \
-               f"{did_you_mean(ref, [*names, *local])}"
+        return f'#{{{ref}}} refers to nothing: no field, parameter or runtime field "{head}"' \
+               f"{did_you_mean(head, [*names, *local])}"
     if head == "node":
         if section not in ("actions", "preconditions"):
             return f"#{{{ref}}}: node.* is only known inside actions and preconditions"
         return None
-    if head in ref_fields or head == "parent":
+    if head == "parent":
         return None
-    return f'#{{{ref}}}: "{head}" is not a reference field of this object'
+    if head in ref_fields:
+        if head not in refs_set:
+            return f'#{{{ref}}}: this object sets no "{head}"'
+        return None
+    return f'#{{{ref}}}: "{head}" is not a reference field of this object' \
+           f"{did_you_mean(head, ref_fields)}"
 
 
 def parameter_value_problem(ptype: str, allowed: Sequence[str], value: str) -> str | None:
@@ -651,8 +865,10 @@ def parameter_value_problem(ptype: str, allowed: Sequence[str], value: str) -> s
         return f"{_show(value)} is not an Integer"
     if ptype == "Double":
         try:
-            float(value)
+            number = float(value)
         except ValueError:
+            number = float("nan")
+        if number != number or number in (float("inf"), float("-inf")):
             return f"{_show(value)} is not a Double"
     if ptype == "AWS::S3::ObjectKey" and not value.startswith("s3://"):
         return f'{_show(value)} is not an S3 key; write it like "s3://bucket/key"'
@@ -660,11 +876,13 @@ def parameter_value_problem(ptype: str, allowed: Sequence[str], value: str) -> s
 
 
 def parse_instant(value: Any) -> datetime:
-    """An ISO 8601 date-time (YAML may already have made it a datetime); naive means UTC."""
+    """An ISO 8601 date-time (YAML may already have made it a datetime or date); naive means UTC."""
     if isinstance(value, datetime):
         moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
     elif isinstance(value, str):
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     else:
         raise ValueError(f"not a date-time: {value!r}")
     if moment.tzinfo is None:
@@ -674,6 +892,20 @@ def parse_instant(value: Any) -> datetime:
 
 def _problem(path: str, message: str) -> Problem:
     return Problem(path, message)
+
+
+def _suggested(word: str, choices: Collection[str]) -> list[str]:
+    return difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+
+
+def _hint(word: str, choices: Sequence[str]) -> str:
+    """did_you_mean, but a choice that differs only in case (CASCADE for cascade) always wins."""
+    same = [c for c in choices if c.lower() == word.lower()]
+    return f'; did you mean "{same[0]}"?' if same else did_you_mean(word, choices)
+
+
+def _either(group: Sequence[str]) -> str:
+    return ", ".join(group[:-1]) + f" or {group[-1]}" if len(group) > 1 else group[0]
 
 
 def _singular(section: str) -> str:
@@ -687,5 +919,22 @@ def _kind_word(kind: type) -> str:
     return {bool: "true or false", int: "a whole number", str: "a string"}.get(kind, kind.__name__)
 
 
-__all__ = ["API_VERSION", "DefinitionError", "parse_instant", "parse_manifest", "parameter_value_problem",
-           "parse_pipeline"]
+_ZONES: list[str] = []
+
+
+def _zone_names() -> list[str]:
+    if not _ZONES:
+        from zoneinfo import available_timezones
+
+        _ZONES.extend(sorted(available_timezones()))
+    return _ZONES
+
+
+__all__ = [
+    "API_VERSION",
+    "DefinitionError",
+    "parameter_value_problem",
+    "parse_instant",
+    "parse_manifest",
+    "parse_pipeline",
+]
