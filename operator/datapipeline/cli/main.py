@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "datapipeline.cli.templates",
     "datapipeline.cli.devcluster",
     "datapipeline.cli.ops",
+    "datapipeline.cli.demo",
 )
 
 

@@ -30,7 +30,7 @@ LOG_KEY = "{uri}/{pipeline}/{run}/{activity}/attempt-{attempt}.log"  # where att
 
 
 def _kube() -> Any:
-    from datapipeline.controller import kube
+    from datapipeline.k8s import api as kube
 
     return kube
 
@@ -116,7 +116,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return _watch(args, lambda: _runs_table(_ns(args), args.pipeline, args.status), lambda: False)
 
 
-def _describe(namespace: str, name: str) -> tuple[str, bool]:
+def describe_run(namespace: str, name: str) -> tuple[str, bool]:
     run = _kube().get_object(namespace, "pipelineruns", name)
     if run is None:
         raise SystemExit(f"no PipelineRun {name} in {namespace}")
@@ -139,7 +139,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(_kube().get_object(_ns(args), "pipelineruns", args.run), indent=2))
         return 0
-    return _watch(args, lambda: _describe(_ns(args), args.run)[0], lambda: _describe(_ns(args), args.run)[1])
+    return _watch(args, lambda: describe_run(_ns(args), args.run)[0], lambda: describe_run(_ns(args), args.run)[1])
 
 
 def _pipeline(namespace: str, name: str) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit(f"PipelineRun {name} already exists")
     print(f"pipelinerun/{name} created")
     if args.watch:
-        return _watch(args, lambda: _describe(namespace, name)[0], lambda: _describe(namespace, name)[1])
+        return _watch(args, lambda: describe_run(namespace, name)[0], lambda: describe_run(namespace, name)[1])
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import kopf
 
-from datapipeline.controller import kube, metrics
+from datapipeline.controller import metrics
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.model import PipelineDefinition
@@ -32,6 +32,7 @@ from datapipeline.core.schedule import (
     plan,
     run_name,
 )
+from datapipeline.k8s import api as kube
 from datapipeline.k8s.jobs import API_VERSION, GROUP, LABEL_PIPELINE, VERSION, label_value
 
 PLURAL = "pipelines"

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import kopf
 
-from datapipeline.controller import kube, metrics
+from datapipeline.controller import metrics
 from datapipeline.controller.facts import job_facts
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import merge_patch, step
@@ -34,6 +34,7 @@ from datapipeline.core.runstate import (
     RunState,
 )
 from datapipeline.core.schedule import format_time, interval_at, parse_time
+from datapipeline.k8s import api as kube
 from datapipeline.k8s.jobs import GROUP, LABEL_ACTIVITY, LABEL_PIPELINE, LABEL_RUN, VERSION, Owner
 
 PLURAL = "pipelineruns"

@@ -81,6 +81,21 @@ def create_object(namespace: str, plural: str, body: Mapping[str, Any]) -> bool:
         raise
 
 
+def apply_object(namespace: str, plural: str, body: Mapping[str, Any]) -> None:
+    """Create, or replace the spec of what exists (like kubectl apply, for the CLI's demo)."""
+    if create_object(namespace, plural, body):
+        return
+    patch_spec(namespace, plural, str(body["metadata"]["name"]), {"spec": body.get("spec") or {}})
+
+
+def ensure_namespace(name: str) -> None:
+    try:
+        core().create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
+
 def delete_object(namespace: str, plural: str, name: str) -> None:
     try:
         custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name,
