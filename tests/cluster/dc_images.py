@@ -143,6 +143,9 @@ def _debootstrap(out: Path, rootfs_tar: Path) -> None:
     shutil.rmtree(rootfs)
 
 
+CONSTRAINTS = REPO / "runner-image" / "constraints.txt"
+
+
 def _requirements() -> list[str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     deps: list[str] = list(project["project"]["dependencies"])
@@ -152,14 +155,17 @@ def _requirements() -> list[str]:
 def build_wheelhouse(paths: Paths) -> Path:
     """Wheels for the image's dependencies, fetched on the host (its pip config, proxy and CA apply)."""
     reqs = _requirements()
-    out = paths.wheels / sha12(*reqs, f"py{sys.version_info.major}.{sys.version_info.minor}")
+    out = paths.wheels / sha12(*reqs, CONSTRAINTS.read_text(), f"py{sys.version_info[0]}.{sys.version_info[1]}")
     if (out / ".complete").exists():
         return out
     if sys.version_info[:2] != (3, 11):
         log(f"warning: host python is {sys.version.split()[0]}; image python is 3.11, wheels may not fit")
     log(f"pip wheel {len(reqs)} requirements into {out}")
     out.mkdir(parents=True, exist_ok=True)
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", out, *reqs])
+    # The constraints pin the closure: without them pip backtracks through botocore's
+    # hundreds of releases for many minutes.
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", out, "-c", CONSTRAINTS, *reqs],
+        capture=True)
     (out / ".complete").write_text("\n".join(reqs))
     return out
 

@@ -72,7 +72,7 @@ def wait_for_first_run(namespace: str, timeout: float) -> str:
             text, done = describe_run(namespace, name)
             if done:
                 print(text)
-                return name
+                return str(name)
         time.sleep(2)
     print(text)
     raise SystemExit(f"error: the run of {PIPELINE} did not finish within {timeout:.0f}s; see "

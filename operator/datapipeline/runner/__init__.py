@@ -1,1 +1,19 @@
+"""The task runner: ``datapipeline-runner`` runs one activity attempt, precondition check or action.
 
+Layout: ``main`` (contract: task in, result/exit code out), ``log`` (line format, redaction,
+progress heartbeat), ``context`` (what handlers get), adapters at the I/O edge (``s3``, ``aws``,
+``sql`` with ``sqltext``), ``formats`` and ``nodes`` (streamed rows), and the handlers
+(``activities/*``, ``preconditions``, ``actions``). boto3, psycopg and pymysql are used only here.
+
+Environment the runner reads, besides the task (``DATAPIPELINE_TASK``):
+- ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``) from a Secret;
+- each database's ``password_env`` / ``username_env`` variable from a Secret;
+- ``DATAPIPELINE_HEADER_<Name>``: extra Webhook headers (the ``headersFromSecret`` Secret mounted
+  with ``envFrom.prefix: DATAPIPELINE_HEADER_``; ``_`` in the name becomes ``-``);
+- ``TMPDIR``: scratch space (the pod's emptyDir; the root filesystem may be read-only);
+- for tests and tuning: ``DATAPIPELINE_TERMINATION_LOG`` (default /dev/termination-log),
+  ``DATAPIPELINE_PROGRESS_INTERVAL`` (seconds), ``DATAPIPELINE_AWS_MAX_ATTEMPTS``,
+  ``DATAPIPELINE_WEBHOOK_ATTEMPTS``, ``DATAPIPELINE_WEBHOOK_BACKOFF``.
+
+Values of all secret variables are masked (``***``) in every log line and in the result.
+"""

@@ -98,42 +98,61 @@ class Format:
 
     # ------------------------------------------------------------------ reading
     def read(self, stream: IO[bytes], where: str, expected: int | None = None,
-             skip_blank: bool = False) -> Iterator[list[str | None]]:
+             skip_blank: bool = False, skip: int = 0) -> Iterator[list[str | None]]:
         """Rows of ``stream``; a malformed row or a wrong column count raises with its line number.
 
         ``expected`` is the number of columns each row must have (the table's); without it the
-        format's column list, or else the first row, sets it.
+        format's column list, or else the first row, sets it. ``skip`` drops leading records
+        (besides the header row), as Redshift's IGNOREHEADER does.
         """
         text = io.TextIOWrapper(stream, encoding="utf-8", newline="" if self.type == "CSV" else None)
         if expected is None and self.columns:
             expected = len(self.columns)
-        rows = self._parse(text, where)
+        skip += 1 if self.header else 0
         try:
-            if self.header:
-                next(rows, None)
-            for line, row in rows:
-                if skip_blank and (not row or row == [None]):
+            if self.type == "CSV":
+                yield from self._read_csv(text, where, expected, skip_blank, skip)
+                return
+            for line, row in self._parse(text, where):
+                if skip:
+                    skip -= 1
+                    continue
+                if skip_blank and (not row or row == [None] or row == [""]):
                     continue
                 if expected is None:
                     expected = len(row)
                 elif len(row) != expected:
-                    raise TaskError("Format.ColumnCount", f"{where}: line {line} has {len(row)} columns, "
-                                    f"expected {expected}")
+                    raise _count_error(where, line, len(row), expected)
                 yield row
         except UnicodeDecodeError as e:
             raise TaskError("Format.Encoding", f"{where}: the data is not UTF-8 text ({e.reason} at byte "
                             f"{e.start} of a chunk)") from None
 
+    def _read_csv(self, text: io.TextIOWrapper, where: str, expected: int | None, skip_blank: bool,
+                  skip: int) -> Iterator[list[str | None]]:
+        # The hot loop of every CSV load: kept flat, no per-row function calls beyond the csv module.
+        reader = csv.reader(text, strict=True, escapechar=self.escape)
+        try:
+            for row in reader:
+                if skip:
+                    skip -= 1
+                    continue
+                if len(row) != expected:
+                    if not row and skip_blank:
+                        continue
+                    if expected is None:
+                        expected = len(row)
+                    else:
+                        raise _count_error(where, reader.line_num, len(row), expected)
+                if "" in row:
+                    yield [v or None for v in row]  # an empty field is NULL
+                else:
+                    yield row  # type: ignore[misc]
+        except csv.Error as e:
+            raise TaskError("Format.MalformedRow", f"{where}: line {reader.line_num} is not valid CSV: {e}") \
+                from None
+
     def _parse(self, text: io.TextIOWrapper, where: str) -> Iterator[tuple[int, list[str | None]]]:
-        if self.type == "CSV":
-            reader = csv.reader(text, strict=True, escapechar=self.escape)
-            try:
-                for row in reader:
-                    yield reader.line_num, [v if v != "" else None for v in row]
-            except csv.Error as e:
-                raise TaskError("Format.MalformedRow", f"{where}: line {reader.line_num} is not valid CSV: {e}") \
-                    from None
-            return
         for n, record in enumerate(_records(text, self.record_separator), 1):
             if self.type == "RegEx":
                 if self.regex is None:
@@ -145,7 +164,7 @@ class Format:
             elif self.type == "TSV":
                 yield n, _split_escaped(record, self.separator, self.escape or "\\", where, n)
             else:
-                yield n, [v if v != "" else None for v in record.split(self.separator)]
+                yield n, [v or None for v in record.split(self.separator)]
 
     # ------------------------------------------------------------------ writing
     def encode(self, rows: Iterable[Row], header: Sequence[str] | None = None) -> Iterator[bytes]:
@@ -155,8 +174,14 @@ class Format:
             writer = csv.writer(buf, lineterminator="\n", escapechar=self.escape)
             if self.header and header:
                 writer.writerow(header)
+            # A lone \r is a line end to csv readers, but the writer (lineterminator \n) leaves it unquoted.
+            quoted = csv.writer(buf, lineterminator="\n", escapechar=self.escape, quoting=csv.QUOTE_ALL)
             for row in rows:
-                writer.writerow(["" if v is None else as_text(v) for v in row])
+                values = ["" if v is None else as_text(v) for v in row]
+                if any("\r" in v for v in values if v):
+                    quoted.writerow(values)
+                else:
+                    writer.writerow(values)
                 if buf.tell() >= CHUNK:
                     yield buf.getvalue().encode()
                     buf.seek(0)
@@ -182,6 +207,10 @@ class Format:
                 raise InvalidTask("dataFormat RegEx needs outputFormat to write data")
             return _java_format(self.output_format, [as_text(v) or "" for v in row]) + "\n"
         return self.separator.join("" if v is None else (as_text(v) or "") for v in row) + self.record_separator
+
+
+def _count_error(where: str, line: int, got: int, expected: int) -> TaskError:
+    return TaskError("Format.ColumnCount", f"{where}: line {line} has {got} columns, expected {expected}")
 
 
 def _sep(value: Any, default: str) -> str:
@@ -248,10 +277,11 @@ def _escape(value: str | None, sep: str, esc: str) -> str:
         return esc + "N"
     if esc in value:
         value = value.replace(esc, esc + esc)
-    if sep in value:
+    for char, code in (("\n", "n"), ("\r", "r"), ("\t", "t")):
+        if char in value:
+            value = value.replace(char, esc + code)
+    if sep not in "\n\r\t" and sep in value:
         value = value.replace(sep, esc + sep)
-    if "\n" in value or "\r" in value or "\t" in value:
-        value = value.replace("\n", esc + "n").replace("\r", esc + "r").replace("\t", esc + "t")
     return value
 
 

@@ -19,7 +19,6 @@ from datapipeline.runner.errors import InvalidTask, TaskError
 from datapipeline.runner.formats import ChunkStream, Format, Row, column_names, gzip_chunks
 from datapipeline.runner.log import get
 from datapipeline.runner.s3 import S3Url
-from datapipeline.runner.sql import Database
 
 log = get("copy")
 
@@ -110,17 +109,16 @@ class S3Source(Source):
 
     def rows(self, expected: int | None) -> Iterator[Row]:
         n = 0
+        progress = self.ctx.progress
         for url in self.files:
             self._starts.append(n)
             self._file_urls.append(url)
             where = f"{self.role} {self.node.name!r} ({url})"
             with self.open(url) as stream:
                 try:
-                    for i, row in enumerate(self.format.read(stream, where, expected, self.skip_blank)):
-                        if i < self.skip_header:
-                            continue
+                    for row in self.format.read(stream, where, expected, self.skip_blank, self.skip_header):
                         n += 1
-                        self.ctx.progress.rows_read = n
+                        progress.rows_read = n
                         yield row
                 except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
                     raise TaskError("Format.Compression", f"{where}: cannot decompress the data as gzip "
@@ -139,6 +137,8 @@ class SqlSource(Source):
         self.where = f"{role} {node.name!r}"
         if node.database is None:
             raise InvalidTask(f"{self.where}: {node.type} needs a database")
+        from datapipeline.runner.sql import Database  # lazily: shell tasks need no SQL driver
+
         self.db = Database.connect(node.database, self.where)
         table = node.fields.get("table") or node.fields.get("tableName")
         query = node.fields.get("selectQuery")
@@ -229,6 +229,8 @@ class SqlSink:
         if not table and not self.insert_query:
             raise InvalidTask(f"{self.where}: {node.type} needs table")
         self.table = str(table or "")
+        from datapipeline.runner.sql import Database
+
         self.db = Database.connect(node.database, self.where)
         self.table_ref = self.db.table_ref(self.table, node.fields.get("schemaName")) if table else ""
         self.columns: list[str] = []
@@ -265,9 +267,11 @@ class SqlSink:
                 yield row
 
         if self.insert_query:
-            with self.db.errors(f"{self.where} (insertQuery)"):
+            self.db.where = f"{self.where} (insertQuery)"  # bad-row messages name the field
+            with self.db.errors(self.db.where):
                 return self.db.insert_rows(str(self.insert_query), counted(), source.origin)
-        with self.db.errors(f"{self.where} (table {self.table})"):
+        self.db.where = f"{self.where} (table {self.table})"
+        with self.db.errors(self.db.where):
             return self.db.copy_in(self.table_ref, self.columns, counted(), source.origin)
 
     def commit(self) -> None:
@@ -281,8 +285,9 @@ def format_columns(node: DataNodeSpec) -> list[str]:
     return column_names(node.data_format.fields.get("column")) if node.data_format else []
 
 
-def same_format(a: DataNodeSpec, b: DataNodeSpec) -> bool:
+def same_format(a: DataNodeSpec, b: DataNodeSpec, compression: bool = True) -> bool:
+    """Same data format (and, unless told otherwise, same compression): bytes can be copied as they are."""
     def key(n: DataNodeSpec) -> Any:
         return (n.data_format.type, json.dumps(dict(n.data_format.fields), sort_keys=True)) \
             if n.data_format else None
-    return key(a) == key(b) and is_gzip(a) == is_gzip(b)
+    return key(a) == key(b) and (not compression or is_gzip(a) == is_gzip(b))

@@ -159,9 +159,10 @@ class S3:
             except ClientError as e:
                 if str(e.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
                     raise
-            # HEAD cannot tell a missing key from a missing bucket: ask the bucket.
-            self.client.head_bucket(Bucket=url.bucket)
-            return None
+        # HEAD cannot tell a missing key from a missing bucket: ask the bucket.
+        if not self.bucket_exists(url, where):
+            raise TaskError("S3.NoSuchBucket", f"{where}: bucket '{url.bucket}' does not exist")
+        return None
 
     def bucket_exists(self, url: S3Url, where: str) -> bool:
         with self.errors(where, url):

@@ -101,6 +101,7 @@ def _first_line(e: BaseException) -> str:
 
 
 _COPY_LINE = re.compile(r"line (\d+)")
+_MYSQL_ROW = re.compile(r" at row \d+$")
 
 
 class Database:
@@ -374,6 +375,7 @@ class MySql(Database):
             return None
         code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
         text = REDACT(str(e.args[1]) if len(e.args) > 1 else str(e))
+        text = _MYSQL_ROW.sub("", text)  # "at row 1" counts within one statement, not the input: misleading
         if code in (1045, 1044, 1698):
             return "SQL.AuthenticationFailed", f"database {self.name} rejected the user name or password ({text})"
         if code in (2002, 2003, 2005, 2006, 2013):

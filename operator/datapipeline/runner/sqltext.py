@@ -13,7 +13,7 @@ _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
 def _segments(sql: str) -> Iterator[tuple[bool, str]]:
-    """(is_code, text) pieces of ``sql``; literals and comments are not code."""
+    """(is_code, text) pieces of ``sql``; literals and comments are not code (comments start with - or /)."""
     i, n, start = 0, len(sql), 0
     while i < n:
         c = sql[i]
@@ -91,4 +91,5 @@ def split_statements(script: str) -> list[str]:
 
 
 def _has_code(statement: str) -> bool:
-    return any(code and seg.strip() for code, seg in _segments(statement))
+    """True unless the statement is only whitespace and comments."""
+    return any(seg.strip() if code else not seg.startswith(("--", "/*")) for code, seg in _segments(statement))

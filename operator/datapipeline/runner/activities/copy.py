@@ -7,9 +7,12 @@ SQL is one transaction: a bad row rolls everything back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from datapipeline.core.task import DataNodeSpec, TaskResult
 from datapipeline.runner.context import Context
 from datapipeline.runner.errors import InvalidTask, TaskError
+from datapipeline.runner.formats import ChunkStream, gzip_chunks
 from datapipeline.runner.log import get
 from datapipeline.runner.nodes import (
     S3_TYPES,
@@ -19,6 +22,7 @@ from datapipeline.runner.nodes import (
     SqlSink,
     basename,
     format_columns,
+    is_gzip,
     open_source,
     output_name,
     s3_files,
@@ -26,7 +30,7 @@ from datapipeline.runner.nodes import (
     same_format,
     write_s3,
 )
-from datapipeline.runner.s3 import S3Url
+from datapipeline.runner.s3 import MiB, S3Url
 
 log = get("copy")
 MAX_URIS = 20  # the termination message is 4 KiB
@@ -46,6 +50,9 @@ def run(ctx: Context) -> TaskResult:
     if src.type in S3_TYPES and dst.type in S3_TYPES and same_format(src, dst) \
             and not (s3_location(dst, "output")[0] == "filePath" and s3_location(src, "input")[0] != "filePath"):
         return _server_side(ctx, src, dst)
+    if src.type in S3_TYPES and dst.type in S3_TYPES and same_format(src, dst, compression=False) \
+            and not (src.data_format and str(src.data_format.fields.get("headerRow")).lower() == "true"):
+        return _recompress(ctx, src, dst)
     if dst.type in S3_TYPES:
         return _to_s3(ctx, src, dst)
     return _to_sql(ctx, src, dst)
@@ -79,6 +86,39 @@ def _server_side(ctx: Context, src: DataNodeSpec, dst: DataNodeSpec) -> TaskResu
         raise
     log.info("copied %d object(s), %d bytes, server-side", len(written), total)
     return TaskResult("FINISHED", bytes=total, output_uris=tuple(str(u) for u in written[:MAX_URIS]))
+
+
+def _recompress(ctx: Context, src: DataNodeSpec, dst: DataNodeSpec) -> TaskResult:
+    """Same format, different compression: the bytes stream through (de)compression unparsed."""
+    ctx.progress.phase = "copying"
+    source = S3Source(ctx, src)
+    kind, out = s3_location(dst, "output")
+    groups = [source.files] if kind == "filePath" else [[f] for f in source.files]
+    written: list[S3Url] = []
+    try:
+        for files in groups:
+            target = out if kind == "filePath" else out.child(output_name(dst, basename(files[0])))
+
+            def chunks(files: list[S3Url] = files) -> Iterator[bytes]:
+                for f in files:
+                    with source.open(f) as stream:
+                        try:
+                            while block := stream.read(MiB):
+                                yield block
+                        except (OSError, EOFError) as e:
+                            raise TaskError("Format.Compression", f"input {src.name!r} ({f}): cannot decompress "
+                                            f"the data as gzip ({e}); check the node's compression field") from None
+
+            data = gzip_chunks(chunks()) if is_gzip(dst) else chunks()
+            counter = [0]
+            ctx.s3.upload(ChunkStream(data, counter), target, f"output {dst.name!r} ({target})")  # type: ignore[arg-type]
+            ctx.progress.bytes += counter[0]
+            written.append(target)
+    except BaseException:
+        _cleanup(ctx, written)
+        raise
+    log.info("copied %d object(s) into %d, %d bytes written", len(source.files), len(written), ctx.progress.bytes)
+    return TaskResult("FINISHED", bytes=ctx.progress.bytes, output_uris=tuple(str(u) for u in written[:MAX_URIS]))
 
 
 def _to_s3(ctx: Context, src: DataNodeSpec, dst: DataNodeSpec) -> TaskResult:
