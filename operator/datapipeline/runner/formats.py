@@ -305,25 +305,30 @@ def gzip_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 class ChunkStream(io.RawIOBase):
-    """A read-only file over an iterator of byte chunks (the upload side of a streamed copy)."""
+    """A read-only file over an iterator of byte chunks (the upload side of a streamed copy).
 
-    def __init__(self, chunks: Iterable[bytes], counter: list[int] | None = None) -> None:
+    ``readinto`` fills the whole buffer unless the data ends: the multipart uploader takes a
+    short read for the end of the stream.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
         self._it = iter(chunks)
-        self._pending = b""
-        self._counter = counter
+        self._pending = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = next(self._it, None)
-            if chunk is None:
-                return 0
-            self._pending = chunk
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        if self._counter is not None:
-            self._counter[0] += n
-        return n
+        view = memoryview(buffer).cast("B")
+        filled, size = 0, len(view)
+        while filled < size:
+            if not self._pending:
+                chunk = next(self._it, None)
+                if chunk is None:
+                    break
+                self._pending = memoryview(chunk)
+            n = min(size - filled, len(self._pending))
+            view[filled:filled + n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            filled += n
+        return filled

@@ -195,10 +195,12 @@ def write_s3(ctx: Context, node: DataNodeSpec, rows: Iterator[Row], name: str, h
     chunks = fmt.encode(counted(), header)
     if is_gzip(node):
         chunks = gzip_chunks(chunks)
-    counter = [0]
-    stream = ChunkStream(chunks, counter)
-    ctx.s3.upload(stream, target, f"{role} {node.name!r} ({target})")  # type: ignore[arg-type]
-    ctx.progress.bytes += counter[0]
+    def counted_bytes(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            ctx.progress.bytes += len(chunk)
+            yield chunk
+
+    ctx.s3.upload(ChunkStream(counted_bytes(chunks)), target, f"{role} {node.name!r} ({target})")  # type: ignore[arg-type]
     return target
 
 

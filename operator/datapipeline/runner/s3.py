@@ -31,8 +31,11 @@ from datapipeline.runner.errors import InvalidTask, TaskError
 MiB = 1024 * 1024
 # Multipart sizes: memory in flight is about chunksize * max_concurrency per transfer,
 # which keeps the runner well under its 200 MiB budget whatever the object size.
-TRANSFER = TransferConfig(multipart_threshold=16 * MiB, multipart_chunksize=16 * MiB, max_concurrency=4,
+TRANSFER = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=4,
                           io_chunksize=MiB, use_threads=True)
+# A streamed (non-seekable) upload buffers whole parts; s3transfer's default of 10 parts in memory
+# would be 80 MiB. Five keep the pipeline busy at 40 MiB.
+TRANSFER.max_in_memory_upload_chunks = 5
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,7 @@ class S3:
             raise TaskError("Format.Encoding", f"{where}: {url} is not UTF-8 text") from None
 
     def upload(self, stream: IO[bytes], url: S3Url, where: str) -> None:
-        """Streams ``stream`` to ``url`` (multipart above 16 MiB; aborted on failure, so no partial object)."""
+        """Streams ``stream`` to ``url`` (multipart above 8 MiB; aborted on failure, so no partial object)."""
         with self.errors(where, url):
             self.client.upload_fileobj(stream, url.bucket, url.key, Config=TRANSFER)
 

@@ -110,9 +110,7 @@ def _recompress(ctx: Context, src: DataNodeSpec, dst: DataNodeSpec) -> TaskResul
                                             f"the data as gzip ({e}); check the node's compression field") from None
 
             data = gzip_chunks(chunks()) if is_gzip(dst) else chunks()
-            counter = [0]
-            ctx.s3.upload(ChunkStream(data, counter), target, f"output {dst.name!r} ({target})")  # type: ignore[arg-type]
-            ctx.progress.bytes += counter[0]
+            ctx.s3.upload(ChunkStream(counted_bytes(ctx, data)), target, f"output {dst.name!r} ({target})")  # type: ignore[arg-type]
             written.append(target)
     except BaseException:
         _cleanup(ctx, written)
@@ -169,6 +167,13 @@ def _to_sql(ctx: Context, src: DataNodeSpec, dst: DataNodeSpec) -> TaskResult:
     p = ctx.progress
     log.info("loaded %d rows into %s (committed)", n, sink.table or "insertQuery")
     return TaskResult("FINISHED", rows_read=p.rows_read, rows_written=n, bytes=(ctx._s3.bytes_read[0] or None) if ctx._s3 else None)
+
+
+def counted_bytes(ctx: Context, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Counts the bytes written as they go, so the progress lines show them."""
+    for chunk in chunks:
+        ctx.progress.bytes += len(chunk)
+        yield chunk
 
 
 def _cleanup(ctx: Context, written: list[S3Url]) -> None:

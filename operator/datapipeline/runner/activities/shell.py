@@ -1,0 +1,178 @@
+"""ShellCommandActivity (and the shell half of ShellCommandPrecondition and the EMR family).
+
+The command runs with /bin/sh in a scratch directory under $TMPDIR; its output is
+logged line by line (so it also counts as progress) and kept in files that are
+uploaded to the ``stdout``/``stderr`` S3 URIs. With ``stage: true`` the inputs are
+downloaded into ``$INPUTn_STAGING_DIR`` first and ``$OUTPUTn_STAGING_DIR`` is
+uploaded to the outputs afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from datapipeline.core.task import TaskResult
+from datapipeline.runner.context import Context, strings, truthy
+from datapipeline.runner.errors import InvalidTask, TaskError
+from datapipeline.runner.log import get
+from datapipeline.runner.nodes import S3_TYPES, basename, s3_files, s3_location
+from datapipeline.runner.s3 import S3Url
+
+log = get("shell")
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    last_stderr: str
+
+
+def _pump(stream: IO[bytes], sink: IO[bytes], name: str, tail: deque[str]) -> None:
+    for raw in iter(stream.readline, b""):
+        sink.write(raw)
+        text = raw.decode("utf-8", "replace").rstrip("\n")
+        tail.append(text)
+        log.info("%s: %s", name, text)
+    stream.close()
+
+
+def run_command(ctx: Context, argv: Sequence[str], env: dict[str, str], cwd: str, what: str) -> Outcome:
+    """Runs argv, logging and capturing its output; uploads stdout/stderr if the task names URIs."""
+    scratch = ctx.scratch()
+    out_path, err_path = os.path.join(scratch, "stdout"), os.path.join(scratch, "stderr")
+    tail: deque[str] = deque(maxlen=5)
+    ctx.progress.phase = "running"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        try:
+            # A new session: on SIGTERM the whole process group is stopped, not just the shell.
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True)
+        except OSError as e:
+            raise TaskError("Shell.CannotStart", f"{what}: cannot start {argv[0]}: {e.strerror}") from None
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [threading.Thread(target=_pump, args=(proc.stdout, out, "stdout", deque(maxlen=1)), daemon=True),
+                 threading.Thread(target=_pump, args=(proc.stderr, err, "stderr", tail), daemon=True)]
+        for t in pumps:
+            t.start()
+        try:
+            rc = proc.wait()
+        except BaseException:
+            _stop(proc)
+            raise
+        finally:
+            for t in pumps:
+                t.join(timeout=5)
+    for field_name, path in (("stdout", out_path), ("stderr", err_path)):
+        uri = ctx.field(field_name)
+        if uri:
+            url = S3Url.parse(uri, f"{what} {field_name}")
+            ctx.s3.upload_file(path, url, f"{what} {field_name} ({url})")
+            log.info("uploaded %s to %s", field_name, url)
+    return Outcome(rc, tail[-1] if tail else "")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def command_argv(ctx: Context, what: str) -> list[str]:
+    """argv for ``command`` (run by sh -c, scriptArgument as $1...) or a downloaded ``scriptUri``."""
+    command, script_uri = ctx.field("command"), ctx.field("scriptUri")
+    args = strings(ctx.field("scriptArgument"))
+    if bool(command) == bool(script_uri):
+        raise InvalidTask(f"{what}: set exactly one of command and scriptUri")
+    if command:
+        return ["/bin/sh", "-c", str(command), "sh", *args]
+    url = S3Url.parse(script_uri, f"{what} scriptUri")
+    path = os.path.join(ctx.scratch(), "script")
+    ctx.s3.download_file(url, path, f"{what} scriptUri ({url})")
+    os.chmod(path, 0o700)
+    with open(path, "rb") as f:
+        shebang = f.read(2) == b"#!"
+    return [path, *args] if shebang else ["/bin/sh", path, *args]
+
+
+def base_env(ctx: Context) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("DATAPIPELINE_TASK", None)  # the command has no use for the runner's own input
+    env.setdefault("TMPDIR", os.path.dirname(ctx.scratch()))
+    return env
+
+
+def run(ctx: Context) -> TaskResult:
+    spec = ctx.spec
+    what = f"ShellCommandActivity {spec.name}"
+    argv = command_argv(ctx, what)
+    env = base_env(ctx)
+    workdir = os.path.join(ctx.scratch(), "work")
+    os.makedirs(workdir)
+    stage = truthy(ctx.field("stage", "false"))
+    out_dirs: list[str] = []
+    if stage:
+        ctx.progress.phase = "staging inputs"
+        for i, node in enumerate(spec.inputs, 1):
+            d = os.path.join(ctx.scratch(), f"input{i}")
+            os.makedirs(d)
+            env[f"INPUT{i}_STAGING_DIR"] = d
+            if node.type not in S3_TYPES:
+                raise InvalidTask(f"{what}: stage needs S3DataNode inputs; input {node.name!r} is a {node.type}")
+            for url in s3_files(ctx, node, "input"):
+                ctx.progress.bytes += ctx.s3.download_file(url, os.path.join(d, basename(url)),
+                                                           f"input {node.name!r} ({url})")
+        for i, _node in enumerate(spec.outputs, 1):
+            d = os.path.join(ctx.scratch(), f"output{i}")
+            os.makedirs(d)
+            env[f"OUTPUT{i}_STAGING_DIR"] = d
+            out_dirs.append(d)
+    log.info("running %s", "script " + str(ctx.field("scriptUri")) if ctx.field("scriptUri") else "command")
+    outcome = run_command(ctx, argv, env, workdir, what)
+    if outcome.returncode != 0:
+        detail = f"; last stderr line: {outcome.last_stderr}" if outcome.last_stderr else ""
+        if outcome.returncode < 0:
+            raise TaskError("Shell.Killed", f"{what}: the command was killed by signal {-outcome.returncode}{detail}")
+        raise TaskError("Shell.NonZeroExit", f"{what}: the command exited with status {outcome.returncode}{detail}")
+    uris: list[str] = []
+    if stage:
+        ctx.progress.phase = "uploading outputs"
+        for node, d in zip(spec.outputs, out_dirs, strict=True):
+            uris.extend(_upload_dir(ctx, node_name=node.name, node=node, directory=d))
+    return TaskResult("FINISHED", bytes=ctx.progress.bytes or None, output_uris=tuple(uris[:20]))
+
+
+def _upload_dir(ctx: Context, node_name: str, node: object, directory: str) -> list[str]:
+    from datapipeline.core.task import DataNodeSpec
+    assert isinstance(node, DataNodeSpec)
+    files = sorted(os.path.relpath(os.path.join(root, f), directory)
+                   for root, _, names in os.walk(directory) for f in names)
+    if node.type not in S3_TYPES:
+        raise InvalidTask(f"output {node_name!r}: stage needs S3DataNode outputs, not {node.type}")
+    kind, url = s3_location(node, "output")
+    if kind == "filePath":
+        if len(files) > 1:
+            raise TaskError("Shell.StagingOutput", f"output {node_name!r} (filePath {url}): the command left "
+                            f"{len(files)} files in OUTPUT staging; a filePath output takes one (use directoryPath)")
+        targets = [(f, url) for f in files]
+    elif kind == "directoryPath":
+        targets = [(f, url.child(f)) for f in files]
+    else:
+        raise InvalidTask(f"output {node_name!r}: an output S3DataNode needs filePath or directoryPath")
+    for rel, target in targets:
+        path = os.path.join(directory, rel)
+        ctx.s3.upload_file(path, target, f"output {node_name!r} ({target})")
+        ctx.progress.bytes += os.path.getsize(path)
+    if not files:
+        log.warning("output %r: the command left no files in its staging directory", node_name)
+    return [str(t) for _, t in targets]

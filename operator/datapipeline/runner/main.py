@@ -1,0 +1,189 @@
+"""``datapipeline-runner``: runs one task (activity attempt, precondition check or action) and reports.
+
+Input: the TaskSpec JSON in ``DATAPIPELINE_TASK``. Output: log lines on stdout,
+``progress:`` heartbeats, a TaskResult JSON in the termination log
+(``/dev/termination-log``, or ``DATAPIPELINE_TERMINATION_LOG``), and the exit code.
+A user's mistake never ends in a traceback: it becomes an error id and a message.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from types import FrameType
+
+from datapipeline.core.task import (
+    EXIT_FAILED,
+    EXIT_FINISHED,
+    EXIT_INVALID_TASK,
+    EXIT_PRECONDITION_NOT_MET,
+    KIND_ACTION,
+    KIND_ACTIVITY,
+    KIND_PRECONDITION,
+    PROGRESS_INTERVAL_SECONDS,
+    TASK_ENV,
+    TERMINATION_LOG,
+    TaskResult,
+    TaskSpec,
+)
+from datapipeline.runner import log as logmod
+from datapipeline.runner.context import Context
+from datapipeline.runner.errors import Cancelled, NotMet, TaskError
+from datapipeline.runner.log import REDACT, Progress
+
+log = logmod.get("runner")
+Handler = Callable[[Context], TaskResult]
+
+# Environment variables whose values are secrets wherever they appear.
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+HEADER_ENV_PREFIX = "DATAPIPELINE_HEADER_"
+
+
+def _handlers(kind: str, type_: str) -> Handler | None:
+    # Imported lazily: a shell task should not pay for importing psycopg and boto3's S3 transfer.
+    if kind == KIND_ACTIVITY:
+        if type_ == "CopyActivity":
+            from datapipeline.runner.activities import copy
+            return copy.run
+        if type_ == "ShellCommandActivity":
+            from datapipeline.runner.activities import shell
+            return shell.run
+        if type_ == "SqlActivity":
+            from datapipeline.runner.activities import sql
+            return sql.run
+        if type_ == "RedshiftCopyActivity":
+            from datapipeline.runner.activities import redshift_copy
+            return redshift_copy.run
+        if type_ in ("EmrActivity", "HadoopActivity"):
+            from datapipeline.runner.activities import emr
+            return emr.run
+        return None
+    if kind == KIND_PRECONDITION:
+        from datapipeline.runner import preconditions
+        return preconditions.HANDLERS.get(type_)
+    if kind == KIND_ACTION:
+        from datapipeline.runner import actions
+        return actions.HANDLERS.get(type_)
+    return None
+
+
+def _register_secrets(spec: TaskSpec | None) -> None:
+    for name in SECRET_ENV:
+        REDACT.add(os.environ.get(name))
+    for name, value in os.environ.items():
+        if name.startswith(HEADER_ENV_PREFIX):
+            REDACT.add(value)
+    if spec is None:
+        return
+    dbs = [spec.database, *(n.database for n in (*spec.inputs, *spec.outputs))]
+    if spec.guarded_node:
+        dbs.append(spec.guarded_node.database)
+    for db in dbs:
+        if db and db.password_env:
+            REDACT.add(os.environ.get(db.password_env))
+
+
+def _map_unexpected(e: BaseException) -> TaskError:
+    """Driver exceptions that escaped a handler's own mapping still get an id and no traceback."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+        if isinstance(e, ClientError | BotoCoreError):
+            from datapipeline.runner.s3 import errors_as
+            try:
+                with errors_as("AWS request", None, None):
+                    raise e
+            except TaskError as mapped:
+                return mapped
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        pass
+    return TaskError("Runner.InternalError", f"internal error in the runner: {type(e).__name__}: {e}")
+
+
+def _write_result(result: TaskResult) -> None:
+    path = os.environ.get("DATAPIPELINE_TERMINATION_LOG", TERMINATION_LOG)
+    text = REDACT(result.to_json())
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        log.warning("cannot write the result to %s: %s", path, e)
+    # The result also goes to the log, so it survives when the termination message cannot be read.
+    print("result: " + text, flush=True)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Cancelled()
+
+
+def run(text: str | None) -> tuple[int, TaskResult]:
+    spec: TaskSpec | None = None
+    _register_secrets(None)
+    if not text:
+        return EXIT_INVALID_TASK, TaskResult("FAILED", error_id="Task.Missing",
+                                             error_message=f"environment variable {TASK_ENV} is not set")
+    try:
+        spec = TaskSpec.from_json(text)
+    except (ValueError, KeyError, TypeError) as e:
+        return EXIT_INVALID_TASK, TaskResult("FAILED", error_id="Task.Invalid",
+                                             error_message=f"{TASK_ENV} is not a valid task: {e}")
+    _register_secrets(spec)
+    handler = _handlers(spec.kind, spec.type)
+    if handler is None:
+        return EXIT_INVALID_TASK, TaskResult("FAILED", error_id="Task.UnsupportedType",
+                                             error_message=f"this runner has no handler for {spec.kind} type {spec.type}")
+    interval = float(os.environ.get("DATAPIPELINE_PROGRESS_INTERVAL", PROGRESS_INTERVAL_SECONDS))
+    progress = Progress(interval)
+    ctx = Context(spec, progress)
+    log.info("%s %s %r of pipeline %s run %s, attempt %d", spec.kind, spec.type, spec.name, spec.pipeline,
+             spec.run, spec.attempt)
+    progress.start()
+    try:
+        result = handler(ctx)
+        return EXIT_FINISHED, result
+    except NotMet as e:
+        log.info("precondition not met: %s", e.message)
+        return EXIT_PRECONDITION_NOT_MET, TaskResult("FALSE", error_id="Precondition.NotMet",
+                                                     error_message=e.message)
+    except TaskError as e:
+        log.error("%s: %s", e.error_id, e.message)
+        # rows_written is not reported: a failed load was rolled back, nothing stays written.
+        return e.exit_code, TaskResult("FAILED", rows_read=progress.rows_read or None,
+                                       error_id=e.error_id, error_message=e.message)
+    except Cancelled:
+        log.error("stopped by SIGTERM (cancelled or timed out); nothing was committed")
+        return EXIT_FAILED, TaskResult("FAILED", error_id="Runner.Cancelled",
+                                       error_message="the attempt was stopped (cancelled or timed out)")
+    except Exception as e:
+        mapped = _map_unexpected(e)
+        if mapped.error_id == "Runner.InternalError":
+            # A bug of ours, not the user's: the traceback helps whoever fixes it (redacted, on stderr).
+            sys.stderr.write(REDACT("".join(traceback.format_exception(e))))
+        log.error("%s: %s", mapped.error_id, mapped.message)
+        return EXIT_FAILED, TaskResult("FAILED", error_id=mapped.error_id, error_message=mapped.message)
+    finally:
+        progress.stop()
+        if ctx._scratch:
+            shutil.rmtree(ctx._scratch, ignore_errors=True)
+
+
+def main() -> None:
+    logmod.setup()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code, result = run(os.environ.get(TASK_ENV))
+    except Cancelled:  # SIGTERM before the task started (while importing, say)
+        code, result = EXIT_FAILED, TaskResult("FAILED", error_id="Runner.Cancelled",
+                                               error_message="the attempt was stopped before it started")
+    if result.error_message:
+        result = TaskResult(**{**result.__dict__, "error_message": REDACT(result.error_message)})
+    _write_result(result)
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
