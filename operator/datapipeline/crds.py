@@ -261,7 +261,7 @@ def _crd(kind: str, plural: str, short: str, spec: dict[str, Any], status: dict[
                     "type": "object", "description": doc, "properties": {
                         "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
                         "kind": {"type": "string", "description": kind},
-                        "metadata": {"type": "object", "description": "Standard object metadata."},
+                        "metadata": {"type": "object"},  # the API server allows nothing more here
                         "spec": spec, "status": status},
                     "required": ["spec"]}},
             }],

@@ -24,8 +24,8 @@ SYSTEM_NAMESPACE = "datapipeline-system"
 PIPELINE = "hello"
 
 
-def _helm(args: argparse.Namespace) -> str:
-    found = args.helm or shutil.which("helm")
+def find_helm(explicit: str | None = None) -> str:
+    found = explicit or shutil.which("helm")
     if not found:
         cache = Path(os.environ.get("KDP_CACHE", Path.home() / ".cache" / "kube-datapipeline"))
         candidates = sorted(cache.glob("helm-*/bin/helm"))
@@ -41,7 +41,7 @@ def _step(text: str) -> None:
 
 def install_chart(args: argparse.Namespace) -> None:
     repository, _, tag = args.image.rpartition(":")
-    command = [_helm(args), "upgrade", "--install", RELEASE, str(args.chart), "-n", SYSTEM_NAMESPACE,
+    command = [find_helm(args.helm), "upgrade", "--install", RELEASE, str(args.chart), "-n", SYSTEM_NAMESPACE,
                "--create-namespace", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
                "--wait", "--timeout", "180s"]
     _step("helm " + " ".join(command[1:]))
