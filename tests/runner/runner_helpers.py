@@ -8,9 +8,12 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from datapipeline.core.definition import parse_pipeline
+from datapipeline.core.resolve import Resolved, RunContext, resolve_command
 from datapipeline.core.task import TaskResult
 
 
@@ -76,3 +79,26 @@ def assert_failed(run: Run, error_id: str, message: str | None = None, code: int
     if message is not None:
         assert run.result.error_message == message, run.output
     assert "Traceback" not in run.output, run.output
+
+
+# ------------------------------------------------------------------------------------- from a pipeline
+RUN_START = datetime(2026, 11, 21, 10, tzinfo=UTC)
+
+
+def resolve(pipeline_spec: dict[str, Any], kind: str, obj: str, activity: str | None = None, attempt: int = 1, *,
+            pipeline: str = "p1", run: str = "p1-20261121t1000z", guarded_node: str | None = None,
+            node: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> Resolved:
+    """The TaskSpec (and Secret refs) the operator would launch for ``obj`` of a Pipeline's spec."""
+    definition = parse_pipeline(pipeline_spec)
+    context = RunContext(pipeline, run, RUN_START, RUN_START + timedelta(days=1), overrides=values or {})
+    return resolve_command(definition, context, kind, obj, activity or obj, attempt, guarded_node, node or {},
+                           RUN_START)
+
+
+def template(name: str) -> dict[str, Any]:
+    """A shipped template's Pipeline spec (operator/datapipeline/templates/<name>.yaml)."""
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "operator" / "datapipeline" / "templates" / f"{name}.yaml"
+    spec: dict[str, Any] = yaml.safe_load(path.read_text())["spec"]
+    return spec

@@ -16,4 +16,10 @@ Environment the runner reads, besides the task (``DATAPIPELINE_TASK``):
   ``DATAPIPELINE_WEBHOOK_ATTEMPTS``, ``DATAPIPELINE_WEBHOOK_BACKOFF``.
 
 Values of all secret variables are masked (``***``) in every log line and in the result.
+
+With the task's ``log_uri`` (``pipelineLogUri``) set, the runner uploads its complete log at the
+end of the attempt, also on failure, to ``<log_uri>/<pipeline>/<run>/<name>/attempt-<n>.log``
+(see ``main``). Shell commands get the task's AWS settings as ``AWS_REGION``,
+``AWS_ENDPOINT_URL_S3``/``_DYNAMODB``/``_SNS`` (and a path-style ``AWS_CONFIG_FILE``), which boto3
+and the AWS CLI honour; ``tools.dynamodb`` is the export/import command of the DynamoDB templates.
 """

@@ -1,19 +1,26 @@
-"""Line-format logging to stdout, secret redaction and the progress heartbeat.
+"""Line-format logging to stdout, secret redaction, the progress heartbeat and the log copy.
 
 Every line the runner prints goes through :class:`Redactor`, so a secret value
 (database password, AWS secret key, webhook token) can never reach the pod log
 or the termination message, even when a driver quotes it in an error.
+
+``main`` replaces ``sys.stdout``/``sys.stderr`` by :class:`Tee` streams: they
+redact whatever is written (a last line of defence for stray prints) and, once
+:data:`COPY` is started, keep a copy of every line in a file under $TMPDIR that
+the runner uploads to the task's ``log_uri`` at the end (the pod's log does not
+outlive the pod).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sys
 import threading
 import time
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import IO, TextIO
 
 from datapipeline.core.task import PROGRESS_INTERVAL_SECONDS
 
@@ -48,6 +55,70 @@ class Redactor:
 
 
 REDACT = Redactor()
+
+
+class LogCopy:
+    """A file that receives a copy of every line written to the :class:`Tee` streams, once started."""
+
+    def __init__(self) -> None:
+        self._file: IO[str] | None = None
+        self._lock = threading.Lock()
+        self.path: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._file is not None
+
+    def start(self, path: str) -> None:
+        with self._lock:
+            self._file = open(path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by stop()
+            self.path = path
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.write(text)
+
+    def stop(self) -> str | None:
+        """Stops copying; returns the file's path (None if it never started)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            return self.path
+
+
+COPY = LogCopy()
+
+
+class Tee(io.TextIOBase):
+    """Writes redacted text through to ``stream`` and to :data:`COPY`."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", "utf-8") or "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def write(self, text: str) -> int:
+        clean = REDACT(text)
+        self._stream.write(clean)
+        COPY.write(clean)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 def utc_stamp(t: float | None = None) -> str:

@@ -4,6 +4,17 @@ Input: the TaskSpec JSON in ``DATAPIPELINE_TASK``. Output: log lines on stdout,
 ``progress:`` heartbeats, a TaskResult JSON in the termination log
 (``/dev/termination-log``, or ``DATAPIPELINE_TERMINATION_LOG``), and the exit code.
 A user's mistake never ends in a traceback: it becomes an error id and a message.
+
+With ``log_uri`` set, the runner's complete log (every line it printed, the
+child command's output included, redacted like stdout) is uploaded at the end of
+the attempt, also when it failed, to ``<log_uri>/<pipeline>/<run>/<name>/attempt-<n>.log``:
+the key ``datapipeline logs`` reads (``datapipeline.cli.ops.LOG_KEY``). ``name`` is
+the TaskSpec's name: the activity for an activity attempt; for a precondition
+check (the operator gives it the guarded activity's ``log_uri``) and an action the
+TaskSpec does not say which activity it belongs to, so their logs are kept under
+the precondition's or action's own name, with the check number as ``n``, and
+never overwrite the activity's attempt logs. Failing to upload the log is a
+warning: it does not change the result.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from types import FrameType
@@ -33,10 +45,14 @@ from datapipeline.core.task import (
 from datapipeline.runner import log as logmod
 from datapipeline.runner.context import Context
 from datapipeline.runner.errors import Cancelled, NotMet, TaskError
-from datapipeline.runner.log import REDACT, Progress
+from datapipeline.runner.log import COPY, REDACT, Progress, Tee
 
 log = logmod.get("runner")
 Handler = Callable[[Context], TaskResult]
+
+# Where attempt logs go under log_uri: the same format as datapipeline.cli.ops.LOG_KEY (a test holds them
+# equal; the runner does not import the CLI).
+LOG_KEY = "{uri}/{pipeline}/{run}/{activity}/attempt-{attempt}.log"
 
 # Environment variables whose values are secrets wherever they appear.
 SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -119,6 +135,49 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Cancelled()
 
 
+def log_url(spec: TaskSpec) -> str | None:
+    """Where this task's log is uploaded (None without log_uri)."""
+    if not spec.log_uri:
+        return None
+    return LOG_KEY.format(uri=spec.log_uri.rstrip("/"), pipeline=spec.pipeline, run=spec.run, activity=spec.name,
+                          attempt=spec.attempt)
+
+
+_logged: list[TaskSpec] = []  # the task whose log is being copied (main uploads it)
+
+
+def _start_log_copy(spec: TaskSpec) -> None:
+    if not spec.log_uri:
+        return
+    fd, path = tempfile.mkstemp(prefix="datapipeline-log-", suffix=".log", dir=os.environ.get("TMPDIR") or None)
+    os.close(fd)
+    COPY.start(path)
+    _logged.append(spec)
+
+
+def _upload_log() -> None:
+    """Uploads the copy of the log to the task's log_uri; a failure is only a warning."""
+    path = COPY.stop()
+    if not _logged or path is None:
+        return
+    spec = _logged[-1]
+    url_text = log_url(spec)
+    try:
+        from datapipeline.runner.s3 import S3, S3Url
+
+        url = S3Url.parse(url_text, "pipelineLogUri")
+        S3(spec.aws).upload_file(path, url, f"log upload ({url})")
+        log.info("log uploaded to %s", url)
+    except TaskError as e:
+        log.warning("could not upload the log to %s: %s: %s", url_text, e.error_id, e.message)
+    except Cancelled:
+        log.warning("stopped by SIGTERM while uploading the log to %s", url_text)
+    except Exception as e:
+        log.warning("could not upload the log to %s: %s: %s", url_text, type(e).__name__, e)
+    finally:
+        os.unlink(path)
+
+
 def run(text: str | None) -> tuple[int, TaskResult]:
     spec: TaskSpec | None = None
     _register_secrets(None)
@@ -131,6 +190,7 @@ def run(text: str | None) -> tuple[int, TaskResult]:
         return EXIT_INVALID_TASK, TaskResult("FAILED", error_id="Task.Invalid",
                                              error_message=f"{TASK_ENV} is not a valid task: {e}")
     _register_secrets(spec)
+    _start_log_copy(spec)
     handler = _handlers(spec.kind, spec.type)
     if handler is None:
         return EXIT_INVALID_TASK, TaskResult("FAILED", error_id="Task.UnsupportedType",
@@ -171,6 +231,8 @@ def run(text: str | None) -> tuple[int, TaskResult]:
 
 
 def main() -> None:
+    # Everything printed goes through the Tee streams: redacted, and copied for the log upload.
+    sys.stdout, sys.stderr = Tee(sys.stdout), Tee(sys.stderr)
     logmod.setup()
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -181,6 +243,10 @@ def main() -> None:
     if result.error_message:
         result = TaskResult(**{**result.__dict__, "error_message": REDACT(result.error_message)})
     _write_result(result)
+    sys.stdout.flush()
+    if COPY.active:
+        log.info("uploading this log to %s", log_url(_logged[-1]))
+        _upload_log()
     sys.stdout.flush()
     sys.exit(code)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
@@ -87,13 +88,12 @@ def errors_as(where: str, url: S3Url | None, endpoint: str | None) -> Iterator[N
     try:
         yield
     except ClientError as e:
-        code = str(e.response.get("Error", {}).get("Code", "Unknown"))
-        template = _MESSAGES.get(code)
-        if template:
-            error_id = {"404": "NoSuchKey", "NotFound": "NoSuchKey", "403": "AccessDenied"}.get(code, code)
-            raise TaskError(f"S3.{error_id}", f"{where}: " + template.format(bucket=bucket, url=shown)) from None
-        detail = e.response.get("Error", {}).get("Message") or str(e)
-        raise TaskError(f"S3.{code}", f"{where}: S3 refused the request for {shown}: {code}: {detail}") from None
+        raise _client_error(e, where, bucket, shown) from None
+    except S3UploadFailedError as e:
+        # upload_file/upload_fileobj wrap the ClientError (as the exception's context) in this one.
+        if isinstance(e.__context__, ClientError):
+            raise _client_error(e.__context__, where, bucket, shown) from None
+        raise TaskError("S3.UploadFailed", f"{where}: {e}") from None
     except (EndpointConnectionError, ConnectTimeoutError) as e:
         target = endpoint or "the AWS S3 endpoint"
         raise TaskError("S3.EndpointUnreachable", f"{where}: cannot connect to the S3 endpoint {target} "
@@ -105,6 +105,16 @@ def errors_as(where: str, url: S3Url | None, endpoint: str | None) -> Iterator[N
                         "AWS_SECRET_ACCESS_KEY from a Secret)") from None
     except BotoCoreError as e:
         raise TaskError("S3.Error", f"{where}: {type(e).__name__}: {e}") from None
+
+
+def _client_error(e: ClientError, where: str, bucket: str, shown: str) -> TaskError:
+    code = str(e.response.get("Error", {}).get("Code", "Unknown"))
+    template = _MESSAGES.get(code)
+    if template:
+        error_id = {"404": "NoSuchKey", "NotFound": "NoSuchKey", "403": "AccessDenied"}.get(code, code)
+        return TaskError(f"S3.{error_id}", f"{where}: " + template.format(bucket=bucket, url=shown))
+    detail = e.response.get("Error", {}).get("Message") or str(e)
+    return TaskError(f"S3.{code}", f"{where}: S3 refused the request for {shown}: {code}: {detail}")
 
 
 class _BodyReader(io.RawIOBase):

@@ -4,7 +4,16 @@ The command runs with /bin/sh in a scratch directory under $TMPDIR; its output i
 logged line by line (so it also counts as progress) and kept in files that are
 uploaded to the ``stdout``/``stderr`` S3 URIs. With ``stage: true`` the inputs are
 downloaded into ``$INPUTn_STAGING_DIR`` first and ``$OUTPUTn_STAGING_DIR`` is
-uploaded to the outputs afterwards.
+uploaded to the outputs afterwards. Only S3DataNodes are staged; other nodes (a
+DynamoDBDataNode the command reads or writes itself, say) keep their place in the
+numbering but get no staging directory.
+
+The command's environment is the runner's (credentials included) without the task,
+plus what the task says about AWS, in the variables boto3 and the AWS CLI read:
+``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL_S3``,
+``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL_SNS``, and, for path-style S3, an
+``AWS_CONFIG_FILE`` with ``s3 = addressing_style = path`` (only when none is set).
+A value already in the environment (from a ComputeProfile's env) wins.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from datapipeline.core.task import TaskResult
+from datapipeline.core.task import DataNodeSpec, TaskResult
 from datapipeline.runner.context import Context, strings, truthy
 from datapipeline.runner.errors import InvalidTask, TaskError
 from datapipeline.runner.log import get
@@ -109,6 +118,18 @@ def base_env(ctx: Context) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("DATAPIPELINE_TASK", None)  # the command has no use for the runner's own input
     env.setdefault("TMPDIR", os.path.dirname(ctx.scratch()))
+    aws = ctx.spec.aws
+    for name, value in (("AWS_REGION", aws.region), ("AWS_DEFAULT_REGION", aws.region),
+                        ("AWS_ENDPOINT_URL_S3", aws.s3_endpoint_url),
+                        ("AWS_ENDPOINT_URL_DYNAMODB", aws.dynamodb_endpoint_url),
+                        ("AWS_ENDPOINT_URL_SNS", aws.sns_endpoint_url)):
+        if value and not env.get(name):
+            env[name] = value
+    if aws.s3_path_style and not env.get("AWS_CONFIG_FILE"):
+        config = os.path.join(ctx.scratch(), "aws-config")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write("[default]\ns3 =\n    addressing_style = path\n")
+        env["AWS_CONFIG_FILE"] = config
     return env
 
 
@@ -120,23 +141,27 @@ def run(ctx: Context) -> TaskResult:
     workdir = os.path.join(ctx.scratch(), "work")
     os.makedirs(workdir)
     stage = truthy(ctx.field("stage", "false"))
-    out_dirs: list[str] = []
+    out_dirs: list[tuple[DataNodeSpec, str]] = []
     if stage:
         ctx.progress.phase = "staging inputs"
         for i, node in enumerate(spec.inputs, 1):
+            if node.type not in S3_TYPES:
+                log.info("input %d %r is a %s: not staged", i, node.name, node.type)
+                continue
             d = os.path.join(ctx.scratch(), f"input{i}")
             os.makedirs(d)
             env[f"INPUT{i}_STAGING_DIR"] = d
-            if node.type not in S3_TYPES:
-                raise InvalidTask(f"{what}: stage needs S3DataNode inputs; input {node.name!r} is a {node.type}")
             for url in s3_files(ctx, node, "input"):
                 ctx.progress.bytes += ctx.s3.download_file(url, os.path.join(d, basename(url)),
                                                            f"input {node.name!r} ({url})")
-        for i, _node in enumerate(spec.outputs, 1):
+        for i, node in enumerate(spec.outputs, 1):
+            if node.type not in S3_TYPES:
+                log.info("output %d %r is a %s: not staged", i, node.name, node.type)
+                continue
             d = os.path.join(ctx.scratch(), f"output{i}")
             os.makedirs(d)
             env[f"OUTPUT{i}_STAGING_DIR"] = d
-            out_dirs.append(d)
+            out_dirs.append((node, d))
     log.info("running %s", "script " + str(ctx.field("scriptUri")) if ctx.field("scriptUri") else "command")
     outcome = run_command(ctx, argv, env, workdir, what)
     if outcome.returncode != 0:
@@ -147,18 +172,15 @@ def run(ctx: Context) -> TaskResult:
     uris: list[str] = []
     if stage:
         ctx.progress.phase = "uploading outputs"
-        for node, d in zip(spec.outputs, out_dirs, strict=True):
-            uris.extend(_upload_dir(ctx, node_name=node.name, node=node, directory=d))
+        for node, d in out_dirs:
+            uris.extend(_upload_dir(ctx, node, d))
     return TaskResult("FINISHED", bytes=ctx.progress.bytes or None, output_uris=tuple(uris[:20]))
 
 
-def _upload_dir(ctx: Context, node_name: str, node: object, directory: str) -> list[str]:
-    from datapipeline.core.task import DataNodeSpec
-    assert isinstance(node, DataNodeSpec)
+def _upload_dir(ctx: Context, node: DataNodeSpec, directory: str) -> list[str]:
+    node_name = node.name
     files = sorted(os.path.relpath(os.path.join(root, f), directory)
                    for root, _, names in os.walk(directory) for f in names)
-    if node.type not in S3_TYPES:
-        raise InvalidTask(f"output {node_name!r}: stage needs S3DataNode outputs, not {node.type}")
     kind, url = s3_location(node, "output")
     if kind == "filePath":
         if len(files) > 1:
