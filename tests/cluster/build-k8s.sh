@@ -15,7 +15,7 @@ src_sum=$(sha256sum "$here/k8sbin/main.go" | cut -c1-12)
 export GOFLAGS=${GOFLAGS:--mod=mod} GOTOOLCHAIN=local CGO_ENABLED=0
 
 if [ ! -x "$k8s_out/bin/kdp-k8s" ] || [ "$(cat "$k8s_out/src.sum" 2>/dev/null)" != "$src_sum" ]; then
-  echo "building Kubernetes $K8S_VERSION components into $k8s_out (cold: ~20-40 min on 2 cores)" >&2
+  echo "building Kubernetes $K8S_VERSION components into $k8s_out (cold: ~15 min on 2 cores)" >&2
   work=$k8s_out/src
   rm -rf "$work" && mkdir -p "$work" "$k8s_out/bin"
   cp "$here/k8sbin/main.go" "$work/"

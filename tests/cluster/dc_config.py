@@ -70,6 +70,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   tolerate_missing_hugetlb_controller = true
   disable_hugetlb_controller = true
   netns_mounts_under_state_dir = true
+  # These VMs run without CAP_SYS_RESOURCE, so nothing may lower its oom_score_adj
+  # below the parent's (the pause container asks for -998, and runc fails with
+  # "failed to update /proc/self/oom_score_adj: Permission denied").
+  restrict_oom_score_adj = true
 
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"

@@ -27,20 +27,20 @@ BASE_TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "us
              "usr/share/info", "usr/share/locale", "var/log")
 
 
+def _buildah_argv(paths: Paths) -> list[str | os.PathLike[str]]:
+    # Its own storage under the cache (a clean machine is `rm -rf` of the cache); the
+    # run root (locks, mounts) is per storage, as containers-storage expects.
+    runroot = f"/run/kdp-buildah-{sha12(str(paths.buildah_root))}"
+    return ["buildah", "--root", paths.buildah_root, "--runroot", runroot, "--storage-driver", "overlay"]
+
+
 def buildah(paths: Paths, *args: str | os.PathLike[str], capture: bool = False) -> str:
-    """buildah with its own storage under the cache, so a clean machine is `rm -rf` of the cache."""
-    proc = run(
-        ["buildah", "--root", paths.buildah_root, "--runroot", "/run/kdp-buildah",
-         "--storage-driver", "overlay", *args],
-        capture=capture,
-    )
+    proc = run([*_buildah_argv(paths), *args], capture=capture)
     return proc.stdout.strip() if capture else ""
 
 
 def _has_image(paths: Paths, name: str) -> bool:
-    proc = run(["buildah", "--root", paths.buildah_root, "--runroot", "/run/kdp-buildah",
-                "--storage-driver", "overlay", "inspect", "--type", "image", name],
-               check=False, capture=True)
+    proc = run([*_buildah_argv(paths), "inspect", "--type", "image", name], check=False, capture=True)
     return proc.returncode == 0
 
 
@@ -91,7 +91,7 @@ def _mirror_in(text: str) -> str | None:
             return m.group(1)
     # deb822 format: stanzas separated by blank lines.
     for stanza in re.split(r"\n\s*\n", text):
-        fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, flags=re.M))
+        fields: dict[str, str] = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, flags=re.M))
         if "deb" in fields.get("Types", "").split() and BASE_SUITE in fields.get("Suites", "").split():
             return fields["URIs"].split()[0]
     return None
@@ -175,8 +175,7 @@ def _stage_context(dest: Path) -> None:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     shutil.copy2(REPO / "pyproject.toml", dest)
-    for readme in REPO.glob("README*"):
-        shutil.copy2(readme, dest)
+    shutil.copy2(REPO / "README.md", dest)
     shutil.copytree(REPO / "operator", dest / "operator",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"))
     shutil.copytree(REPO / "runner-image", dest / "runner-image")
