@@ -8,14 +8,12 @@ installed with crds.install=false; the chart's CRD template is checked by a serv
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from e2e_helpers import helm, wait_for
 from fixtures.cluster import KubeCluster
 
 from datapipeline.cli.demo import find_helm
@@ -25,23 +23,6 @@ CHART = REPO / "charts" / "kube-datapipeline"
 EXAMPLE = REPO / "examples" / "hello-shell.yaml"
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
-
-
-def helm(cluster: KubeCluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([find_helm(), "--kubeconfig", cluster.kubeconfig, *args], capture_output=True,
-                          text=True, check=check, timeout=300)
-
-
-@pytest.fixture(scope="session")
-def crds_applied(kube_cluster: KubeCluster) -> None:
-    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    for name in ("pipelines.datapipeline.io", "pipelineruns.datapipeline.io"):
-        kube_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-
-
-def image_args(cluster: KubeCluster) -> list[str]:
-    repository, _, tag = cluster.runner_image.rpartition(":")
-    return ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
 
 
 def test_chart_lints() -> None:
@@ -85,27 +66,6 @@ def test_operator_role_cannot_read_secrets(kube_cluster: KubeCluster) -> None:
     assert not [r for r in rules if "*" in r.get("verbs", []) or "*" in r.get("resources", [])]
 
 
-@pytest.fixture
-def release(kube_cluster: KubeCluster, crds_applied: None, namespace: str) -> Iterator[str]:
-    name = f"kdp-{uuid.uuid4().hex[:6]}"
-    result = helm(kube_cluster, "install", name, str(CHART), "-n", namespace, "--set", "crds.install=false",
-                  "--set", f"watchNamespaces={{{namespace}}}", *image_args(kube_cluster), "--wait",
-                  "--timeout", "180s", check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield name
-    helm(kube_cluster, "uninstall", name, "-n", namespace, check=False)
-
-
-def _wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def test_installed_operator_runs_the_example_to_succeeded(kube_cluster: KubeCluster, namespace: str,
                                                          release: str) -> None:
     pods = kube_cluster.kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/name=kube-datapipeline",
@@ -119,7 +79,7 @@ def test_installed_operator_runs_the_example_to_succeeded(kube_cluster: KubeClus
         done = [line for line in out.splitlines() if line.split("=")[-1] in ("Succeeded", "Failed", "Cancelled")]
         return done[0] if done else None
 
-    run = _wait_for(finished_run, 300, "the first PipelineRun of hello-shell to finish")
+    run = wait_for(finished_run, 300, "the first PipelineRun of hello-shell to finish")
     name, phase = run.split("=")
     logs = kube_cluster.kubectl("-n", namespace, "logs", "deploy/" + f"{release}-operator", "--tail=50",
                                 check=False).stdout

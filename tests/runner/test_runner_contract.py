@@ -11,8 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from datapipeline.core.task import TERMINATION_MESSAGE_LIMIT, TaskResult
 from runner_helpers import Runner, assert_failed, task
+
+from datapipeline.core.task import TERMINATION_MESSAGE_LIMIT, TaskResult
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (INFO|WARNING|ERROR) [a-z.]+: ")
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from datapipeline.core.task import DatabaseSpec, DataFormatSpec
 from datapipeline.runner.errors import InvalidTask, TaskError
 from datapipeline.runner.formats import Format
 from datapipeline.runner.log import Redactor
 from datapipeline.runner.sql import conninfo
 from datapipeline.runner.sqltext import convert_placeholders, split_statements
-from hypothesis import given
-from hypothesis import strategies as st
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 cells = st.one_of(st.none(), text.filter(lambda s: s != ""))

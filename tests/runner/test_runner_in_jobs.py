@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from fixtures.cluster import KubeCluster
+from fixtures.servers import MotoServer, S3Server, SqlServer, Webhook
+from runner_helpers import resolve, template
+
 from datapipeline.cli.ops import log_key
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.task import TaskResult
 from datapipeline.k8s.jobs import Owner, build_job_spec
-from fixtures.cluster import KubeCluster
-from fixtures.servers import MotoServer, S3Server, SqlServer, Webhook
-from runner_helpers import resolve, template
 
 pytestmark = [pytest.mark.cluster, pytest.mark.servers]
 

@@ -6,11 +6,12 @@ import uuid
 from typing import Any
 
 import pytest
+from fixtures.servers import S3Server
+from runner_helpers import Runner, assert_failed, task
+
 from datapipeline.cli.ops import LOG_KEY as CLI_LOG_KEY
 from datapipeline.cli.ops import log_key
 from datapipeline.runner import main as runner_main
-from fixtures.servers import S3Server
-from runner_helpers import Runner, assert_failed, task
 
 RUN = "p1-20261121t1000"  # runner_helpers.task's run
 

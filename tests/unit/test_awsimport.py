@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from datapipeline.awsimport.convert import ImportError_, convert
 from datapipeline.cli.main import main
 from datapipeline.cli.validate import validate_files
 from datapipeline.core import catalog
 from datapipeline.core.definition import parse_manifest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted((ROOT / "tests" / "aws").glob("*.json"))

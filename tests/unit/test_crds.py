@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
 from datapipeline import crds
 from datapipeline.awsimport.convert import convert
 from datapipeline.cli.validate import load_yaml_documents

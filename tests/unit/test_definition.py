@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from datapipeline.core import catalog
 from datapipeline.core.catalog import SECTIONS, TYPES, FieldSpec, Kind, TypeSpec
 from datapipeline.core.definition import parse_instant, parse_manifest, parse_pipeline
 from datapipeline.core.durations import Period
 from datapipeline.core.model import DEFAULT_MAXIMUM_RETRIES, DEFAULT_RETRY_DELAY, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 # ---------------------------------------------------------------------------------------------- helpers
 

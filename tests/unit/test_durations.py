@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from datapipeline.core.durations import (
     MAX_DAYS,
     DurationError,
@@ -13,8 +16,6 @@ from datapipeline.core.durations import (
     parse_duration,
     parse_period,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize(("text", "period"), [

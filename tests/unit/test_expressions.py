@@ -7,6 +7,9 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from datapipeline.core.expressions import (
     FUNCTIONS,
     ArgType,
@@ -19,8 +22,6 @@ from datapipeline.core.expressions import (
     parse_template,
     to_string,
 )
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 # The guide's example: "the value of myDateTime is May 24, 2011 @ 5:10 pm GMT" (a Tuesday).
 MAY24 = datetime(2011, 5, 24, 17, 10, tzinfo=UTC)

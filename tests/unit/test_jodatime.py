@@ -6,6 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from datapipeline.core.jodatime import (
     Field,
     Literal,
@@ -14,8 +17,6 @@ from datapipeline.core.jodatime import (
     format_datetime,
     parse_datetime,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 # The guide's example instant: May 24, 2011 @ 5:10 pm GMT (a Tuesday, day 144).
 MAY24 = datetime(2011, 5, 24, 17, 10, 0, 123456, tzinfo=UTC)

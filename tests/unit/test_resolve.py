@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.resolve import ResolveError, RunContext, parameter_values, resolve_command

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 import pytest
+
 from datapipeline.core.durations import parse_period
 from datapipeline.core.model import Schedule
 from datapipeline.core.schedule import (

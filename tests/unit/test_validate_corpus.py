@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from datapipeline.cli.main import main
 from datapipeline.cli.validate import expression_comments, validate_files
 
