@@ -19,8 +19,8 @@ cluster-down:
 images:
 	$(CLUSTER) build-images
 
-demo: setup  ## install the chart, apply an example pipeline, watch its run finish
-	$(PYTHON) -m datapipeline.cli.main demo
+demo: deps cluster-up  ## install the chart, apply an example pipeline, watch its run finish
+	eval "$$($(CLUSTER) env $(if $(KDP_USE_CURRENT_CONTEXT),--use-current-context,))" && $(PYTHON) -m datapipeline.cli.main demo
 
 lint:
 	ruff check operator tests benchmarks

@@ -39,11 +39,28 @@ def _step(text: str) -> None:
     print(f"==> {text}", flush=True)
 
 
+def crds_managed_elsewhere() -> bool:
+    """True when the CRDs exist but Helm does not own them (applied with kubectl, e.g. by the tests)."""
+    from datapipeline.k8s import api
+
+    labels = api.crd_labels("pipelines.datapipeline.io")
+    return labels is not None and labels.get("app.kubernetes.io/managed-by") != "Helm"
+
+
 def install_chart(args: argparse.Namespace) -> None:
     repository, _, tag = args.image.rpartition(":")
+    # The demo's operator watches only the demo namespace, so it never competes with another operator.
     command = [find_helm(args.helm), "upgrade", "--install", RELEASE, str(args.chart), "-n", SYSTEM_NAMESPACE,
                "--create-namespace", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-               "--wait", "--timeout", "180s"]
+               "--set", f"watchNamespaces={{{args.namespace}}}", "--wait", "--timeout", "180s"]
+    from datapipeline.k8s import api
+
+    api.ensure_namespace(args.namespace)  # the release's Role goes there
+    if crds_managed_elsewhere():
+        _step("the CRDs were installed without Helm: applying crds/ and leaving them out of the release")
+        for path in sorted((args.chart.parent.parent / "crds").glob("*.yaml")):
+            api.apply_crd(yaml.safe_load(path.read_text()))
+        command += ["--set", "crds.install=false"]
     _step("helm " + " ".join(command[1:]))
     subprocess.run(command, check=True)
 
@@ -53,7 +70,6 @@ def apply_pipeline(namespace: str) -> None:
 
     doc: dict[str, Any] = yaml.safe_load(template_text("getting-started-shell"))
     apply_settings(doc, [f"name={PIPELINE}", f"namespace={namespace}", "myGreeting=hello from the demo"])
-    api.ensure_namespace(namespace)
     _step(f"kubectl apply Pipeline/{PIPELINE} in namespace {namespace} (template getting-started-shell)")
     api.apply_object(namespace, "pipelines", doc)
 
@@ -82,14 +98,14 @@ def wait_for_first_run(namespace: str, timeout: float) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         install_chart(args)
-    except subprocess.CalledProcessError as error:
-        print(f"error: helm failed with exit code {error.returncode}", file=sys.stderr)
+    except (subprocess.CalledProcessError, FileNotFoundError) as error:
+        print(f"error: helm failed: {error}", file=sys.stderr)
         return 1
     apply_pipeline(args.namespace)
     _step("waiting for the first PipelineRun to finish")
     run_name = wait_for_first_run(args.namespace, args.timeout)
-    print(f"\nNext: datapipeline -n {args.namespace} runs {PIPELINE}  |  datapipeline -n {args.namespace} logs "
-          f"{run_name} --activity count-words  |  kubectl get dpl,dplrun -n {args.namespace}")
+    print(f"\nNext:\n  datapipeline runs {PIPELINE} -n {args.namespace}\n  datapipeline logs {run_name} --activity "
+          f"count-words -n {args.namespace}\n  kubectl get dpl,dplrun -n {args.namespace}")
     return 0
 
 

@@ -87,7 +87,7 @@ def _when(run: Mapping[str, Any]) -> datetime:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 def pipeline_changed(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
     """Validate at once (the timer does the scheduling)."""
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # run times and names in whole seconds
     try:
         parse_pipeline(dict(spec))
         ok, message = True, "the definition is valid"
@@ -105,7 +105,7 @@ def schedule(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Sta
              **_: Any) -> None:
     LAST_TICK["scheduler"] = time.time()
     namespace = namespace or "default"
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # run times and names in whole seconds
     generation = meta.get("generation")
     try:
         definition = parse_pipeline(dict(spec))
