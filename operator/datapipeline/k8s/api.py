@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -88,6 +90,35 @@ def apply_object(namespace: str, plural: str, body: Mapping[str, Any]) -> None:
     patch_spec(namespace, plural, str(body["metadata"]["name"]), {"spec": body.get("spec") or {}})
 
 
+def extensions() -> Any:
+    return client.ApiextensionsV1Api(_api())
+
+
+def crd_labels(name: str) -> dict[str, str] | None:
+    """The labels of a CustomResourceDefinition, or None when it does not exist."""
+    try:
+        crd: Any = extensions().read_custom_resource_definition(name)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(crd.metadata.labels or {})
+
+
+def apply_crd(body: Mapping[str, Any]) -> None:
+    """Create or replace a CustomResourceDefinition (for the demo; the chart does this in a release)."""
+    name = str(body["metadata"]["name"])
+    try:
+        current: Any = extensions().read_custom_resource_definition(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        extensions().create_custom_resource_definition(dict(body))
+        return
+    replacement = {**body, "metadata": {**body["metadata"], "resourceVersion": current.metadata.resource_version}}
+    extensions().replace_custom_resource_definition(name, replacement)
+
+
 def ensure_namespace(name: str) -> None:
     try:
         core().create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
@@ -124,6 +155,29 @@ def list_jobs(namespace: str, run: str) -> list[dict[str, Any]]:
 def list_pods(namespace: str, run: str) -> list[dict[str, Any]]:
     result = core().list_namespaced_pod(namespace, label_selector=f"{LABEL_RUN}={label_value(run)}")
     return [_plain(p) for p in result.items]
+
+
+def last_log_time(namespace: str, pod: str) -> datetime | None:
+    """The Kubernetes timestamp of the pod's newest log line (None: no line yet, or the pod is gone)."""
+    try:
+        text = core().read_namespaced_pod_log(pod, namespace, timestamps=True, tail_lines=1,
+                                              _request_timeout=10)
+    except ApiException as error:
+        if error.status in (400, 404):
+            return None
+        raise
+    return parse_log_time(str(text or ""))
+
+
+def parse_log_time(text: str) -> datetime | None:
+    """``2026-11-21T19:56:53.123456789Z line`` -> that instant (nanoseconds cut to microseconds)."""
+    stamp = text.strip().split(" ", 1)[0] if text.strip() else ""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", stamp)
+    if not match:
+        return None
+    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}").astimezone(UTC)
 
 
 def create_job(namespace: str, manifest: Mapping[str, Any]) -> bool:
