@@ -30,4 +30,4 @@ unit:  ## the pure tier: seconds, no cluster, no servers
 	$(PYTHON) -m pytest -m "not cluster and not servers and not e2e" -q $(PYTEST_ARGS)
 
 test: setup lint  ## the whole suite: unit, servers, cluster and e2e tiers
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	eval "$$($(CLUSTER) env $(if $(KDP_USE_CURRENT_CONTEXT),--use-current-context,))" && $(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,143 @@
+"""Scheduling benchmark on the real cluster: the operator against Kubernetes' own baselines, in one run.
+
+1. Throughput: N PipelineRuns of a one-activity pipeline (`true`) against N bare Jobs running the same
+   container. Reported: wall time of each and the ratio (the operator's overhead per run).
+2. Schedule lag (``--cron``): a Pipeline with cron "* * * * *" against a CronJob with the same schedule,
+   over ``--minutes`` minutes. Reported: mean delay from the minute boundary to the Job's creation, as a ratio.
+
+Usage: eval "$(python tests/cluster/devcluster.py env)"; python benchmarks/scheduling_bench.py [--runs 20] [--cron]
+It starts the operator as a host process watching only its own namespace and deletes that namespace at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = os.environ.get("KDP_RUNNER_IMAGE", "localhost/kube-datapipeline:dev")
+
+
+def kubectl(namespace: str, *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(["kubectl", "-n", namespace, *args], input=stdin, capture_output=True, text=True,
+                            timeout=120)
+    if result.returncode != 0:
+        raise SystemExit(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def apply(namespace: str, *docs: dict[str, Any]) -> None:
+    kubectl(namespace, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(docs)}))
+
+
+def items(namespace: str, kind: str, selector: str | None = None) -> list[dict[str, Any]]:
+    args = ["get", kind, "-o", "json"] + (["-l", selector] if selector else [])
+    return list(json.loads(kubectl(namespace, *args))["items"])
+
+
+def wait_until(check: Any, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.5)
+    raise SystemExit(f"timed out after {timeout:.0f}s: {what}")
+
+
+def bare_jobs(namespace: str, count: int) -> float:
+    label = f"bench=jobs-{uuid.uuid4().hex[:6]}"
+    key, value = label.split("=")
+    start = time.monotonic()
+    apply(namespace, *[{
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": f"bare-{i}", "labels": {key: value}},
+        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {key: value}}, "spec": {
+            "restartPolicy": "Never", "containers": [{"name": "task", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                                                      "command": ["sh", "-c", "true"]}]}}}} for i in range(count)])
+    wait_until(lambda: sum(1 for j in items(namespace, "jobs", label) if (j.get("status") or {}).get("succeeded"))
+               == count, 900, f"{count} bare Jobs")
+    return time.monotonic() - start
+
+
+def pipeline_runs(namespace: str, count: int) -> float:
+    apply(namespace, {"apiVersion": "datapipeline.io/v1alpha1", "kind": "Pipeline", "metadata": {"name": "bench"},
+                      "spec": {"scheduleType": "ondemand", "activated": False, "successfulRunsHistoryLimit": count,
+                               "activities": [{"name": "noop", "type": "ShellCommandActivity", "command": "true"}]}})
+    start = time.monotonic()
+    apply(namespace, *[{"apiVersion": "datapipeline.io/v1alpha1", "kind": "PipelineRun",
+                        "metadata": {"name": f"bench-{i}", "labels": {"datapipeline.io/pipeline": "bench"}},
+                        "spec": {"pipelineRef": {"name": "bench"}, "trigger": "Manual"}} for i in range(count)])
+    wait_until(lambda: sum(1 for r in items(namespace, "pipelineruns") if (r.get("status") or {}).get("phase")
+                           == "Succeeded") == count, 900, f"{count} PipelineRuns")
+    return time.monotonic() - start
+
+
+def cron_lags(namespace: str, minutes: int) -> tuple[float, float]:
+    now = datetime.now(UTC)
+    apply(namespace,
+          {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cron"}, "spec": {
+              "schedule": "* * * * *", "jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": {
+                  "restartPolicy": "Never", "containers": [{"name": "task", "image": IMAGE,
+                                                            "command": ["sh", "-c", "true"]}]}}}}}},
+          {"apiVersion": "datapipeline.io/v1alpha1", "kind": "Pipeline", "metadata": {"name": "cron"}, "spec": {
+              "activated": True, "missedRunPolicy": "Skip", "maxActiveRuns": 5,
+              "schedule": {"cron": "* * * * *", "startDateTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
+              "activities": [{"name": "noop", "type": "ShellCommandActivity", "command": "true"}]}})
+    time.sleep(minutes * 60 + 5)
+    cron_lag = [_lag(j["metadata"]["creationTimestamp"]) for j in items(namespace, "jobs")
+                if any(o["kind"] == "CronJob" for o in j["metadata"].get("ownerReferences", []))]
+    ours = [_lag(j["metadata"]["creationTimestamp"]) for j in items(namespace, "jobs", "datapipeline.io/pipeline=cron")]
+    if not cron_lag or not ours:
+        raise SystemExit(f"no Jobs to measure (CronJob: {len(cron_lag)}, Pipeline: {len(ours)})")
+    return sum(cron_lag) / len(cron_lag), sum(ours) / len(ours)
+
+
+def _lag(stamp: str) -> float:
+    created = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return float(created.second)  # seconds after the minute boundary it belongs to
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--cron", action="store_true", help="also measure schedule lag against a CronJob")
+    parser.add_argument("--minutes", type=int, default=3)
+    args = parser.parse_args()
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["kubectl", "create", "namespace", namespace], check=True, capture_output=True)
+    wait_until(lambda: subprocess.run(["kubectl", "-n", namespace, "get", "sa", "default"],
+                                      capture_output=True).returncode == 0, 30, "the default service account")
+    env = {**os.environ, "DATAPIPELINE_NAMESPACES": namespace, "DATAPIPELINE_METRICS_PORT": "0",
+           "DATAPIPELINE_LIVENESS_PORT": "0", "DATAPIPELINE_SCHEDULER_INTERVAL": "1"}
+    log = open(ROOT / f"benchmarks/.operator-{namespace}.log", "wb")  # noqa: SIM115 - closed in finally
+    operator = subprocess.Popen([sys.executable, "-m", "datapipeline.controller.main"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    try:
+        jobs_time = bare_jobs(namespace, args.runs)
+        runs_time = pipeline_runs(namespace, args.runs)
+        print(f"throughput, {args.runs} one-activity runs on {os.cpu_count()} cores:")
+        print(f"  bare Jobs (baseline)   {jobs_time:7.1f} s   {args.runs / jobs_time:6.2f} per s")
+        print(f"  PipelineRuns           {runs_time:7.1f} s   {args.runs / runs_time:6.2f} per s")
+        print(f"  ratio                  {runs_time / jobs_time:7.2f}x the baseline's time")
+        if args.cron:
+            cron_lag, our_lag = cron_lags(namespace, args.minutes)
+            print(f"schedule lag over {args.minutes} min (minute boundary to Job created):")
+            print(f"  CronJob (baseline)     {cron_lag:7.1f} s")
+            print(f"  Pipeline cron          {our_lag:7.1f} s   ratio {our_lag / max(cron_lag, 0.5):.2f}x")
+    finally:
+        operator.terminate()
+        operator.wait(15)
+        log.close()
+        subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"], capture_output=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
