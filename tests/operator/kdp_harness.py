@@ -39,8 +39,10 @@ class Operator:
 
     # -------------------------------------------------------------- process
     def start(self) -> None:
+        # A resync far beyond the tests' waits: runs must move on Job and run events (and their own
+        # wake-up times), never because a periodic resync happened to look.
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "DATAPIPELINE_NAMESPACES": self.namespace,
-               "DATAPIPELINE_SCHEDULER_INTERVAL": "1", "DATAPIPELINE_RESYNC_INTERVAL": "2",
+               "DATAPIPELINE_SCHEDULER_INTERVAL": "1", "DATAPIPELINE_RESYNC_INTERVAL": "300",
                "DATAPIPELINE_MISSED_GRACE_SECONDS": "5", "DATAPIPELINE_METRICS_PORT": "0",
                "DATAPIPELINE_LIVENESS_PORT": "0", "PYTHONPATH": str(ROOT / "operator")}
         out = self.log.open("ab")
@@ -98,6 +100,25 @@ class Operator:
             time.sleep(every)
         tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
         raise AssertionError(f"timed out waiting; last={last!r}\noperator log tail:\n{tail}")
+
+    def cli(self, *args: str, check: bool = True) -> str:
+        """The ``datapipeline`` command line against this namespace."""
+        # A resync far beyond the tests' waits: runs must move on Job and run events (and their own
+        # wake-up times), never because a periodic resync happened to look.
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONPATH": str(ROOT / "operator")}
+        result = subprocess.run([sys.executable, "-m", "datapipeline.cli.main", *args, "-n", self.namespace],
+                                capture_output=True, text=True, timeout=120, env=env)
+        if check and result.returncode != 0:
+            raise AssertionError(f"datapipeline {' '.join(args)}: exit {result.returncode}\n{result.stdout}\n"
+                                 f"{result.stderr}")
+        return result.stdout
+
+    def events(self, kind: str, name: str) -> list[dict[str, Any]]:
+        """Kubernetes Events about one object, oldest first."""
+        items = self.get("events")["items"]
+        mine = [e for e in items if e.get("involvedObject", {}).get("kind") == kind
+                and e.get("involvedObject", {}).get("name") == name]
+        return sorted(mine, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
 
     def run_phase(self, run: str) -> str:
         return str((self.get("pipelinerun", run).get("status") or {}).get("phase") or "")

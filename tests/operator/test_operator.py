@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from datapipeline.core.schedule import format_time, run_name
 from kdp_harness import Operator, pipeline_doc, run_doc, shell
+
+from datapipeline.core.schedule import format_time, run_name
 
 pytestmark = pytest.mark.cluster
 ONDEMAND: dict[str, Any] = {"scheduleType": "ondemand"}
@@ -69,6 +70,14 @@ def test_chain_and_diamond(operator: Operator) -> None:
     assert run["status"]["progress"] == "4/4"
     assert attempts(operator, "diamond-1") == {"a": [1], "b": [1], "c": [1], "d": [1]}
     operator.kubectl("wait", "--for=condition=Succeeded", "pipelinerun/diamond-1", "--timeout=5s")
+    # Every transition is a Kubernetes Event on the run (kubectl get events / kubectl describe).
+    reasons = operator.wait(lambda: (lambda found: "RunSucceeded" in found and found)(
+        [e["reason"] for e in operator.events("PipelineRun", "diamond-1")]), timeout=30)
+    for reason in ("AttemptCreated", "ActivityRunning", "ActivityFinished", "RunSucceeded"):
+        assert reason in reasons
+    assert reasons.count("ActivityFinished") == 4
+    assert "diamond-1" in operator.kubectl("get", "events", "--field-selector",
+                                           "involvedObject.kind=PipelineRun,reason=RunSucceeded")
 
 
 def test_retries_then_cascade(operator: Operator) -> None:
@@ -94,6 +103,25 @@ def test_attempt_timeout(operator: Operator) -> None:
     assert run["status"]["activities"]["a"]["status"] == "TIMEDOUT"
 
 
+def test_report_progress_timeout_stops_a_stalled_attempt(operator: Operator) -> None:
+    # "quiet" runs its runner with a heartbeat once an hour: after its first log line it looks stalled.
+    # "chatty" runs as long but heartbeats often enough (the operator sets its interval), so it finishes.
+    operator.apply(pipeline_doc("stall", [
+        shell("quiet", "sleep 120", runsOn="hush", reportProgressTimeout="6s", maximumRetries=0),
+        shell("chatty", "sleep 12", reportProgressTimeout="6s", maximumRetries=0)],
+        computeProfiles=[{"name": "hush", "type": "ComputeProfile",
+                          "env": {"DATAPIPELINE_PROGRESS_INTERVAL": "3600"}}], **ONDEMAND))
+    operator.apply(run_doc("stall-1", "stall"))
+    run = operator.wait_phase("stall-1", ("Failed",), timeout=150)
+    quiet, chatty = run["status"]["activities"]["quiet"], run["status"]["activities"]["chatty"]
+    assert quiet["status"] == "FAILED" and quiet["errorId"] == "ProgressTimeout"
+    assert "reported no progress" in quiet["errorMessage"]
+    assert chatty["status"] == "FINISHED"
+    # The stalled attempt's Job was stopped (deleted), not left running for its 120 s.
+    operator.wait(lambda: not [j for j in operator.jobs("stall-1")
+                               if j["metadata"]["labels"]["datapipeline.io/activity"] == "quiet"], timeout=60)
+
+
 def test_late_action(operator: Operator) -> None:
     past = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     operator.apply(pipeline_doc("late", [shell("a", lateAfterTimeout="1m", onLateAction=["hook"])],
@@ -112,6 +140,15 @@ def test_cancel(operator: Operator) -> None:
     operator.kubectl("patch", "pipelinerun", "cancel-1", "--type=merge", "-p", '{"spec":{"cancel":true}}')
     run = operator.wait_phase("cancel-1", ("Cancelled",))
     assert {a["status"] for a in run["status"]["activities"].values()} == {"CANCELED"}
+    # The operator puts no finalizer on anything: with it stopped (uninstalled), runs and pipelines can
+    # still be deleted, and so can their namespace.
+    assert not run["metadata"].get("finalizers")
+    assert not operator.get("pipeline", "cancel")["metadata"].get("finalizers")
+    operator.stop()
+    operator.kubectl("delete", "pipelinerun", "cancel-1", "--timeout=60s")
+    operator.kubectl("delete", "pipeline", "cancel", "--timeout=60s")
+    assert not operator.get("pipelineruns")["items"] or operator.wait(
+        lambda: not operator.get("pipelineruns")["items"], timeout=60)
 
 
 def test_rerun_only_the_failed_activity(operator: Operator) -> None:

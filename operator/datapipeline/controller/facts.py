@@ -34,10 +34,17 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _pod_running(pod: Mapping[str, Any]) -> bool:
+    return running_since(pod) is not None
+
+
+def running_since(pod: Mapping[str, Any]) -> datetime | None:
+    """When the pod's container started running (None unless it runs now)."""
     for status in (pod.get("status") or {}).get("containerStatuses") or ():
-        if (status.get("state") or {}).get("running"):
-            return True
-    return False
+        running = (status.get("state") or {}).get("running")
+        if running is not None:
+            return _time(running.get("startedAt")) or _time((pod.get("status") or {}).get("startTime")) \
+                or datetime.now(UTC)
+    return None
 
 
 def pod_job_name(pod: Mapping[str, Any]) -> str | None:
@@ -64,7 +71,9 @@ def job_fact(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]] = ()) -> 
             result = TaskResult("FAILED", error_id="Runner", error_message=str(message)[:200])
     complete = _condition(job, "Complete") or (_condition(job, "SuccessCriteriaMet") if status.get("succeeded")
                                                else None)
-    failed = _condition(job, "Failed")
+    # Since Kubernetes 1.31 the Job controller sets FailureTarget (with the reason, e.g. DeadlineExceeded)
+    # first, deletes or waits for the pods, and only then sets Failed: the attempt has failed already.
+    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
     if complete is not None or ((status.get("succeeded") or 0) > 0 and failed is None):
         return JobFact(name, "succeeded", started=started, finished=_time(status.get("completionTime"))
                        or _time((complete or {}).get("lastTransitionTime")), exit_code=exit_code or 0, result=result)
@@ -76,10 +85,17 @@ def job_fact(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]] = ()) -> 
                        result=result)
     # A pod that terminated while the Job has not yet caught up: report what the pod says.
     if terminated is not None and (status.get("active") or 0) == 0 and (status.get("failed") or 0) > 0:
-        return JobFact(name, "failed", started=started, finished=_time(terminated.get("finishedAt")),
-                       exit_code=exit_code, reason=terminated.get("reason"), result=result)
-    running = (status.get("ready") or 0) > 0 or any(_pod_running(p) for p in pods)
-    return JobFact(name, "active", started=started, running=running)
+        finished = _time(terminated.get("finishedAt"))
+        reason = terminated.get("reason")
+        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline and started is not None and finished is not None \
+                and (finished - started).total_seconds() >= float(deadline):
+            reason = "DeadlineExceeded"  # stopped by the Job's deadline, the condition not yet written
+        return JobFact(name, "failed", started=started, finished=finished, exit_code=exit_code, reason=reason,
+                       result=result)
+    since = [t for t in (running_since(p) for p in pods) if t is not None]
+    running = (status.get("ready") or 0) > 0 or bool(since)
+    return JobFact(name, "active", started=started, running=running, progress_at=max(since) if since else None)
 
 
 def job_facts(jobs: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> dict[str, JobFact]:

@@ -1,4 +1,4 @@
-"""Pipeline → PipelineRuns: a kopf timer per Pipeline creates the runs that are due.
+"""Pipeline → PipelineRuns: a worker task per Pipeline creates the runs that are due.
 
 Run names are deterministic (``<pipeline>-<UTC stamp>``), so a restart or a second replica can only
 hit ``AlreadyExists``. The scheduling cursor (``status.lastScheduledTime``) is saved after the runs
@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from datapipeline.controller import metrics
 from datapipeline.controller.settings import SETTINGS
+from datapipeline.controller.workers import Workers, drop_legacy_finalizer
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.problems import DefinitionError
@@ -71,7 +73,7 @@ def _valid_conditions(old: Mapping[str, Any], ok: bool, message: str, generation
     return out
 
 
-def _set(patch: kopf.Patch, status: Mapping[str, Any], key: str, value: Any) -> None:
+def _set(patch: StatusPatch, status: Mapping[str, Any], key: str, value: Any) -> None:
     if status.get(key) != value:
         patch.status[key] = value
 
@@ -82,27 +84,58 @@ def _when(run: Mapping[str, Any]) -> datetime:
     return parse_time(str(text))
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-def pipeline_changed(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
-    """Validate at once (the timer does the scheduling)."""
-    now = datetime.now(UTC).replace(microsecond=0)  # run times and names in whole seconds
-    try:
-        parse_pipeline(dict(spec))
-        ok, message = True, "the definition is valid"
-    except DefinitionError as error:
-        ok, message = False, "; ".join(str(p) for p in error.problems)
-    _set(patch, status, "conditions", _valid_conditions(status, ok, message, meta.get("generation"), now))
-    if not ok:
-        _set(patch, status, "health", "ERROR")
-    _set(patch, status, "observedGeneration", meta.get("generation"))
+class StatusPatch:
+    """What a scheduling pass changes in the Pipeline's status (a JSON merge patch: None removes)."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, Any] = {}
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.scheduler_interval, initial_delay=0.5)
-def schedule(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta,
-             body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | logging.LoggerAdapter[Any],
-             **_: Any) -> None:
+def schedule_pipeline(namespace: str, name: str, cache: dict[str, Any],
+                      logger: logging.Logger | logging.LoggerAdapter[Any]) -> tuple[bool, datetime | None]:
+    """One pass of a Pipeline's worker: validate, create the runs that are due, save the status."""
+    body = kube.get_object(namespace, PLURAL, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return False, None
+    patch = StatusPatch()
+    wake_at = schedule(name=name, namespace=namespace, spec=body.get("spec") or {}, status=body.get("status") or {},
+                       meta=body["metadata"], body=body, patch=patch, logger=logger)
+    if patch.status:
+        try:
+            kube.patch_status(namespace, PLURAL, name, patch.status,
+                              resource_version=str(body["metadata"].get("resourceVersion") or "") or None)
+        except ApiException as error:
+            if error.status == 409:  # changed meanwhile (a spec edit): decide again on what it is now
+                raise kopf.TemporaryError("the pipeline changed while it was scheduled", delay=0.2) from error
+            if error.status != 404:
+                raise
+    return True, wake_at
+
+
+PIPELINES = Workers("pipeline", schedule_pipeline, lambda: SETTINGS.scheduler_interval)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def pipeline_event(type: str | None, name: str, namespace: str | None, status: kopf.Status, meta: kopf.Meta,
+                         **_: Any) -> None:
+    """Every Pipeline gets a worker (no finalizer, nothing written but status); a spec change wakes it."""
+    namespace = namespace or "default"
+    if type == "DELETED":
+        PIPELINES.wake(namespace, name)  # it finds the Pipeline gone and exits
+        return
+    await drop_legacy_finalizer(PLURAL, namespace, meta)
+    PIPELINES.ensure(namespace, name, wake=meta.get("generation") != status.get("observedGeneration"))
+
+
+@kopf.on.cleanup()
+async def stop_pipeline_workers(**_: Any) -> None:
+    await PIPELINES.stop_all()
+
+
+def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: Mapping[str, Any],
+             meta: Mapping[str, Any], body: Mapping[str, Any], patch: StatusPatch,
+             logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> datetime | None:
+    """Decide the Pipeline's status and create the runs that are due; returns when to look again."""
     LAST_TICK["scheduler"] = time.time()
     namespace = namespace or "default"
     now = datetime.now(UTC).replace(microsecond=0)  # run times and names in whole seconds
@@ -112,9 +145,10 @@ def schedule(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Sta
     except DefinitionError as error:
         message = "; ".join(str(p) for p in error.problems)
         _set(patch, status, "conditions", _valid_conditions(status, False, message, generation, now))
+        _set(patch, status, "observedGeneration", generation)
         _set(patch, status, "health", "ERROR")
         _set(patch, status, "nextRunTime", None)
-        return
+        return None
     _set(patch, status, "conditions", _valid_conditions(status, True, "the definition is valid", generation, now))
     _set(patch, status, "observedGeneration", generation)
     _set(patch, status, "schedule", describe_schedule(definition.schedule, definition.schedule_type))
@@ -128,12 +162,12 @@ def schedule(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Sta
         _set(patch, status, "nextRunTime", None)
         _set(patch, status, "activationTime", None)
         metrics.QUEUE_DEPTH.labels(namespace, name).set(0)
-        return
+        return None
     if not status.get("activatedAt") or not status.get("activationTime"):
         # Persist the activation first: run names derive from it, so they must survive a restart.
         _set(patch, status, "activatedAt", status.get("activatedAt") or format_time(now))
         _set(patch, status, "activationTime", status.get("activationTime") or format_time(now))
-        return
+        return now  # schedule right after the activation is saved
     activated_at = parse_time(str(status["activatedAt"]))
     if definition.schedule_type == "ondemand" or definition.schedule is None:
         activation = parse_time(str(status["activationTime"]))
@@ -145,7 +179,7 @@ def schedule(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Sta
                 kopf.info(cast(Any, body), reason="RunCreated", message=f"on-demand run {body_run['metadata']['name']}")
             _set(patch, status, "lastScheduledTime", format_time(activation))
         _set(patch, status, "nextRunTime", None)
-        return
+        return None
     start = effective_start(definition.schedule, activated_at)
     assert start is not None
     cursor = _cursor(status, runs)
@@ -170,6 +204,8 @@ def schedule(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Sta
     _set(patch, status, "nextRunTime", format_time(decision.next_run_time) if decision.next_run_time else None)
     _set(patch, status, "queueDepth", decision.waiting)
     metrics.QUEUE_DEPTH.labels(namespace, name).set(decision.waiting)
+    # The next interval's due time; held-back runs wait for a run to finish, which wakes this worker.
+    return decision.next_run_time if decision.next_run_time and not decision.waiting else None
 
 
 def _cursor(status: Mapping[str, Any], runs: list[dict[str, Any]]) -> datetime | None:
@@ -182,7 +218,7 @@ def _cursor(status: Mapping[str, Any], runs: list[dict[str, Any]]) -> datetime |
     return cursor
 
 
-def _last_run(patch: kopf.Patch, status: Mapping[str, Any], runs: list[dict[str, Any]]) -> None:
+def _last_run(patch: StatusPatch, status: Mapping[str, Any], runs: list[dict[str, Any]]) -> None:
     if not runs:
         return
     newest = max(runs, key=lambda r: (_when(r), r["metadata"].get("creationTimestamp") or ""))

@@ -1,26 +1,27 @@
-"""PipelineRun → Jobs: one kopf daemon per live run, woken by its Jobs' events.
+"""PipelineRun → Jobs: one worker task per live run, woken by the run's and its Jobs' watch events.
 
-The daemon's loop reads the run, its frozen definition, its Jobs and pods; asks the pure
+Each pass reads the run, its frozen definition, its Jobs and pods; asks the pure
 :func:`~datapipeline.controller.step.step` what to do; creates/deletes Jobs (idempotently); and
-only then saves the new status. Killed anywhere in between, the next pass converges.
+only then saves the new status (only if the run did not change meanwhile). Killed anywhere in
+between, the next pass converges: Job names are deterministic.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from datapipeline.controller import metrics
-from datapipeline.controller.facts import job_facts
+from datapipeline.controller.facts import job_facts, pod_job_name, running_since
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import merge_patch, step
+from datapipeline.controller.workers import Workers, drop_legacy_finalizer
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.problems import DefinitionError
@@ -29,28 +30,22 @@ from datapipeline.core.runstate import (
     FINAL_PHASES,
     PHASE_FAILED,
     SUCCEEDED,
+    JobFact,
     Rerun,
     RunSpec,
     RunState,
+    attempt_job_name,
 )
 from datapipeline.core.schedule import format_time, interval_at, parse_time
 from datapipeline.k8s import api as kube
 from datapipeline.k8s.jobs import GROUP, LABEL_ACTIVITY, LABEL_PIPELINE, LABEL_RUN, VERSION, Owner
 
 PLURAL = "pipelineruns"
-_WAKE: dict[tuple[str, str], asyncio.Event] = {}
-_LOOP: asyncio.AbstractEventLoop | None = None
-
-
-def wake(namespace: str, name: str) -> None:
-    event = _WAKE.get((namespace, name))
-    if event is not None:
-        event.set()
 
 
 # ---------------------------------------------------------------------------- filters
 def run_is_live(spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -> bool:
-    """The daemon runs while there is something to do: not final, or a request not yet handled."""
+    """The run needs a worker: not final, or a request not yet handled."""
     if meta.get("deletionTimestamp"):
         return False
     phase = status.get("phase")
@@ -66,58 +61,46 @@ def run_is_live(spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mappin
 
 
 # ---------------------------------------------------------------------------- handlers
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT})
-def job_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
-    for ref in meta.get("ownerReferences") or ():
-        if ref.get("kind") == "PipelineRun" and _LOOP is not None:
-            _LOOP.call_soon_threadsafe(wake, namespace or "", str(ref.get("name")))
+def _pass(namespace: str, name: str, cache: dict[str, Any], logger: logging.Logger) -> tuple[bool, datetime | None]:
+    return reconcile_run(namespace, name, cache, logger)
 
 
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def run_spec_changed(name: str, namespace: str | None, **_: Any) -> None:
-    """cancel, rerun or markFinished changed: reconcile now (the daemon may also be started by its filter)."""
-    if _LOOP is not None:
-        _LOOP.call_soon_threadsafe(wake, namespace or "", name)
+RUNS = Workers("run", _pass, lambda: SETTINGS.resync_interval, metrics.RECONCILE.observe)
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, when=run_is_live, cancellation_timeout=5.0)
-async def run_daemon(name: str, namespace: str | None, stopped: kopf.DaemonStopped,
-                     logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
-    global _LOOP
-    _LOOP = asyncio.get_running_loop()
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def run_event(type: str | None, name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status,
+                    meta: kopf.Meta, **_: Any) -> None:
+    """A run that needs work gets a worker; a spec change (cancel, rerun, markFinished) wakes it."""
     namespace = namespace or "default"
-    key = (namespace, name)
-    event = _WAKE.setdefault(key, asyncio.Event())
-    cache: dict[str, Any] = {}
-    try:
-        while not stopped:
-            event.clear()
-            started = time.monotonic()
-            try:
-                wake_at = await asyncio.to_thread(reconcile_run, namespace, name, cache, logger)
-            except kopf.TemporaryError as error:
-                logger.warning("run %s: %s", name, error)
-                wake_at = datetime.now(UTC) + timedelta(seconds=error.delay or 5)
-            except Exception:
-                logger.exception("run %s: reconcile failed", name)
-                wake_at = datetime.now(UTC) + timedelta(seconds=5)
-            metrics.RECONCILE.observe(time.monotonic() - started)
-            delay = SETTINGS.resync_interval
-            if wake_at is not None:
-                delay = max(0.2, min(delay, (wake_at - datetime.now(UTC)).total_seconds() + 0.05))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=delay)
-    finally:
-        if _WAKE.get(key) is event:
-            del _WAKE[key]
+    if type == "DELETED":
+        RUNS.wake(namespace, name)  # it finds the run gone and exits
+        return
+    await drop_legacy_finalizer(PLURAL, namespace, meta)
+    if run_is_live(spec, status, meta):
+        RUNS.ensure(namespace, name, wake=meta.get("generation") != status.get("observedGeneration"))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT})
+async def job_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
+    """A Job of a run changed (started, became ready, finished, deleted): the run looks at once."""
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("kind") == "PipelineRun":
+            RUNS.wake(namespace or "default", str(ref.get("name")))
+
+
+@kopf.on.cleanup()
+async def stop_workers(**_: Any) -> None:
+    await RUNS.stop_all()
 
 
 # ---------------------------------------------------------------------------- one pass
 def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
-                  logger: logging.Logger | logging.LoggerAdapter[Any]) -> datetime | None:
+                  logger: logging.Logger | logging.LoggerAdapter[Any]) -> tuple[bool, datetime | None]:
+    """One pass over a run; returns whether it still needs work and when to look again."""
     run = kube.get_object(namespace, PLURAL, name)
     if run is None or run["metadata"].get("deletionTimestamp"):
-        return None
+        return False, None
     spec = run.get("spec") or {}
     status = run.get("status") or {}
     now = datetime.now(UTC)
@@ -129,12 +112,14 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
                                                run["metadata"].get("generation"), now)}
         patch = merge_patch(status, new_status)
         if patch:
-            kube.patch_status(namespace, PLURAL, name, patch)
+            _save(namespace, name, run, patch)
             kopf.event(cast(Any, run), type="Warning", reason="InvalidDefinition", message=(problem or "")[:500])
-        return None
+        return False, None
     run_spec = run_spec_of(run, definition)
     state = RunState.from_dict(status)
-    facts = job_facts(kube.list_jobs(namespace, name), kube.list_pods(namespace, name))
+    pods = kube.list_pods(namespace, name)
+    facts = job_facts(kube.list_jobs(namespace, name), pods)
+    _read_progress(namespace, name, definition, state, facts, pods)
     capacity = _capacity(namespace, pipeline, name, definition)
     context = RunContext(pipeline=pipeline, run=name, scheduled_start=run_spec.scheduled_start,
                          scheduled_end=run_spec.scheduled_end,
@@ -151,13 +136,51 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     new_status = build_status(status, result.state, run, generation, now)
     patch = merge_patch(status, new_status)
     if patch:
-        kube.patch_status(namespace, PLURAL, name, patch)
+        _save(namespace, name, run, patch)
     for emit in result.events:
         kopf.event(cast(Any, run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
         _count(namespace, pipeline, emit.reason)
     if result.state.phase in FINAL_PHASES and new_status.get("phase") != status.get("phase"):
         metrics.RUNS.labels(namespace, pipeline, result.state.phase).inc()
-    return result.wake_at
+        if pipeline:
+            from datapipeline.controller.pipelines import PIPELINES
+
+            PIPELINES.wake(namespace, pipeline)  # room for the next run (maxActiveRuns), health
+    return run_is_live(spec, new_status, run["metadata"]), result.wake_at
+
+
+def _save(namespace: str, name: str, run: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
+    """Save the status only if the run is unchanged since it was read (else the next pass decides again)."""
+    try:
+        kube.patch_status(namespace, PLURAL, name, patch,
+                          resource_version=str(run["metadata"].get("resourceVersion") or "") or None)
+    except ApiException as error:
+        if error.status == 409:
+            raise kopf.TemporaryError("the run changed while it was reconciled; looking again", delay=0.2) \
+                from error
+        if error.status == 404:
+            return
+        raise
+
+
+def _read_progress(namespace: str, run: str, definition: PipelineDefinition, state: RunState,
+                   facts: dict[str, JobFact], pods: list[dict[str, Any]]) -> None:
+    """For running attempts of activities with reportProgressTimeout only: the newest log line's time."""
+    for activity_name, activity in definition.activities.items():
+        st = state.activities.get(activity_name)
+        if activity.report_progress_timeout is None or st is None or not st.job_expected:
+            continue
+        job = attempt_job_name(run, activity_name, st.attempt)
+        fact = facts.get(job)
+        if fact is None or fact.state != "active" or not fact.running:
+            continue
+        mine = [p for p in pods if pod_job_name(p) == job and running_since(p) is not None]
+        if not mine:
+            continue
+        pod = max(mine, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
+        latest = kube.last_log_time(namespace, str(pod["metadata"]["name"]))
+        if latest is not None and (fact.progress_at is None or latest > fact.progress_at):
+            facts[job] = replace(fact, progress_at=latest)
 
 
 def _count(namespace: str, pipeline: str, reason: str) -> None:

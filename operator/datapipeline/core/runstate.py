@@ -118,6 +118,9 @@ class JobFact:
     exit_code: int | None = None
     reason: str | None = None  # DeadlineExceeded, BackoffLimitExceeded, ...
     result: TaskResult | None = None
+    # When the attempt last showed a sign of life: its newest log line, else its container's start. The
+    # adapter reads it only for attempts of activities with reportProgressTimeout.
+    progress_at: datetime | None = None
 
 
 # ---------------------------------------------------------------------------- state
@@ -338,6 +341,7 @@ class _Machine:
         self.commands: list[Command] = []
         self.wake_at: datetime | None = None
         self.order = definition.topological_order()
+        self.initial_phase = state.phase  # the phase the run had before this step
 
     # -------------------------------------------------------------- helpers
     def wake(self, moment: datetime | None) -> None:
@@ -536,8 +540,22 @@ class _Machine:
                     self.commands.append(DeleteJob(job, "attempt timeout"))
                     self.attempt_failed(name, activity, st, replace(fact, reason="DeadlineExceeded"),
                                         "AttemptTimeout", f"attempt {st.attempt} ran longer than {timeout}")
-                else:
-                    self.wake(limit)
+                    return
+                self.wake(limit)
+            stall = activity.report_progress_timeout
+            if stall is not None and fact.running:
+                # No container runs (it just ended, the Job's status lags behind): nothing to judge.
+                since = fact.progress_at
+                if since is not None:
+                    limit = since + stall
+                    if self.now >= limit:
+                        self.commands.append(DeleteJob(job, "no progress reported"))
+                        self.attempt_failed(name, activity, st, replace(fact, finished=self.now, reason="Stalled"),
+                                            "ProgressTimeout", f"attempt {st.attempt} reported no progress for "
+                                            f"{stall} (reportProgressTimeout); its last log line was at "
+                                            f"{_fmt(since)}, so it was stopped")
+                    else:
+                        self.wake(limit)
             return
         if fact.state == "succeeded":
             self._close_attempt(st, FINISHED, fact, None)
@@ -724,7 +742,7 @@ class _Machine:
     def settle(self) -> None:
         st = self.state
         statuses = {n: a.status for n, a in st.activities.items()}
-        previous = st.phase
+        previous = self.initial_phase
         if all(s in TERMINAL for s in statuses.values()):
             values = set(statuses.values())
             st.phase = (SUCCEEDED if values <= SUCCESSFUL
@@ -741,6 +759,8 @@ class _Machine:
                           "Normal" if st.phase == SUCCEEDED else "Warning")
         else:
             st.completion_time = None
+            if previous in ("", PENDING) and st.phase == PHASE_RUNNING:
+                self.emit("RunStarted", f"run {self.spec.name} started")
 
     def _can_progress(self) -> bool:
         """False when every unfinished activity waits behind a failure (failureAndRerunMode none)."""

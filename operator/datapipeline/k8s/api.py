@@ -136,9 +136,24 @@ def delete_object(namespace: str, plural: str, name: str) -> None:
             raise
 
 
-def patch_status(namespace: str, plural: str, name: str, status: Mapping[str, Any]) -> None:
-    custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name,
-                                                   {"status": dict(status)})
+def patch_status(namespace: str, plural: str, name: str, status: Mapping[str, Any],
+                 resource_version: str | None = None) -> None:
+    """A JSON merge patch of the status; with ``resource_version``, only if the object is still at it (409)."""
+    body: dict[str, Any] = {"status": dict(status)}
+    if resource_version:
+        body["metadata"] = {"resourceVersion": resource_version}
+    custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
+
+
+def remove_finalizer(namespace: str, plural: str, name: str, finalizer: str, finalizers: list[str],
+                     resource_version: str) -> None:
+    """Drop one finalizer (only if the object is unchanged since it was read; else the next event retries)."""
+    body = {"metadata": {"resourceVersion": resource_version, "finalizers": [f for f in finalizers if f != finalizer]}}
+    try:
+        custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body)
+    except ApiException as error:
+        if error.status not in (404, 409):
+            raise
 
 
 def patch_spec(namespace: str, plural: str, name: str, patch: Mapping[str, Any]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from datapipeline.core.model import PipelineDefinition, PipelineObject
 from datapipeline.core.resolve import SecretEnv
-from datapipeline.core.task import TASK_ENV, TERMINATION_LOG, TaskSpec
+from datapipeline.core.task import PROGRESS_INTERVAL_SECONDS, TASK_ENV, TERMINATION_LOG, TaskSpec
 
 GROUP = "datapipeline.io"
 VERSION = "v1alpha1"
@@ -33,6 +33,7 @@ DEFAULT_IMAGE = "localhost/kube-datapipeline:dev"
 IMAGE_ENV = "DATAPIPELINE_RUNNER_IMAGE"
 RUNNER_COMMAND = ["datapipeline-runner"]
 HEADER_ENV_PREFIX = "DATAPIPELINE_HEADER_"
+PROGRESS_ENV = "DATAPIPELINE_PROGRESS_INTERVAL"  # seconds between the runner's progress: lines
 RUNNER_UID = 10001
 
 
@@ -94,7 +95,14 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
     }
     annotations = {ANNOTATION_OBJECT: task.name, ANNOTATION_ACTIVITY: activity}
     env: list[dict[str, Any]] = [{"name": TASK_ENV, "value": task.to_json()}]
-    for key, value in sorted((extra_env or {}).items()):
+    extra_env = dict(extra_env or {})
+    stall = definition.activities[task.name].report_progress_timeout if task.kind == "activity" else None
+    profile_env = (profile.get("env") or {}) if profile is not None else {}
+    if stall is not None and PROGRESS_ENV not in profile_env and PROGRESS_ENV not in extra_env:
+        # Heartbeats well within reportProgressTimeout, so a live attempt never looks stalled.
+        seconds = min(float(PROGRESS_INTERVAL_SECONDS), max(1.0, stall.total_seconds() / 3))
+        extra_env[PROGRESS_ENV] = f"{seconds:g}"
+    for key, value in sorted(extra_env.items()):
         env.append({"name": key, "value": value})
     for secret in secrets:
         env.append({"name": secret.env, "valueFrom": {"secretKeyRef": {"name": secret.secret, "key": secret.key}}})

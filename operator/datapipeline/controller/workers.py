@@ -1,0 +1,133 @@
+"""One asyncio task per object that needs work (a live PipelineRun, a Pipeline), woken by watch events.
+
+Why not kopf daemons and timers: kopf puts a finalizer on every object that has one, so with the
+operator stopped or uninstalled a PipelineRun, a Pipeline or their namespace can never be deleted.
+The handlers here are plain ``kopf.on.event`` watchers (no finalizer, nothing written to the
+object); each only makes sure a worker exists and wakes it. The worker re-reads the object in
+every pass (level-triggered) and exits by itself when its pass says there is nothing left to do
+or the object is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+# One pass: (namespace, name, the worker's cache, logger) -> (keep working, when to look again).
+Pass = Callable[[str, str, dict[str, Any], logging.Logger], tuple[bool, datetime | None]]
+
+
+@dataclass
+class _Worker:
+    task: asyncio.Task[None]
+    event: asyncio.Event
+
+
+class Workers:
+    def __init__(self, kind: str, work: Pass, resync: Callable[[], float],
+                 observe: Callable[[float], None] | None = None) -> None:
+        self.kind = kind
+        self.work = work
+        self.resync = resync  # seconds: look again at least this often
+        self.observe = observe  # called with each pass's duration (metrics)
+        self.logger = logging.getLogger(f"datapipeline.{kind}")
+        self._workers: dict[tuple[str, str], _Worker] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        worker = self._workers.get(key)
+        return worker is not None and not worker.task.done()
+
+    def ensure(self, namespace: str, name: str, wake: bool = True) -> None:
+        """Start a worker for the object unless one runs; else wake it if asked. Call on the event loop."""
+        self._loop = asyncio.get_running_loop()
+        key = (namespace, name)
+        worker = self._workers.get(key)
+        if worker is not None and not worker.task.done():
+            if wake:
+                worker.event.set()
+            return
+        event = asyncio.Event()
+        task = asyncio.create_task(self._run(key, event), name=f"{self.kind}/{namespace}/{name}")
+        self._workers[key] = _Worker(task, event)
+
+    def wake(self, namespace: str, name: str) -> None:
+        """Wake the object's worker if it has one; safe from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake(namespace, name)
+        else:
+            loop.call_soon_threadsafe(self._wake, namespace, name)
+
+    def _wake(self, namespace: str, name: str) -> None:
+        worker = self._workers.get((namespace, name))
+        if worker is not None:
+            worker.event.set()
+
+    async def stop_all(self) -> None:
+        tasks = [w.task for w in self._workers.values() if not w.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self._workers.clear()
+
+    async def _run(self, key: tuple[str, str], event: asyncio.Event) -> None:
+        namespace, name = key
+        cache: dict[str, Any] = {}
+        try:
+            while True:
+                event.clear()
+                started = time.monotonic()
+                try:
+                    live, wake_at = await asyncio.to_thread(self.work, namespace, name, cache, self.logger)
+                except kopf.TemporaryError as error:
+                    self.logger.warning("%s %s/%s: %s", self.kind, namespace, name, error)
+                    live, wake_at = True, None
+                    delay = float(error.delay or 5)
+                except Exception:
+                    self.logger.exception("%s %s/%s: pass failed", self.kind, namespace, name)
+                    live, wake_at, delay = True, None, 5.0
+                else:
+                    delay = self.resync()
+                if self.observe is not None:
+                    self.observe(time.monotonic() - started)
+                if not live and not event.is_set():
+                    return  # nothing left to do (an event meanwhile means: look once more)
+                if wake_at is not None:
+                    delay = max(0.2, min(delay, (wake_at - datetime.now(UTC)).total_seconds() + 0.05))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), timeout=delay)
+        finally:
+            current = self._workers.get(key)
+            if current is not None and current.task is asyncio.current_task():
+                del self._workers[key]
+
+
+# Earlier builds of this operator ran kopf daemons and timers, which put this finalizer on every run and pipeline.
+LEGACY_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
+
+
+async def drop_legacy_finalizer(plural: str, namespace: str, meta: Any) -> None:
+    """Remove the finalizer of older operator versions, so such objects (and namespaces) can be deleted."""
+    finalizers = list(meta.get("finalizers") or ())
+    if LEGACY_FINALIZER not in finalizers:
+        return
+    from datapipeline.k8s import api as kube
+
+    await asyncio.to_thread(kube.remove_finalizer, namespace, plural, str(meta.get("name")), LEGACY_FINALIZER,
+                            finalizers, str(meta.get("resourceVersion") or ""))

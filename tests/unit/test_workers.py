@@ -1,0 +1,69 @@
+"""The per-object worker tasks of the operator, without a cluster: woken by events, gone when done."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+
+from datapipeline.controller.workers import Workers
+
+
+def test_a_worker_runs_wakes_and_exits_when_its_pass_says_done() -> None:
+    passes: list[str] = []
+    done = threading.Event()
+
+    def work(namespace: str, name: str, cache: dict[str, Any], logger: logging.Logger) -> tuple[bool, datetime | None]:
+        cache["n"] = cache.get("n", 0) + 1
+        passes.append(f"{namespace}/{name}#{cache['n']}")
+        return (not done.is_set()), None
+
+    async def scenario() -> None:
+        workers = Workers("test", work, resync=lambda: 60)
+        workers.ensure("ns", "a")
+        await asyncio.sleep(0.05)
+        assert passes == ["ns/a#1"] and ("ns", "a") in workers
+        workers.ensure("ns", "a", wake=False)  # an event that needs no pass (its own status write)
+        await asyncio.sleep(0.05)
+        assert passes == ["ns/a#1"]
+        await asyncio.to_thread(workers.wake, "ns", "a")  # from another thread, like a Job event
+        await asyncio.sleep(0.05)
+        assert passes == ["ns/a#1", "ns/a#2"]
+        done.set()
+        workers.wake("ns", "a")
+        await asyncio.sleep(0.05)
+        assert ("ns", "a") not in workers  # its pass said: nothing left to do
+        workers.ensure("ns", "a")  # live again (a rerun): a new worker, a fresh cache
+        await asyncio.sleep(0.05)
+        assert passes[-1] == "ns/a#1"
+        await workers.stop_all()
+
+    asyncio.run(scenario())
+
+
+def test_wake_times_errors_and_temporary_errors() -> None:
+    calls: list[float] = []
+
+    def work(namespace: str, name: str, cache: dict[str, Any], logger: logging.Logger) -> tuple[bool, datetime | None]:
+        calls.append(0)
+        if len(calls) == 1:
+            return True, datetime.now(UTC) + timedelta(seconds=0.1)  # look again soon
+        if len(calls) == 2:
+            raise kopf.TemporaryError("conflict", delay=0.1)
+        if len(calls) == 3:
+            raise RuntimeError("a bug")  # logged, retried after 5 s: not within this test
+        return False, None
+
+    async def scenario() -> None:
+        workers = Workers("test", work, resync=lambda: 60)
+        workers.ensure("ns", "b")
+        await asyncio.sleep(1.0)
+        assert len(calls) == 3 and ("ns", "b") in workers
+        await workers.stop_all()
+        assert ("ns", "b") not in workers
+
+    asyncio.run(scenario())
