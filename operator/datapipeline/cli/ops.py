@@ -36,7 +36,8 @@ def _kube() -> Any:
 
 
 def _ns(args: argparse.Namespace) -> str:
-    return str(getattr(args, "namespace", None) or "default")
+    """-n, else the kube context's namespace (as kubectl does), else default."""
+    return str(getattr(args, "namespace", None) or _kube().context_namespace())
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -283,7 +284,8 @@ def _s3_log(namespace: str, run: Mapping[str, Any], activity: str, attempt: int)
 def add_subparsers(subparsers: Any) -> None:
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
-        parser.add_argument("-n", "--namespace", default=None, help="namespace (default: default)")
+        parser.add_argument("-n", "--namespace", default=None,
+                            help="namespace (default: the kube context's, else default)")
         parser.set_defaults(func=func)
         return parser
 

@@ -33,6 +33,15 @@ def load() -> None:
     _client = client.ApiClient()
 
 
+def context_namespace() -> str:
+    """The current kube context's namespace, as kubectl picks it; "default" when it names none."""
+    try:
+        _, active = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
+    except (config.ConfigException, OSError):
+        return "default"
+    return str((active or {}).get("context", {}).get("namespace") or "default")
+
+
 def _api() -> Any:
     load()
     assert _client is not None
