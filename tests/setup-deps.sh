@@ -3,7 +3,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-packages=$(grep -hv '^\s*#' "$here"/requirements-apt*.txt "$here"/*/requirements-apt*.txt 2>/dev/null | tr -s ' \n' ' ')
+shopt -s nullglob
+lists=("$here"/*/requirements-apt*.txt)
+packages=$(cat "${lists[@]}" | grep -v '^\s*#' | tr -s ' \n' ' ')
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +107,38 @@ def test_mysql_to_s3_full_copy(kube_cluster: KubeCluster, namespace: str, releas
     assert objects, "the copy wrote at least one file"
     body = b"".join(minio.client().get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in objects)
     assert body.decode().splitlines() == ["1,alice", "2,bob"]
+
+
+def test_s3_to_postgres_example_for_one_interval(kube_cluster: KubeCluster, namespace: str, release: str,
+                                                 minio: S3Server, postgres: SqlServer) -> None:
+    """examples/s3-to-postgres.yaml as written, pointed at the test servers, for one scheduled interval."""
+    docs = list(yaml.safe_load_all((Path(__file__).resolve().parents[2] / "examples" / "s3-to-postgres.yaml")
+                                   .read_text()))
+    doc = next(d for d in docs if d["kind"] == "Pipeline")
+    suffix = uuid.uuid4().hex[:6]
+    bucket, table, view = f"landing-{suffix}", f"orders_{suffix}", "daily_revenue"
+    minio.client().create_bucket(Bucket=bucket)
+    minio.client().put_object(Bucket=bucket, Key="orders/2026-11-20.csv",
+                              Body=b"order_id,customer,amount\n1,alice,10.50\n2,bob,3.25\n")
+    postgres.sql(f"CREATE TABLE {table} (order_id int PRIMARY KEY, customer text, amount numeric)")
+    postgres.sql(f"DROP MATERIALIZED VIEW IF EXISTS {view}")
+    postgres.sql(f"CREATE MATERIALIZED VIEW {view} AS SELECT sum(amount) AS revenue FROM {table}")
+    secrets(kube_cluster, namespace, minio, warehouse_credentials=postgres.password)
+    spec = doc["spec"]
+    spec["aws"].update(s3EndpointUrl=minio.pod_endpoint, region=minio.region)
+    spec["databases"][0].update(connectionString=postgres.pod_jdbc, username=postgres.user)
+    spec["values"] = {"myInputBucket": bucket}
+    node = next(n for n in spec["dataNodes"] if n["name"] == "orders-table")
+    node["table"] = table
+    node["createTableSql"] = node["createTableSql"].replace("orders", table)
+    doc["metadata"] = {"name": f"s3-to-postgres-{suffix}", "namespace": namespace}
+    apply(kube_cluster, namespace, doc)
+    apply(kube_cluster, namespace, {
+        "apiVersion": "datapipeline.io/v1alpha1", "kind": "PipelineRun",
+        "metadata": {"name": f"{doc['metadata']['name']}-20261120", "labels": {
+            "datapipeline.io/pipeline": doc["metadata"]["name"]}},
+        "spec": {"pipelineRef": {"name": doc["metadata"]["name"]}, "trigger": "Manual",
+                 "scheduledStartTime": "2026-11-20T02:00:00Z", "scheduledEndTime": "2026-11-21T02:00:00Z"}})
+    run_to_the_end(kube_cluster, namespace, doc["metadata"]["name"], release)
+    assert postgres.sql(f"SELECT order_id, customer FROM {table} ORDER BY order_id") == [(1, "alice"), (2, "bob")]
+    assert postgres.sql(f"SELECT revenue::text FROM {view}") == [("13.75",)]
