@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -60,3 +61,13 @@ def test_the_api_server_rejects_what_the_crd_rules_catch(kube_cluster: KubeClust
     result = dry_run(kube_cluster, namespace, manifest)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("overlay", ["staging", "production"])
+def test_gitops_overlays_render_to_valid_pipelines(kube_cluster: KubeCluster, overlay: str) -> None:
+    rendered = kube_cluster.kubectl("kustomize", str(REPO / "examples" / "gitops" / "overlays" / overlay)).stdout
+    assert f"namespace: data-{overlay}" in rendered
+    result = subprocess.run([sys.executable, "-m", "datapipeline.cli.main", "validate", "-"], input=rendered,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Pipeline/nightly-orders: valid" in result.stdout

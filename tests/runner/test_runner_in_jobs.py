@@ -161,10 +161,10 @@ def get(minio: S3Server, bucket: str, key: str) -> str:
 
 
 def finished(run: JobRun) -> TaskResult:
-    assert run.exit_code == 0, run
+    assert run.exit_code == 0, str(run)
     result = run.result
-    assert result.status == "FINISHED", run
-    assert "Traceback" not in run.log, run
+    assert result.status == "FINISHED", str(run)
+    assert "Traceback" not in run.log, str(run)
     return result
 
 

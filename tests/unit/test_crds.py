@@ -22,7 +22,7 @@ from datapipeline.core.catalog import SECTIONS, TYPES
 from datapipeline.core.definition import parse_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_FILES = sorted([*(ROOT / "examples").rglob("*.yaml"),
+SCHEMA_FILES = sorted([*(p for p in (ROOT / "examples").rglob("*.yaml") if p.name != "kustomization.yaml"),
                        *(ROOT / "operator" / "datapipeline" / "templates").glob("*.yaml")])
 AWS_FIXTURES = sorted((ROOT / "tests" / "aws").glob("*.json"))
 

@@ -20,7 +20,8 @@ from datapipeline.cli.validate import expression_comments, validate_files
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = sorted((ROOT / "tests" / "definitions" / "broken").glob("*.yaml"))
-EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
+# Kustomize configuration files are not manifests.
+EXAMPLES = sorted(p for p in (ROOT / "examples").rglob("*.yaml") if p.name != "kustomization.yaml")
 TEMPLATES = sorted((ROOT / "operator" / "datapipeline" / "templates").glob("*.yaml"))
 
 
