@@ -186,9 +186,17 @@ def _write_sysctl(key: str, value: str) -> None:
     Path("/proc/sys", key).write_text(value)
 
 
+# A Linux bridge without a MAC of its own takes the lowest MAC of its ports, so it changes whenever a
+# pod's veth comes or goes; running pods keep the old gateway MAC in their ARP cache and lose the host
+# (MinIO, PostgreSQL) for up to a minute. A fixed, locally administered MAC keeps the gateway stable.
+BRIDGE_MAC = "02:6b:64:70:00:01"
+
+
 def setup_network(paths: Paths) -> None:
     if not Path(f"/sys/class/net/{BRIDGE}").exists():
-        run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+        run(["ip", "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge"])
+    if Path(f"/sys/class/net/{BRIDGE}/address").read_text().strip() != BRIDGE_MAC:
+        run(["ip", "link", "set", BRIDGE, "address", BRIDGE_MAC])
     addrs = run(["ip", "-4", "-o", "addr", "show", "dev", BRIDGE], capture=True).stdout
     if f" {NODE_IP}/" not in addrs:
         run(["ip", "addr", "add", f"{NODE_IP}/{POD_CIDR.split('/')[1]}", "dev", BRIDGE])
