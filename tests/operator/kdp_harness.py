@@ -141,3 +141,13 @@ def run_doc(name: str, pipeline: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "datapipeline.io/v1alpha1", "kind": "PipelineRun",
             "metadata": {"name": name, "labels": {"datapipeline.io/pipeline": pipeline}},
             "spec": {"pipelineRef": {"name": pipeline}, "trigger": "Manual", **spec}}
+
+
+def activity_attempts(op: Operator, run: str) -> dict[str, list[int]]:
+    """Attempt numbers of each activity's Jobs in a run, from their labels."""
+    found: dict[str, list[int]] = {}
+    for job in op.jobs(run):
+        labels = job["metadata"]["labels"]
+        if labels.get("datapipeline.io/kind") == "activity":
+            found.setdefault(labels["datapipeline.io/activity"], []).append(int(labels["datapipeline.io/attempt"]))
+    return {k: sorted(v) for k, v in found.items()}

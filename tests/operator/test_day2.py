@@ -7,19 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kdp_harness import ROOT, Operator, pipeline_doc, shell
+from kdp_harness import ROOT, Operator, activity_attempts, pipeline_doc, shell
 
 pytestmark = pytest.mark.cluster
 INACTIVE_ONDEMAND: dict[str, Any] = {"scheduleType": "ondemand", "activated": False}
-
-
-def activity_attempts(op: Operator, run: str) -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {}
-    for job in op.jobs(run):
-        labels = job["metadata"]["labels"]
-        if labels.get("datapipeline.io/kind") == "activity":
-            found.setdefault(labels["datapipeline.io/activity"], []).append(int(labels["datapipeline.io/attempt"]))
-    return {k: sorted(v) for k, v in found.items()}
 
 
 def test_cli_day2_commands(operator: Operator) -> None:

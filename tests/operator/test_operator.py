@@ -7,21 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kdp_harness import Operator, pipeline_doc, run_doc, shell
+from kdp_harness import Operator, activity_attempts, pipeline_doc, run_doc, shell
 
 from datapipeline.core.schedule import format_time, run_name
 
 pytestmark = pytest.mark.cluster
 ONDEMAND: dict[str, Any] = {"scheduleType": "ondemand"}
-
-
-def attempts(op: Operator, run: str) -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {}
-    for job in op.jobs(run):
-        labels = job["metadata"]["labels"]
-        if labels.get("datapipeline.io/kind") == "activity":
-            found.setdefault(labels["datapipeline.io/activity"], []).append(int(labels["datapipeline.io/attempt"]))
-    return {k: sorted(v) for k, v in found.items()}
 
 
 def test_cron_pipeline_produces_exactly_the_expected_runs(operator: Operator) -> None:
@@ -68,7 +59,7 @@ def test_chain_and_diamond(operator: Operator) -> None:
     assert all(a["status"] == "FINISHED" for a in acts.values())
     assert acts["d"]["startTime"] >= max(acts["b"]["endTime"], acts["c"]["endTime"])
     assert run["status"]["progress"] == "4/4"
-    assert attempts(operator, "diamond-1") == {"a": [1], "b": [1], "c": [1], "d": [1]}
+    assert activity_attempts(operator, "diamond-1") == {"a": [1], "b": [1], "c": [1], "d": [1]}
     operator.kubectl("wait", "--for=condition=Succeeded", "pipelinerun/diamond-1", "--timeout=5s")
     # Every transition is a Kubernetes Event on the run (kubectl get events / kubectl describe).
     reasons = operator.wait(lambda: (lambda found: "RunSucceeded" in found and found)(
@@ -93,7 +84,7 @@ def test_retries_then_cascade(operator: Operator) -> None:
     starts = [datetime.fromisoformat(x["start"].replace("Z", "+00:00")) for x in acts["a"]["attempts"]]
     ends = [datetime.fromisoformat(x["end"].replace("Z", "+00:00")) for x in acts["a"]["attempts"]]
     assert all((starts[i + 1] - ends[i]).total_seconds() >= 2 for i in range(2))
-    assert attempts(operator, "retry-1") == {"a": [1, 2, 3]}
+    assert activity_attempts(operator, "retry-1") == {"a": [1, 2, 3]}
 
 
 def test_attempt_timeout(operator: Operator) -> None:
@@ -160,7 +151,7 @@ def test_rerun_only_the_failed_activity(operator: Operator) -> None:
                      '{"spec":{"rerun":{"id":"1","failedOnly":true}}}')
     operator.wait(lambda: operator.get("pipelinerun", "rerun-1")["status"].get("handledRerun") == "1")
     operator.wait_phase("rerun-1", ("Failed",))
-    assert attempts(operator, "rerun-1") == {"a": [1], "b": [1, 2]}
+    assert activity_attempts(operator, "rerun-1") == {"a": [1], "b": [1, 2]}
 
 
 def test_precondition_true_after_a_while(operator: Operator) -> None:
@@ -178,13 +169,13 @@ def test_operator_killed_mid_run_converges_without_duplicates(operator: Operator
                                          shell("c", "sleep 4", dependsOn=["a"]),
                                          shell("d", "sleep 2", dependsOn=["b", "c"])], **ONDEMAND))
     operator.apply(run_doc("kill-1", "kill"))
-    operator.wait(lambda: attempts(operator, "kill-1").get("a"), timeout=60)
+    operator.wait(lambda: activity_attempts(operator, "kill-1").get("a"), timeout=60)
     operator.kill()
     time.sleep(6)
     operator.start()
-    operator.wait(lambda: "b" in attempts(operator, "kill-1"), timeout=60)
+    operator.wait(lambda: "b" in activity_attempts(operator, "kill-1"), timeout=60)
     operator.kill()
     time.sleep(3)
     operator.start()
     operator.wait_phase("kill-1", timeout=180)
-    assert attempts(operator, "kill-1") == {"a": [1], "b": [1], "c": [1], "d": [1]}
+    assert activity_attempts(operator, "kill-1") == {"a": [1], "b": [1], "c": [1], "d": [1]}
