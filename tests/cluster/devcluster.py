@@ -145,7 +145,9 @@ def cmd_up(args: argparse.Namespace, paths: Paths) -> int:
         raise SystemExit("devcluster up needs root (containerd, kubelet, iptables, mounts)")
     timings: dict[str, float] = {}
     if dc_cluster.is_healthy(paths):
-        log("cluster already running and healthy; reusing it")
+        # Reused, but never with a stale image: the build is cached by source hash, so this is quick.
+        log("cluster already running and healthy; reusing it with the current sources' images")
+        dc_cluster.import_images(paths, dc_images.build_all(paths))
         print_env(paths)
         return 0
     if dc_cluster.leftovers(paths) or paths.state.exists():
