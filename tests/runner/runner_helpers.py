@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fixtures.servers import S3Server
+
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.resolve import Resolved, RunContext, resolve_command
 from datapipeline.core.task import TaskResult
@@ -102,3 +104,8 @@ def template(name: str) -> dict[str, Any]:
     path = Path(__file__).resolve().parents[2] / "operator" / "datapipeline" / "templates" / f"{name}.yaml"
     spec: dict[str, Any] = yaml.safe_load(path.read_text())["spec"]
     return spec
+
+
+def s3_aws(minio: S3Server) -> dict[str, Any]:
+    """TaskSpec.aws for MinIO as this host reaches it."""
+    return {"region": "us-east-1", "s3_endpoint_url": minio.endpoint, "s3_path_style": True}

@@ -132,13 +132,6 @@ def jobs(kube_cluster: KubeCluster, namespace: str, minio: S3Server, postgres: S
     return j
 
 
-@pytest.fixture
-def bucket(minio: S3Server) -> str:
-    name = "jobs-" + uuid.uuid4().hex[:10]
-    minio.client().create_bucket(Bucket=name)
-    return name
-
-
 def pipeline(minio: S3Server, base: dict[str, Any] | None = None, **sections: Any) -> dict[str, Any]:
     """A Pipeline spec (``base``: a template's) whose S3 is MinIO as the pods see it, credentials from a Secret."""
     aws = {"region": "us-east-1", "s3EndpointUrl": minio.pod_endpoint, "s3PathStyle": True,

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import pytest
 from fixtures.servers import S3Server
-from runner_helpers import Runner, assert_failed, task
+from runner_helpers import Runner, assert_failed, s3_aws, task
 
 from datapipeline.cli.ops import LOG_KEY as CLI_LOG_KEY
 from datapipeline.cli.ops import log_key
 from datapipeline.runner import main as runner_main
 
 RUN = "p1-20261121t1000"  # runner_helpers.task's run
-
-
-@pytest.fixture
-def bucket(minio: S3Server) -> str:
-    name = "logs-" + uuid.uuid4().hex[:10]
-    minio.client().create_bucket(Bucket=name)
-    return name
-
-
-def aws(minio: S3Server) -> dict[str, Any]:
-    return {"region": "us-east-1", "s3_endpoint_url": minio.endpoint, "s3_path_style": True}
 
 
 def stored(minio: S3Server, url: str) -> str:
@@ -42,7 +28,7 @@ def test_complete_log_with_command_output_is_uploaded(runner: Runner, minio: S3S
     uri = f"s3://{bucket}/pipeline-logs/"
     spec = task("activity", "ShellCommandActivity",
                 {"command": 'echo to-stdout; echo to-stderr >&2; echo "key=$AWS_SECRET_ACCESS_KEY"; sleep 1.2'},
-                name="Echo", aws=aws(minio), log_uri=uri)
+                name="Echo", aws=s3_aws(minio), log_uri=uri)
     run = runner(spec, minio.env())
     assert run.code == 0, run.output
     url = log_key(uri, "p1", RUN, "Echo", 1)
@@ -67,7 +53,7 @@ def test_complete_log_with_command_output_is_uploaded(runner: Runner, minio: S3S
 def test_log_is_uploaded_when_the_attempt_fails(runner: Runner, minio: S3Server, bucket: str) -> None:
     uri = f"s3://{bucket}/l"
     spec = task("activity", "ShellCommandActivity", {"command": 'echo "boom $AWS_SECRET_ACCESS_KEY" >&2; exit 3'},
-                name="Fails", aws=aws(minio), log_uri=uri)
+                name="Fails", aws=s3_aws(minio), log_uri=uri)
     spec["attempt"] = 2
     run = runner(spec, minio.env())
     assert_failed(run, "Shell.NonZeroExit", "ShellCommandActivity Fails: the command exited with status 3; "
@@ -82,7 +68,7 @@ def test_log_is_uploaded_when_the_attempt_fails(runner: Runner, minio: S3Server,
 def test_a_precondition_check_log_goes_under_its_own_name(runner: Runner, minio: S3Server, bucket: str) -> None:
     uri = f"s3://{bucket}/l"
     spec = task("precondition", "S3KeyExists", {"s3Key": f"s3://{bucket}/ready/_SUCCESS"}, name="InputReady",
-                aws=aws(minio), log_uri=uri)
+                aws=s3_aws(minio), log_uri=uri)
     spec["attempt"] = 3  # the third check
     run = runner(spec, minio.env())
     assert run.code == 75, run.output
@@ -92,7 +78,7 @@ def test_a_precondition_check_log_goes_under_its_own_name(runner: Runner, minio:
 
 @pytest.mark.servers
 def test_an_upload_failure_is_a_warning_only(runner: Runner, minio: S3Server, bucket: str) -> None:
-    spec = task("activity", "ShellCommandActivity", {"command": "true"}, name="Ok", aws=aws(minio),
+    spec = task("activity", "ShellCommandActivity", {"command": "true"}, name="Ok", aws=s3_aws(minio),
                 log_uri="s3://no-such-log-bucket-dp/x")
     run = runner(spec, minio.env())
     assert run.code == 0 and run.result.status == "FINISHED", run.output
@@ -111,7 +97,7 @@ def test_no_log_uri_no_upload(runner: Runner) -> None:
 @pytest.mark.servers
 def test_stdout_upload_to_a_missing_bucket_is_a_clear_error(runner: Runner, minio: S3Server) -> None:
     spec = task("activity", "ShellCommandActivity", {"command": "echo hi", "stdout": "s3://no-such-bucket-dp/out"},
-                name="Out", aws=aws(minio))
+                name="Out", aws=s3_aws(minio))
     run = runner(spec, minio.env())
     assert_failed(run, "S3.NoSuchBucket", "ShellCommandActivity Out stdout (s3://no-such-bucket-dp/out): bucket "
                   "'no-such-bucket-dp' does not exist")

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import uuid
 from typing import Any
 
 import pytest
 from fixtures.servers import S3Server, SqlServer, free_port
-from runner_helpers import Runner, assert_failed, csv, s3_node, sql_node, task
+from runner_helpers import Runner, assert_failed, csv, s3_aws, s3_node, sql_node, task
 
 pytestmark = pytest.mark.servers
 PW_ENV = "DB_PASSWORD"
-
-
-@pytest.fixture
-def bucket(minio: S3Server) -> str:
-    name = "b-" + uuid.uuid4().hex[:10]
-    minio.client().create_bucket(Bucket=name)
-    return name
-
-
-def aws(minio: S3Server) -> dict[str, Any]:
-    return {"region": "us-east-1", "s3_endpoint_url": minio.endpoint, "s3_path_style": True}
 
 
 def put(minio: S3Server, bucket: str, key: str, data: bytes | str) -> None:
@@ -40,7 +28,7 @@ def keys(minio: S3Server, bucket: str, prefix: str = "") -> list[str]:
 
 
 def copy_task(minio: S3Server, src: dict[str, Any], dst: dict[str, Any]) -> dict[str, Any]:
-    return task("activity", "CopyActivity", name="MyCopy", inputs=[src], outputs=[dst], aws=aws(minio))
+    return task("activity", "CopyActivity", name="MyCopy", inputs=[src], outputs=[dst], aws=s3_aws(minio))
 
 
 def pgdb(server: SqlServer) -> dict[str, Any]:
@@ -235,7 +223,7 @@ def test_redshift_copy_insert_modes(runner: Runner, minio: S3Server, bucket: str
     spec = task("activity", "RedshiftCopyActivity", {"insertMode": mode, "commandOptions": ["IGNOREHEADER 1"]},
                 inputs=[s3_node("In", csv(), filePath=f"s3://{bucket}/load.csv")],
                 outputs=[{"name": "Wh", "type": "RedshiftDataNode", "fields": {"tableName": "wh"},
-                          "database": pgdb(postgres) | {"type": "RedshiftDatabase"}}], aws=aws(minio))
+                          "database": pgdb(postgres) | {"type": "RedshiftDatabase"}}], aws=s3_aws(minio))
     run = runner(spec, minio.env() | {PW_ENV: postgres.password})
     assert run.code == 0, run.output
     assert postgres.sql("SELECT id, name FROM wh ORDER BY id") == expected
@@ -250,7 +238,7 @@ def test_redshift_copy_append_with_transform(runner: Runner, minio: S3Server, bu
                 inputs=[s3_node("In", csv(), filePath=f"s3://{bucket}/l.csv")],
                 outputs=[{"name": "Wh", "type": "RedshiftDataNode",
                           "fields": {"tableName": "wh2", "createTableSql": "CREATE TABLE wh2 (id INT, name TEXT)"},
-                          "database": pgdb(postgres)}], aws=aws(minio))
+                          "database": pgdb(postgres)}], aws=s3_aws(minio))
     for _ in range(2):
         run = runner(spec, minio.env() | {PW_ENV: postgres.password})
         assert run.code == 0, run.output
@@ -264,7 +252,7 @@ def test_redshift_keep_existing_needs_keys(runner: Runner, minio: S3Server, buck
     spec = task("activity", "RedshiftCopyActivity", {"insertMode": "KEEP_EXISTING"},
                 inputs=[s3_node("In", csv(), filePath=f"s3://{bucket}/l.csv")],
                 outputs=[{"name": "Wh", "type": "RedshiftDataNode", "fields": {"tableName": "wh3"},
-                          "database": pgdb(postgres)}], aws=aws(minio))
+                          "database": pgdb(postgres)}], aws=s3_aws(minio))
     run = runner(spec, minio.env() | {PW_ENV: postgres.password})
     assert_failed(run, "Task.Invalid", "RedshiftCopyActivity MyRedshiftCopyActivity: insertMode KEEP_EXISTING needs "
                   "primary keys: set primaryKeys on output 'Wh' or give table wh3 a primary key", code=2)
@@ -279,7 +267,7 @@ def test_shell_staging_script_and_stdout(runner: Runner, minio: S3Server, bucket
     spec = task("activity", "ShellCommandActivity",
                 {"scriptUri": f"s3://{bucket}/script.sh", "stage": "true", "stdout": f"s3://{bucket}/logs/out.txt"},
                 inputs=[s3_node("In", directoryPath=f"s3://{bucket}/src")],
-                outputs=[s3_node("Out", directoryPath=f"s3://{bucket}/dst/")], aws=aws(minio))
+                outputs=[s3_node("Out", directoryPath=f"s3://{bucket}/dst/")], aws=s3_aws(minio))
     run = runner(spec, minio.env())
     assert run.code == 0, run.output
     assert get(minio, bucket, "dst/all.txt") == b"a\nb\n"
@@ -288,7 +276,7 @@ def test_shell_staging_script_and_stdout(runner: Runner, minio: S3Server, bucket
 
 
 def test_shell_script_uri_missing(runner: Runner, minio: S3Server, bucket: str) -> None:
-    spec = task("activity", "ShellCommandActivity", {"scriptUri": f"s3://{bucket}/nope.sh"}, aws=aws(minio))
+    spec = task("activity", "ShellCommandActivity", {"scriptUri": f"s3://{bucket}/nope.sh"}, aws=s3_aws(minio))
     run = runner(spec, minio.env())
     assert_failed(run, "S3.NoSuchKey")
     assert run.result.error_message.startswith(f"ShellCommandActivity MyShellCommandActivity scriptUri "
@@ -299,7 +287,7 @@ def test_shell_script_uri_missing(runner: Runner, minio: S3Server, bucket: str) 
 def test_s3_preconditions(runner: Runner, minio: S3Server, bucket: str) -> None:
     put(minio, bucket, "ready/_SUCCESS", "")
     def check(type_: str, fields: dict[str, Any], **extra: Any) -> int:
-        return runner(task("precondition", type_, fields, aws=aws(minio), **extra), minio.env()).code
+        return runner(task("precondition", type_, fields, aws=s3_aws(minio), **extra), minio.env()).code
     assert check("S3KeyExists", {"s3Key": f"s3://{bucket}/ready/_SUCCESS"}) == 0
     assert check("S3KeyExists", {"s3Key": f"s3://{bucket}/ready/_FAILURE"}) == 75
     assert check("S3KeyExists", {"s3Key": "s3://no-such-bucket-dp/x"}) == 75
@@ -312,7 +300,7 @@ def test_s3_preconditions(runner: Runner, minio: S3Server, bucket: str) -> None:
 
 
 def test_s3_precondition_with_bad_credentials_fails(runner: Runner, minio: S3Server, bucket: str) -> None:
-    run = runner(task("precondition", "S3KeyExists", {"s3Key": f"s3://{bucket}/x"}, aws=aws(minio)),
+    run = runner(task("precondition", "S3KeyExists", {"s3Key": f"s3://{bucket}/x"}, aws=s3_aws(minio)),
                  {"AWS_ACCESS_KEY_ID": "nobody-here", "AWS_SECRET_ACCESS_KEY": "wrong-secret-123456"})
     assert run.code == 1
     assert run.result.error_id in ("S3.InvalidAccessKeyId", "S3.AccessDenied"), run.output

@@ -144,24 +144,11 @@ def run(ctx: Context) -> TaskResult:
     out_dirs: list[tuple[DataNodeSpec, str]] = []
     if stage:
         ctx.progress.phase = "staging inputs"
-        for i, node in enumerate(spec.inputs, 1):
-            if node.type not in S3_TYPES:
-                log.info("input %d %r is a %s: not staged", i, node.name, node.type)
-                continue
-            d = os.path.join(ctx.scratch(), f"input{i}")
-            os.makedirs(d)
-            env[f"INPUT{i}_STAGING_DIR"] = d
+        for node, d in _staging_dirs(ctx, spec.inputs, "input", env):
             for url in s3_files(ctx, node, "input"):
                 ctx.progress.bytes += ctx.s3.download_file(url, os.path.join(d, basename(url)),
                                                            f"input {node.name!r} ({url})")
-        for i, node in enumerate(spec.outputs, 1):
-            if node.type not in S3_TYPES:
-                log.info("output %d %r is a %s: not staged", i, node.name, node.type)
-                continue
-            d = os.path.join(ctx.scratch(), f"output{i}")
-            os.makedirs(d)
-            env[f"OUTPUT{i}_STAGING_DIR"] = d
-            out_dirs.append((node, d))
+        out_dirs = _staging_dirs(ctx, spec.outputs, "output", env)
     log.info("running %s", "script " + str(ctx.field("scriptUri")) if ctx.field("scriptUri") else "command")
     outcome = run_command(ctx, argv, env, workdir, what)
     if outcome.returncode != 0:
@@ -198,3 +185,21 @@ def _upload_dir(ctx: Context, node: DataNodeSpec, directory: str) -> list[str]:
     if not files:
         log.warning("output %r: the command left no files in its staging directory", node_name)
     return [str(t) for _, t in targets]
+
+
+def _staging_dirs(ctx: Context, nodes: Sequence[DataNodeSpec], kind: str,
+                  env: dict[str, str]) -> list[tuple[DataNodeSpec, str]]:
+    """A scratch folder per S3 node, exported as ${INPUTn_STAGING_DIR} / ${OUTPUTn_STAGING_DIR}.
+
+    Other nodes keep their place in the numbering but are not staged.
+    """
+    dirs = []
+    for i, node in enumerate(nodes, 1):
+        if node.type not in S3_TYPES:
+            log.info("%s %d %r is a %s: not staged", kind, i, node.name, node.type)
+            continue
+        d = os.path.join(ctx.scratch(), f"{kind}{i}")
+        os.makedirs(d)
+        env[f"{kind.upper()}{i}_STAGING_DIR"] = d
+        dirs.append((node, d))
+    return dirs
