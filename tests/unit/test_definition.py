@@ -571,7 +571,7 @@ def test_parameter_problems(parameter: dict[str, Any], values: dict[str, Any], e
 
 
 def test_a_parameter_defined_twice() -> None:
-    found = problems_of(spec_with(parameters=[{"id": "myX", "default": "a"}, {"id": "*myX", "default": "b"}]))
+    found = problems_of(spec_with(parameters=[{"id": "myX", "default": "a"}, {"id": "*myX", "valueFromSecret": {"name": "s", "key": "k"}}]))
     assert found == ['spec.parameters[1].id: parameter "myX" is defined twice']
 
 

@@ -67,7 +67,8 @@ def step(definition: PipelineDefinition, spec: RunSpec, state: RunState, jobs: M
                     continue
                 manifest = build_job_spec(name=command.name, namespace=namespace, owner=owner, pipeline=pipeline,
                                           task=resolved.task, definition=definition, activity=command.activity,
-                                          secrets=resolved.secrets, deadline=command.deadline, environ=environ)
+                                          secrets=resolved.secrets, deadline=command.deadline, environ=environ,
+                                          extra_env=dict(resolved.env))
                 result.create.append((command, manifest))
                 facts[command.name] = JobFact(command.name, "active")
         if not broken:

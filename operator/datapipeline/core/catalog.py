@@ -61,6 +61,13 @@ def _f(name: str, kind: Kind, doc: str, *, refs: tuple[str, ...] = (), enum: tup
     return FieldSpec(name, kind, doc, refs, enum, required)
 
 
+# Fields whose text is code: a value the author did not write never enters them as code. In shell
+# fields it becomes a quoted environment variable; in the others (SQL, Hive, Pig) it must be a number,
+# or be limited by allowedValues or a pattern.
+SHELL_CODE_FIELDS = frozenset({"command", "preStepCommand", "postStepCommand", "step"})
+CODE_FIELDS = frozenset({"script", "selectQuery", "insertQuery", "createTableSql", "transformSql", "query",
+                         "hiveScript", "filterSql"})
+
 S, INT, B, D, L = Kind.STRING, Kind.INT, Kind.BOOL, Kind.DURATION, Kind.STRINGS
 
 # Sections of Pipeline.spec that hold named objects, in the order they are documented.
@@ -367,6 +374,11 @@ PARAMETER_FIELDS: tuple[FieldSpec, ...] = (
     _f("default", S, "Value used when none is given."),
     _f("isArray", B, "The parameter holds a list of values."),
     _f("helpText", S, "Longer help for the parameter."),
+    _f("pattern", S, "A regular expression (RE2 syntax) every value must match in full."),
+    _f("overridable", B, "A PipelineRun may set this parameter in spec.values (default false: only the "
+       "Pipeline's author chooses its value)."),
+    _f("valueFromSecret", Kind.SECRET_REF, "Where a masked (*) parameter's value comes from: {name, key} of a "
+       "Secret. The value reaches the run's pods from the Secret and never appears in a Job spec."),
 )
 
 # Activity defaults: the AWS Default object. Only activity fields are inherited.

@@ -38,8 +38,10 @@ from datapipeline.core.model import (
     PipelineDefinition,
     PipelineObject,
     Schedule,
+    SecretRef,
 )
 from datapipeline.core.problems import Collector, DefinitionError, Problem, did_you_mean
+from datapipeline.core.values import pattern_problem, value_problem
 
 API_VERSION = "datapipeline.io/v1alpha1"
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
@@ -357,28 +359,55 @@ class _Parser:
                     self.problems.add(f"{where}.allowedValues", f"must be a list of strings, not {_show(raw_allowed)}")
                 else:
                     allowed = tuple(raw_allowed)
-            default = item.get("default")
-            if default is not None:
-                if isinstance(default, list) and not is_array:
-                    self.problems.add(f"{where}.default", f'is a list but parameter "{key}" is not an array '
-                                      "(set isArray: true)")
-                    default = None
-                elif isinstance(default, list) and all(_scalar(v) for v in default):
-                    default = [str(v) for v in default]
-                elif _scalar(default):
-                    default = str(default)
-                else:
-                    self.problems.add(f"{where}.default", f"must be a string or a list of strings, not {_show(default)}")
-                    default = None
-                for value in default if isinstance(default, list) else [default] if default is not None else []:
-                    self._check_parameter_value(ptype, allowed, value, f"{where}.default")
+            pattern = self._typed(item, "pattern", str, None, where)
+            if pattern is not None and (problem := pattern_problem(pattern)):
+                self.problems.add(f"{where}.pattern", problem)
+                pattern = None
+            default = self._parameter_default(item.get("default"), key, is_array, where)
+            for value in default if isinstance(default, list) else [default] if default is not None else []:
+                self._check_parameter_value(ptype, allowed, value, f"{where}.default", pattern)
+            masked = pid.startswith("*")
+            overridable = bool(self._typed(item, "overridable", bool, False, where))
+            secret = self._parameter_secret(item, key, masked, overridable, default, where)
             result[key] = Parameter(
                 id=key, type=ptype, description=str(item.get("description") or ""),
-                optional=optional, allowed_values=allowed, default=default, is_array=is_array)
+                optional=optional, allowed_values=allowed, default=default, is_array=is_array,
+                masked=masked, overridable=overridable, pattern=pattern, secret=secret)
         return result
 
-    def _check_parameter_value(self, ptype: str, allowed: Sequence[str], value: str, path: str) -> None:
-        problem = parameter_value_problem(ptype, allowed, value)
+    def _parameter_default(self, default: Any, key: str, is_array: bool, where: str) -> str | list[str] | None:
+        if default is None:
+            return None
+        if isinstance(default, list) and not is_array:
+            self.problems.add(f"{where}.default", f'is a list but parameter "{key}" is not an array '
+                              "(set isArray: true)")
+            return None
+        if isinstance(default, list) and all(_scalar(v) for v in default):
+            return [str(v) for v in default]
+        if _scalar(default):
+            return str(default)
+        self.problems.add(f"{where}.default", f"must be a string or a list of strings, not {_show(default)}")
+        return None
+
+    def _parameter_secret(self, item: Mapping[str, Any], key: str, masked: bool, overridable: bool,
+                          default: Any, where: str) -> SecretRef | None:
+        """A masked parameter's value comes from a Secret, so it never sits in a spec, a Job or a log."""
+        raw = item.get("valueFromSecret")
+        secret = self._value(_SECRET_FIELD, raw, f"{where}.valueFromSecret") if raw is not None else None
+        if masked and overridable:
+            self.problems.add(f"{where}.overridable", f'masked parameter "{key}" cannot be overridable: a run '
+                              "would pass its secret in clear text")
+        if masked and default is not None:
+            self.problems.add(f"{where}.default", f'masked parameter "{key}" takes no inline value; put it in a '
+                              "Secret and set valueFromSecret: {name: SECRET, key: KEY}")
+        if not masked and raw is not None:
+            self.problems.add(f"{where}.valueFromSecret", f'is only for masked parameters; write the id as '
+                              f'"*{key}" so its value is treated as a secret')
+        return SecretRef(secret["name"], secret["key"]) if isinstance(secret, Mapping) else None
+
+    def _check_parameter_value(self, ptype: str, allowed: Sequence[str], value: str, path: str,
+                               pattern: str | None = None) -> None:
+        problem = value_problem(ptype, allowed, value, pattern)
         if problem:
             self.problems.add(path, problem)
 
@@ -410,10 +439,15 @@ class _Parser:
             else:
                 self.problems.add(where, f"must be a string (or a list for isArray), not {_show(value)}")
                 continue
+            if param.masked:
+                self.problems.add(where, f'masked parameter "{key}" takes no inline value; put it in a Secret and '
+                                  "set valueFromSecret on the parameter")
+                del values[key]
+                continue
             for item in values[key] if isinstance(values[key], list) else [values[key]]:
-                self._check_parameter_value(param.type, param.allowed_values, str(item), where)
+                self._check_parameter_value(param.type, param.allowed_values, str(item), where, param.pattern)
         for param in parameters.values():
-            if param.id not in values and param.default is None and not param.optional:
+            if param.id not in values and param.default is None and not param.optional and param.secret is None:
                 self.problems.add(f"{path}.{param.id}", f'parameter "{param.id}" needs a value (it has no default '
                                   "and is not optional)")
         return values
@@ -859,20 +893,7 @@ def _reference_problem(ref: str, local: set[str], names: frozenset[str], ref_fie
 
 
 def parameter_value_problem(ptype: str, allowed: Sequence[str], value: str) -> str | None:
-    if allowed and value not in allowed:
-        return f"{_show(value)} is not allowed; one of {', '.join(allowed)}"
-    if ptype == "Integer" and not re.fullmatch(r"[+-]?\d+", value):
-        return f"{_show(value)} is not an Integer"
-    if ptype == "Double":
-        try:
-            number = float(value)
-        except ValueError:
-            number = float("nan")
-        if number != number or number in (float("inf"), float("-inf")):
-            return f"{_show(value)} is not a Double"
-    if ptype == "AWS::S3::ObjectKey" and not value.startswith("s3://"):
-        return f'{_show(value)} is not an S3 key; write it like "s3://bucket/key"'
-    return None
+    return value_problem(ptype, allowed, value)
 
 
 def parse_instant(value: Any) -> datetime:
@@ -918,6 +939,8 @@ def _singular(section: str) -> str:
 def _kind_word(kind: type) -> str:
     return {bool: "true or false", int: "a whole number", str: "a string"}.get(kind, kind.__name__)
 
+
+_SECRET_FIELD = FieldSpec("valueFromSecret", Kind.SECRET_REF, "")
 
 _ZONES: list[str] = []
 

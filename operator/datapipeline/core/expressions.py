@@ -855,6 +855,23 @@ class Template:
         return "".join(part if isinstance(part, str) else to_string(evaluator.evaluate(part.node))
                        for part in self._parts)
 
+    def render_each(self, scope: Scope, embed: Callable[[str, Callable[[], Value], str | None], str]) -> str:
+        """Like :meth:`render`, but ``embed(text_so_far, evaluate, bare_reference)`` writes each expression.
+
+        The caller decides how a value enters the text (a shell command quotes values it does not trust);
+        ``bare_reference`` is the name when the expression is a plain reference such as ``#{myX}``.
+        """
+        evaluator = _Evaluator(scope)
+        out: list[str] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            node = part.node
+            bare = node.name if isinstance(node, _Ref) else None
+            out.append(embed("".join(out), lambda node=node: evaluator.evaluate(node), bare))  # type: ignore[misc]
+        return "".join(out)
+
     def evaluate(self, scope: Scope) -> Value:
         """The raw value if the whole string is one expression (a DateTime stays a DateTime), else render()."""
         if len(self._parts) == 1 and isinstance(self._parts[0], _Expression):

@@ -49,6 +49,10 @@ class Parameter:
     allowed_values: tuple[str, ...] = ()
     default: str | list[str] | None = None
     is_array: bool = False
+    masked: bool = False  # id written with a leading *: the value is a secret
+    overridable: bool = False  # a PipelineRun may set it (spec.values)
+    pattern: str | None = None  # RE2, matched in full
+    secret: SecretRef | None = None  # masked parameters: where the value comes from
 
 
 @dataclass(frozen=True)

@@ -13,22 +13,30 @@ The scope an expression sees (AWS rules):
   ``#{node.errorMessage}``, ``#{node.output.directoryPath}``.
 
 Secrets are never read: a ``passwordSecret`` becomes the *name* of an environment variable
-(:class:`SecretEnv`) that the Job fills with ``secretKeyRef``.
+(:class:`SecretEnv`) that the Job fills with ``secretKeyRef``; so does a masked parameter, which only a
+shell command can use (as that variable).
+
+Values the Pipeline's author did not write (a run's ``spec.values``) are data, never code: in a shell
+field each expression that read one becomes a quoted environment variable (:mod:`shellwords`); in a
+SQL/Hive/Pig field such a value must be a number or be limited by ``allowedValues`` or ``pattern``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from datapipeline.core.catalog import TYPES, Kind
+from datapipeline.core.catalog import CODE_FIELDS, SHELL_CODE_FIELDS, TYPES, Kind
 from datapipeline.core.durations import format_duration
-from datapipeline.core.expressions import ExpressionError, Value, parse_datetime, parse_template
-from datapipeline.core.model import PipelineDefinition, PipelineObject
+from datapipeline.core.expressions import ExpressionError, Value, parse_datetime, parse_template, to_string
+from datapipeline.core.model import Parameter, PipelineDefinition, PipelineObject
+from datapipeline.core.shellwords import env_reference
 from datapipeline.core.task import (
+    ENV_PARAMETER_PREFIX,
+    ENV_VALUE_PREFIX,
     KIND_ACTION,
     KIND_ACTIVITY,
     KIND_PRECONDITION,
@@ -75,19 +83,66 @@ class RunContext:
 class Resolved:
     task: TaskSpec
     secrets: tuple[SecretEnv, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # run-supplied values a shell command reads as variables
 
 
-def parameter_values(definition: PipelineDefinition, overrides: Mapping[str, str | list[str]]) -> dict[str, Value]:
+class MaskedReference(ExpressionError):
+    """A masked parameter was read where its value would have to be known (it lives in a Secret)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f'masked parameter "{name}" comes from a Secret: only a shell command can use it, '
+                         f'alone in its expression (#{{*{name}}}), where it becomes the variable '
+                         f"{masked_env_name(name)}")
+        self.name = name
+
+
+class ParameterValues(Mapping[str, Value]):
+    """The parameters' values, remembering which run-supplied ones an evaluation read."""
+
+    def __init__(self, values: Mapping[str, Value], untrusted: Mapping[str, Parameter],
+                 masked: Mapping[str, Parameter]) -> None:
+        self._values = dict(values)
+        self.untrusted = untrusted  # set by the run: data, never code
+        self.masked = masked
+        self.read: set[str] = set()  # untrusted names read since the last clear()
+
+    def __getitem__(self, key: str) -> Value:
+        if key in self.masked:
+            raise MaskedReference(key)
+        value = self._values[key]
+        if key in self.untrusted:
+            self.read.add(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values or key in self.masked
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._values, *self.masked])
+
+    def __len__(self) -> int:
+        return len(self._values) + len(self.masked)
+
+
+def parameter_values(definition: PipelineDefinition, overrides: Mapping[str, str | list[str]]) -> ParameterValues:
     """Each parameter's typed value: run override, else pipeline value, else default (optional: absent)."""
     values: dict[str, Value] = {}
     for pid, param in definition.parameters.items():
+        if param.masked:
+            continue
         raw = overrides.get(pid, definition.values.get(pid, param.default))
         if raw is None:
             continue
         items = raw if isinstance(raw, list) else [raw]
         typed: list[Value] = [_typed(param.type, str(item)) for item in items]
         values[pid] = typed if param.is_array or isinstance(raw, list) else typed[0]
-    return values
+    untrusted = {p: definition.parameters[p] for p in overrides if p in definition.parameters}
+    masked = {p: param for p, param in definition.parameters.items() if param.masked}
+    return ParameterValues(values, untrusted, masked)
+
+
+def masked_env_name(parameter: str) -> str:
+    return ENV_PARAMETER_PREFIX + re.sub(r"[^A-Z0-9]", "_", parameter.upper())
 
 
 def _typed(ptype: str, text: str) -> Value:
@@ -207,6 +262,7 @@ class Resolver:
         self.run = run
         self.params = parameter_values(definition, run.overrides)
         self.secrets: dict[str, SecretEnv] = {}
+        self.env: dict[str, str] = {}  # value -> variable name, for run-supplied values in shell fields
 
     # -------------------------------------------------------------- public
     def activity(self, name: str, attempt: int, actual_start: datetime | None = None) -> Resolved:
@@ -273,9 +329,9 @@ class Resolver:
                 if kind is Kind.SECRET_REF:
                     continue
                 if kind is Kind.STRING and isinstance(value, str):
-                    out[key] = scope.render(value)
+                    out[key] = self.render(scope, key, value)
                 elif kind is Kind.STRINGS:
-                    out[key] = [scope.render(v) for v in value]
+                    out[key] = [self.render(scope, key, v) for v in value]
                 elif isinstance(value, timedelta):
                     out[key] = int(value.total_seconds())
                 elif isinstance(value, tuple):
@@ -292,6 +348,41 @@ class Resolver:
             except ExpressionError as error:
                 raise ResolveError(f"{obj.path or obj.name}.vars: {error}") from error
         return out
+
+    def render(self, scope: ObjectScope, field_name: str, text: str) -> str:
+        """A string field's text; values the author did not write enter code fields only as data."""
+        if field_name in SHELL_CODE_FIELDS:
+            return parse_template(text).render_each(scope, self._shell_embed)
+        if field_name in CODE_FIELDS:
+            return parse_template(text).render_each(scope, self._code_embed)
+        return scope.render(text)
+
+    def _shell_embed(self, before: str, evaluate: Callable[[], Value], bare: str | None) -> str:
+        self.params.read.clear()
+        try:
+            value = evaluate()
+        except MaskedReference as masked:
+            if bare is None or bare.lstrip("*") != masked.name:
+                raise
+            secret = self.d.parameters[masked.name].secret
+            env = masked_env_name(masked.name)
+            if secret is not None:
+                self.secrets[env] = SecretEnv(env, secret.name, secret.key)
+            return env_reference(before, env)
+        if not self.params.read:
+            return to_string(value)  # the author's own text: pasted, as AWS does
+        text = to_string(value)
+        env = self.env.setdefault(text, f"{ENV_VALUE_PREFIX}{len(self.env) + 1}")
+        return env_reference(before, env)
+
+    def _code_embed(self, before: str, evaluate: Callable[[], Value], bare: str | None) -> str:
+        self.params.read.clear()
+        value = evaluate()
+        loose = sorted(p for p in self.params.read if _unconstrained(self.params.untrusted[p]))
+        if loose:
+            raise ExpressionError(f'parameter "{loose[0]}" is set by the run and would be pasted into code; '
+                                  "give it allowedValues or a pattern, or type Integer or Double")
+        return to_string(value)
 
     def data_node(self, name: str, via: ObjectScope) -> DataNodeSpec:
         obj = self.d.objects["dataNodes"][name]
@@ -342,8 +433,13 @@ class Resolver:
 
     def _finish(self, task: TaskSpec) -> Resolved:
         secrets = tuple(self.secrets.values())
-        self.secrets = {}
-        return Resolved(task, secrets)
+        env = tuple((name, value) for value, name in self.env.items())
+        self.secrets, self.env = {}, {}
+        return Resolved(task, secrets, env)
+
+
+def _unconstrained(param: Parameter) -> bool:
+    return param.type not in ("Integer", "Double") and not param.allowed_values and not param.pattern
 
 
 def _json_node(node: Mapping[str, Any]) -> dict[str, Any]:

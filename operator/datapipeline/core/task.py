@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 TASK_ENV = "DATAPIPELINE_TASK"
+ENV_VALUE_PREFIX = "DATAPIPELINE_VALUE_"  # run-supplied values a shell command reads (never pasted as code)
+ENV_PARAMETER_PREFIX = "DATAPIPELINE_PARAM_"  # masked parameters, from their Secret
 TASK_VERSION = 1
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_MESSAGE_LIMIT = 4096
