@@ -80,8 +80,10 @@ def test_overrides_win_over_values_and_defaults() -> None:
     assert parameter_values(d, {"myBucket": "other"})["myBucket"] == "other"
     assert parameter_values(d, {})["myLimit"] == 10
     run = RunContext("orders", "r", START, END, overrides={"myLimit": "3"})
-    task = resolve_command(d, run, "activity", "report", "report", 1).task
-    assert "echo prod-data 6 " in task.fields["command"]
+    resolved = resolve_command(d, run, "activity", "report", "report", 1)
+    # A run's value reaches the shell as a quoted variable, never as command text.
+    assert resolved.task.fields["command"].startswith('echo prod-data "${DATAPIPELINE_VALUE_1}" ')
+    assert resolved.env == (("DATAPIPELINE_VALUE_1", "6"),)
 
 
 def test_inputs_outputs_databases_and_secrets() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from datapipeline.controller.frozen import FROZEN_SPEC
 from datapipeline.core.schedule import (
     ScheduleError,
     backfill_intervals,
@@ -64,6 +65,25 @@ def _parse_params(items: list[str] | None) -> dict[str, str]:
             raise SystemExit(f"--param {item!r}: write it as NAME=VALUE")
         out[key] = value
     return out
+
+
+def _checked_params(pipeline: Mapping[str, Any], items: list[str] | None) -> dict[str, str | list[str]]:
+    """--param values, checked as the operator will check them (type, allowedValues, pattern, overridable)."""
+    from datapipeline.core.definition import parse_pipeline
+    from datapipeline.core.problems import DefinitionError
+    from datapipeline.core.values import run_values
+
+    raw = _parse_params(items)
+    if not raw:
+        return {}
+    try:
+        definition = parse_pipeline(pipeline.get("spec") or {})
+    except DefinitionError as error:
+        raise SystemExit(f"Pipeline {pipeline['metadata']['name']} is invalid: {error.problems[0]}") from None
+    values, problems = run_values(definition, raw, path="--param")
+    if problems:
+        raise SystemExit("\n".join(str(p).replace("--param.", "--param ", 1) for p in problems))
+    return values
 
 
 def _watch(args: argparse.Namespace, render: Callable[[], str], done: Callable[[], bool]) -> int:
@@ -154,10 +174,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from datapipeline.controller.pipelines import run_manifest
 
     namespace = _ns(args)
-    _pipeline(namespace, args.pipeline)
+    pipeline = _pipeline(namespace, args.pipeline)
+    values = _checked_params(pipeline, args.param)
     at = parse_time(args.at) if args.at else datetime.now(UTC).replace(microsecond=0)
     name = args.name or run_name(args.pipeline, at, "manual")
-    body = run_manifest(args.pipeline, namespace, at, None, "Manual", name=name, values=_parse_params(args.param))
+    body = run_manifest(args.pipeline, namespace, at, None, "Manual", name=name, values=values, owner=pipeline)
     if not _kube().create_object(namespace, "pipelineruns", body):
         raise SystemExit(f"PipelineRun {name} already exists")
     print(f"pipelinerun/{name} created")
@@ -182,9 +203,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         intervals = backfill_intervals(definition.schedule, start, parse_time(args.from_), parse_time(args.to))
     except ScheduleError as error:
         raise SystemExit(str(error)) from error
+    values = _checked_params(pipeline, args.param)
     for interval in intervals:
         body = run_manifest(args.pipeline, namespace, interval.start, interval.end, "Backfill",
-                            values=_parse_params(args.param))
+                            values=values, owner=pipeline)
         if args.dry_run:
             print(f"would create {body['metadata']['name']} for {format_time(interval.start)}")
             continue
@@ -262,8 +284,7 @@ def log_key(uri: str, pipeline: str, run: str, activity: str, attempt: int) -> s
 
 
 def _s3_log(namespace: str, run: Mapping[str, Any], activity: str, attempt: int) -> str | None:
-    snapshot = _kube().read_snapshot(namespace, run["metadata"]["name"])
-    spec = snapshot[0] if snapshot else {}
+    spec = (run.get("status") or {}).get(FROZEN_SPEC) or {}
     uri = spec.get("pipelineLogUri")
     if not uri:
         return None

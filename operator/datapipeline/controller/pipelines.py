@@ -17,9 +17,9 @@ from typing import Any, cast
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from datapipeline.controller import metrics
+from datapipeline.controller import errors, metrics
 from datapipeline.controller.settings import SETTINGS
-from datapipeline.controller.workers import Workers, drop_legacy_finalizer
+from datapipeline.controller.workers import Workers
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.problems import DefinitionError
@@ -34,8 +34,9 @@ from datapipeline.core.schedule import (
     plan,
     run_name,
 )
+from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
-from datapipeline.k8s.jobs import API_VERSION, GROUP, LABEL_PIPELINE, VERSION, label_value
+from datapipeline.k8s.jobs import API_VERSION, GROUP, LABEL_PIPELINE, VERSION, Owner, label_value
 
 PLURAL = "pipelines"
 LABEL_TRIGGER = f"{GROUP}/trigger"
@@ -43,20 +44,21 @@ LAST_TICK: dict[str, float] = {"scheduler": time.time()}
 
 
 def run_manifest(pipeline: str, namespace: str, start: datetime, end: datetime | None, trigger: str,
-                 name: str | None = None, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A PipelineRun for one interval (also used by the CLI)."""
+                 name: str | None = None, values: Mapping[str, Any] | None = None,
+                 owner: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A PipelineRun for one interval (also used by the CLI), owned by its Pipeline: deleting it deletes its runs."""
     spec: dict[str, Any] = {"pipelineRef": {"name": pipeline}, "scheduledStartTime": format_time(start),
                             "trigger": trigger}
     if end is not None:
         spec["scheduledEndTime"] = format_time(end)
     if values:
         spec["values"] = dict(values)
-    return {
-        "apiVersion": API_VERSION, "kind": "PipelineRun",
-        "metadata": {"name": name or run_name(pipeline, start), "namespace": namespace,
-                     "labels": {LABEL_PIPELINE: label_value(pipeline), LABEL_TRIGGER: trigger}},
-        "spec": spec,
-    }
+    metadata: dict[str, Any] = {"name": name or run_name(pipeline, start), "namespace": namespace,
+                                "labels": {LABEL_PIPELINE: label_value(pipeline), LABEL_TRIGGER: trigger}}
+    if owner is not None:
+        metadata["ownerReferences"] = [Owner(name=str(owner["metadata"]["name"]), uid=str(owner["metadata"]["uid"]),
+                                             kind="Pipeline").reference()]
+    return {"apiVersion": API_VERSION, "kind": "PipelineRun", "metadata": metadata, "spec": spec}
 
 
 def _valid_conditions(old: Mapping[str, Any], ok: bool, message: str, generation: Any,
@@ -99,7 +101,7 @@ def schedule_pipeline(namespace: str, name: str, cache: dict[str, Any],
         return False, None
     patch = StatusPatch()
     wake_at = schedule(name=name, namespace=namespace, spec=body.get("spec") or {}, status=body.get("status") or {},
-                       meta=body["metadata"], body=body, patch=patch, logger=logger)
+                       meta=body["metadata"], body=body, patch=patch, logger=logger, cache=cache)
     if patch.status:
         try:
             kube.patch_status(namespace, PLURAL, name, patch.status,
@@ -112,7 +114,11 @@ def schedule_pipeline(namespace: str, name: str, cache: dict[str, Any],
     return True, wake_at
 
 
-PIPELINES = Workers("pipeline", schedule_pipeline, lambda: SETTINGS.scheduler_interval)
+def _report(namespace: str, name: str, error: BaseException, cache: dict[str, Any], logger: logging.Logger) -> None:
+    errors.report(PLURAL, namespace, name, error, cache, logger)
+
+
+PIPELINES = Workers("pipeline", schedule_pipeline, lambda: SETTINGS.scheduler_interval, report=_report)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -123,7 +129,6 @@ async def pipeline_event(type: str | None, name: str, namespace: str | None, sta
     if type == "DELETED":
         PIPELINES.wake(namespace, name)  # it finds the Pipeline gone and exits
         return
-    await drop_legacy_finalizer(PLURAL, namespace, meta)
     PIPELINES.ensure(namespace, name, wake=meta.get("generation") != status.get("observedGeneration"))
 
 
@@ -134,16 +139,15 @@ async def stop_pipeline_workers(**_: Any) -> None:
 
 def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: Mapping[str, Any],
              meta: Mapping[str, Any], body: Mapping[str, Any], patch: StatusPatch,
-             logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> datetime | None:
+             logger: logging.Logger | logging.LoggerAdapter[Any], cache: dict[str, Any] | None = None,
+             **_: Any) -> datetime | None:
     """Decide the Pipeline's status and create the runs that are due; returns when to look again."""
     LAST_TICK["scheduler"] = time.time()
     namespace = namespace or "default"
     now = datetime.now(UTC).replace(microsecond=0)  # run times and names in whole seconds
     generation = meta.get("generation")
-    try:
-        definition = parse_pipeline(dict(spec))
-    except DefinitionError as error:
-        message = "; ".join(str(p) for p in error.problems)
+    definition, message = parsed(spec, generation, {} if cache is None else cache)
+    if definition is None:
         _set(patch, status, "conditions", _valid_conditions(status, False, message, generation, now))
         _set(patch, status, "observedGeneration", generation)
         _set(patch, status, "health", "ERROR")
@@ -172,8 +176,7 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
     if definition.schedule_type == "ondemand" or definition.schedule is None:
         activation = parse_time(str(status["activationTime"]))
         if status.get("lastScheduledTime") != format_time(activation):
-            body_run = run_manifest(name, namespace, activation, None, "OnDemand")
-            kopf.adopt(body_run, owner=cast(Any, body))
+            body_run = run_manifest(name, namespace, activation, None, "OnDemand", owner=body)
             if kube.create_object(namespace, "pipelineruns", body_run):
                 metrics.RUNS_CREATED.labels(namespace, name).inc()
                 kopf.info(cast(Any, body), reason="RunCreated", message=f"on-demand run {body_run['metadata']['name']}")
@@ -187,8 +190,7 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
                     missed_run_policy=definition.missed_run_policy, active_runs=len(active),
                     max_active_runs=definition.max_active_runs, grace=SETTINGS.missed_grace)
     for interval in decision.create:
-        body_run = run_manifest(name, namespace, interval.start, interval.end, "Scheduled")
-        kopf.adopt(body_run, owner=cast(Any, body))
+        body_run = run_manifest(name, namespace, interval.start, interval.end, "Scheduled", owner=body)
         if kube.create_object(namespace, "pipelineruns", body_run):
             metrics.RUNS_CREATED.labels(namespace, name).inc()
             due = interval.run_time(definition.schedule_type)
@@ -206,6 +208,18 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
     metrics.QUEUE_DEPTH.labels(namespace, name).set(decision.waiting)
     # The next interval's due time; held-back runs wait for a run to finish, which wakes this worker.
     return decision.next_run_time if decision.next_run_time and not decision.waiting else None
+
+
+def parsed(spec: Mapping[str, Any], generation: Any, cache: dict[str, Any]) -> tuple[PipelineDefinition | None, str]:
+    """The Pipeline's definition, or why it is invalid: parsed once per generation, not once per pass."""
+    if cache.get("generation") != generation or "parsed" not in cache:
+        try:
+            cache["parsed"] = (parse_pipeline(dict(spec)), "")
+        except DefinitionError as error:
+            cache["parsed"] = (None, "; ".join(str(p) for p in error.problems))
+        cache["generation"] = generation
+    result: tuple[PipelineDefinition | None, str] = cache["parsed"]
+    return result
 
 
 def _cursor(status: Mapping[str, Any], runs: list[dict[str, Any]]) -> datetime | None:
@@ -259,5 +273,22 @@ def validate_pipeline(spec: kopf.Spec, **_: Any) -> None:
         raise kopf.AdmissionError("; ".join(str(p) for p in error.problems)[:4000], code=422) from error
 
 
+def validate_run(spec: kopf.Spec, namespace: str | None, **_: Any) -> None:
+    """A run's values pass the same check as in the operator, before the run exists."""
+    pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
+    source = kube.get_object(namespace or "default", PLURAL, pipeline) if pipeline else None
+    if source is None:
+        raise kopf.AdmissionError(f'spec.pipelineRef.name: no Pipeline named "{pipeline}" in namespace {namespace}',
+                                  code=422)
+    try:
+        definition = parse_pipeline(dict(source.get("spec") or {}))
+    except DefinitionError:
+        return  # the Pipeline's own condition says why; the run will be refused with it
+    _, problems = run_values(definition, spec.get("values"))
+    if problems:
+        raise kopf.AdmissionError("; ".join(str(p) for p in problems)[:4000], code=422)
+
+
 if SETTINGS.webhook:
     kopf.on.validate(GROUP, VERSION, PLURAL, id="validate-pipeline")(validate_pipeline)
+    kopf.on.validate(GROUP, VERSION, "pipelineruns", id="validate-run")(validate_run)

@@ -17,11 +17,12 @@ from typing import Any, cast
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from datapipeline.controller import metrics
+from datapipeline.controller import errors, metrics
 from datapipeline.controller.facts import job_facts, pod_job_name, running_since
+from datapipeline.controller.frozen import FROZEN_HASH, FROZEN_SPEC, freeze, frozen_problem
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import merge_patch, step
-from datapipeline.controller.workers import Workers, drop_legacy_finalizer
+from datapipeline.controller.workers import Workers
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.problems import DefinitionError
@@ -37,6 +38,7 @@ from datapipeline.core.runstate import (
     attempt_job_name,
 )
 from datapipeline.core.schedule import format_time, interval_at, parse_time
+from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
 from datapipeline.k8s.jobs import GROUP, LABEL_ACTIVITY, LABEL_PIPELINE, LABEL_RUN, VERSION, Owner
 
@@ -65,7 +67,11 @@ def _pass(namespace: str, name: str, cache: dict[str, Any], logger: logging.Logg
     return reconcile_run(namespace, name, cache, logger)
 
 
-RUNS = Workers("run", _pass, lambda: SETTINGS.resync_interval, metrics.RECONCILE.observe)
+def _report(namespace: str, name: str, error: BaseException, cache: dict[str, Any], logger: logging.Logger) -> None:
+    errors.report(PLURAL, namespace, name, error, cache, logger)
+
+
+RUNS = Workers("run", _pass, lambda: SETTINGS.resync_interval, metrics.RECONCILE.observe, _report)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -76,7 +82,6 @@ async def run_event(type: str | None, name: str, namespace: str | None, spec: ko
     if type == "DELETED":
         RUNS.wake(namespace, name)  # it finds the run gone and exits
         return
-    await drop_legacy_finalizer(PLURAL, namespace, meta)
     if run_is_live(spec, status, meta):
         RUNS.ensure(namespace, name, wake=meta.get("generation") != status.get("observedGeneration"))
 
@@ -105,16 +110,14 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     status = run.get("status") or {}
     now = datetime.now(UTC)
     pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
-    definition, generation, problem = _definition(run, namespace, pipeline, cache)
+    if FROZEN_SPEC not in status:
+        return _freeze(namespace, name, run, pipeline, now)
+    definition, generation, problem = _definition(status, cache)
     if definition is None:
-        new_status = {**status, "phase": PHASE_FAILED, "completionTime": status.get("completionTime") or format_time(now),
-                      "conditions": conditions(status, PHASE_FAILED, "InvalidDefinition", problem or "",
-                                               run["metadata"].get("generation"), now)}
-        patch = merge_patch(status, new_status)
-        if patch:
-            _save(namespace, name, run, patch)
-            kopf.event(cast(Any, run), type="Warning", reason="InvalidDefinition", message=(problem or "")[:500])
-        return False, None
+        return _refuse(namespace, name, run, "InvalidDefinition", problem or "", now)
+    values, refused = run_values(definition, spec.get("values"))
+    if refused:
+        return _refuse(namespace, name, run, "InvalidValues", "; ".join(str(p) for p in refused), now)
     run_spec = run_spec_of(run, definition)
     state = RunState.from_dict(status)
     pods = kube.list_pods(namespace, name)
@@ -124,7 +127,7 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     context = RunContext(pipeline=pipeline, run=name, scheduled_start=run_spec.scheduled_start,
                          scheduled_end=run_spec.scheduled_end,
                          trigger_time=_time(run["metadata"].get("creationTimestamp")),
-                         overrides=dict(spec.get("values") or {}))
+                         overrides=values)
     owner = Owner(name=name, uid=str(run["metadata"]["uid"]))
     result = step(definition, run_spec, state, facts, now, context=context, namespace=namespace, owner=owner,
                   pipeline=pipeline, capacity=capacity)
@@ -189,28 +192,51 @@ def _count(namespace: str, pipeline: str, reason: str) -> None:
         metrics.ATTEMPTS.labels(namespace, pipeline, outcome).inc()
 
 
-def _definition(run: Mapping[str, Any], namespace: str, pipeline: str,
-                cache: dict[str, Any]) -> tuple[PipelineDefinition | None, int, str | None]:
-    """The run's frozen definition: the Pipeline spec copied into a ConfigMap when the run first ran."""
-    if "definition" in cache:
-        return cache["definition"], cache["generation"], None
-    name = run["metadata"]["name"]
-    snapshot = kube.read_snapshot(namespace, name)
-    if snapshot is None:
-        source = kube.get_object(namespace, "pipelines", pipeline) if pipeline else None
-        if source is None:
-            return None, 0, f'no Pipeline named "{pipeline}" in namespace {namespace}'
-        owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PipelineRun", "name": name,
-                 "uid": run["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
-        snapshot = kube.ensure_snapshot(namespace, name, owner, source.get("spec") or {},
-                                        int(source["metadata"].get("generation") or 0))
-    spec, generation = snapshot
+def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str,
+            now: datetime) -> tuple[bool, datetime | None]:
+    """Copy the Pipeline's spec into the run's status, once: the run's one source of truth.
+
+    Only the operator may write a run's status, so no other object (and no one who can merely create
+    runs or ConfigMaps) can change what the run executes; its hash is checked on every read.
+    """
+    source = kube.get_object(namespace, "pipelines", pipeline) if pipeline else None
+    if source is None:
+        return _refuse(namespace, name, run, "PipelineNotFound",
+                       f'spec.pipelineRef.name: no Pipeline named "{pipeline}" in namespace {namespace}', now)
+    frozen = freeze(source.get("spec") or {}, int(source["metadata"].get("generation") or 0))
+    _save(namespace, name, run, frozen)
+    return True, now  # act on the frozen copy in the next pass
+
+
+def _definition(status: Mapping[str, Any], cache: dict[str, Any]) -> tuple[PipelineDefinition | None, int, str | None]:
+    """The run's frozen definition, parsed once per worker (the frozen copy never changes)."""
+    generation = int(status.get("pipelineGeneration") or 0)
+    digest = str(status.get(FROZEN_HASH) or "")
+    if cache.get("hash") == digest and "definition" in cache:
+        return cache["definition"], generation, None
+    problem = frozen_problem(status)
+    if problem:
+        return None, generation, problem
     try:
-        definition = parse_pipeline(spec)
+        definition = parse_pipeline(status[FROZEN_SPEC])
     except DefinitionError as error:
         return None, generation, "; ".join(str(p) for p in error.problems)[:1000]
-    cache["definition"], cache["generation"] = definition, generation
+    cache["definition"], cache["hash"] = definition, digest
     return definition, generation, None
+
+
+def _refuse(namespace: str, name: str, run: Mapping[str, Any], reason: str, message: str,
+            now: datetime) -> tuple[bool, datetime | None]:
+    """End the run as Failed before any Job exists, with a condition and an Event naming the cause."""
+    status = run.get("status") or {}
+    new_status = {**status, "phase": PHASE_FAILED, "completionTime": status.get("completionTime") or format_time(now),
+                  "conditions": conditions(status, PHASE_FAILED, reason, message, run["metadata"].get("generation"),
+                                           now)}
+    patch = merge_patch(status, new_status)
+    if patch:
+        _save(namespace, name, run, patch)
+        kopf.event(cast(Any, run), type="Warning", reason=reason, message=message[:1000])
+    return False, None
 
 
 def run_spec_of(run: Mapping[str, Any], definition: PipelineDefinition) -> RunSpec:
@@ -284,9 +310,9 @@ def build_status(old: Mapping[str, Any], state: RunState, run: Mapping[str, Any]
         reason, message = phase or "Pending", f"{state.progress()} activities finished"
     status: dict[str, Any] = {
         **data,
+        **{key: old[key] for key in (FROZEN_SPEC, FROZEN_HASH) if key in old},
         "pipelineGeneration": generation,
         "observedGeneration": run["metadata"].get("generation"),
-        "definitionConfigMap": run["metadata"]["name"],
         "conditions": conditions(old, phase, reason, message, run["metadata"].get("generation"), now),
     }
     return status

@@ -21,8 +21,12 @@ from typing import Any
 
 import kopf
 
+from datapipeline.controller.errors import backoff
+
 # One pass: (namespace, name, the worker's cache, logger) -> (keep working, when to look again).
 Pass = Callable[[str, str, dict[str, Any], logging.Logger], tuple[bool, datetime | None]]
+# A failed pass: (namespace, name, the error, the worker's cache, logger); puts it on the object.
+Report = Callable[[str, str, BaseException, dict[str, Any], logging.Logger], None]
 
 
 @dataclass
@@ -33,9 +37,10 @@ class _Worker:
 
 class Workers:
     def __init__(self, kind: str, work: Pass, resync: Callable[[], float],
-                 observe: Callable[[float], None] | None = None) -> None:
+                 observe: Callable[[float], None] | None = None, report: Report | None = None) -> None:
         self.kind = kind
         self.work = work
+        self.report = report
         self.resync = resync  # seconds: look again at least this often
         self.observe = observe  # called with each pass's duration (metrics)
         self.logger = logging.getLogger(f"datapipeline.{kind}")
@@ -89,6 +94,7 @@ class Workers:
     async def _run(self, key: tuple[str, str], event: asyncio.Event) -> None:
         namespace, name = key
         cache: dict[str, Any] = {}
+        failures = 0
         try:
             while True:
                 event.clear()
@@ -99,10 +105,16 @@ class Workers:
                     self.logger.warning("%s %s/%s: %s", self.kind, namespace, name, error)
                     live, wake_at = True, None
                     delay = float(error.delay or 5)
-                except Exception:
-                    self.logger.exception("%s %s/%s: pass failed", self.kind, namespace, name)
-                    live, wake_at, delay = True, None, 5.0
+                except Exception as error:
+                    failures += 1
+                    self.logger.exception("%s %s/%s: pass failed (%d in a row)", self.kind, namespace, name,
+                                          failures)
+                    if self.report is not None:
+                        await asyncio.to_thread(self.report, namespace, name, error, cache, self.logger)
+                    live, wake_at, delay = True, None, backoff(failures)
                 else:
+                    failures = 0
+                    cache.pop("reported", None)
                     delay = self.resync()
                 if self.observe is not None:
                     self.observe(time.monotonic() - started)
@@ -116,18 +128,3 @@ class Workers:
             current = self._workers.get(key)
             if current is not None and current.task is asyncio.current_task():
                 del self._workers[key]
-
-
-# Earlier builds of this operator ran kopf daemons and timers, which put this finalizer on every run and pipeline.
-LEGACY_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
-
-
-async def drop_legacy_finalizer(plural: str, namespace: str, meta: Any) -> None:
-    """Remove the finalizer of older operator versions, so such objects (and namespaces) can be deleted."""
-    finalizers = list(meta.get("finalizers") or ())
-    if LEGACY_FINALIZER not in finalizers:
-        return
-    from datapipeline.k8s import api as kube
-
-    await asyncio.to_thread(kube.remove_finalizer, namespace, plural, str(meta.get("name")), LEGACY_FINALIZER,
-                            finalizers, str(meta.get("resourceVersion") or ""))

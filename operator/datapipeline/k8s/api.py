@@ -5,7 +5,6 @@ Every write is idempotent: creating what exists and deleting what is gone both s
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -154,17 +153,6 @@ def patch_status(namespace: str, plural: str, name: str, status: Mapping[str, An
     custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
 
 
-def remove_finalizer(namespace: str, plural: str, name: str, finalizer: str, finalizers: list[str],
-                     resource_version: str) -> None:
-    """Drop one finalizer (only if the object is unchanged since it was read; else the next event retries)."""
-    body = {"metadata": {"resourceVersion": resource_version, "finalizers": [f for f in finalizers if f != finalizer]}}
-    try:
-        custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body)
-    except ApiException as error:
-        if error.status not in (404, 409):
-            raise
-
-
 def patch_spec(namespace: str, plural: str, name: str, patch: Mapping[str, Any]) -> None:
     """For the CLI only: the operator never writes a spec."""
     custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, dict(patch))
@@ -220,36 +208,3 @@ def delete_job(namespace: str, name: str) -> None:
     except ApiException as error:
         if error.status != 404:
             raise
-
-
-# ---------------------------------------------------------------------------- definition snapshot
-def ensure_snapshot(namespace: str, name: str, owner_ref: Mapping[str, Any], spec: Mapping[str, Any],
-                    generation: int) -> tuple[dict[str, Any], int]:
-    """The run's frozen copy of the Pipeline spec (ConfigMap ``<name>``); created once, then only read."""
-    api = core()
-    body = {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace, "ownerReferences": [dict(owner_ref)],
-                     "labels": {"app.kubernetes.io/managed-by": "kube-datapipeline"}},
-        "data": {"spec.json": json.dumps(spec, sort_keys=True, default=str), "generation": str(generation)},
-    }
-    try:
-        api.create_namespaced_config_map(namespace, body)
-        return dict(spec), generation
-    except ApiException as error:
-        if error.status != 409:
-            raise
-    existing = api.read_namespaced_config_map(name, namespace)
-    data = existing.data or {}
-    return json.loads(data.get("spec.json") or "{}"), int(data.get("generation") or 0)
-
-
-def read_snapshot(namespace: str, name: str) -> tuple[dict[str, Any], int] | None:
-    try:
-        existing = core().read_namespaced_config_map(name, namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    data = existing.data or {}
-    return json.loads(data.get("spec.json") or "{}"), int(data.get("generation") or 0)

@@ -1,0 +1,75 @@
+"""The controller's guards, without a cluster: frozen definitions, failure reports and backoff, run ownership."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from datapipeline.controller.errors import MAX_DELAY, backoff, describe, ready_false
+from datapipeline.controller.frozen import FROZEN_HASH, FROZEN_SPEC, digest, freeze, frozen_problem
+from datapipeline.controller.pipelines import parsed, run_manifest
+
+SPEC: dict[str, Any] = {"scheduleType": "ondemand",
+                        "activities": [{"name": "a", "type": "ShellCommandActivity", "command": "true"}]}
+
+
+def test_a_frozen_definition_is_trusted_only_with_its_hash() -> None:
+    status = freeze(SPEC, 3)
+    assert status["pipelineGeneration"] == 3 and status[FROZEN_HASH] == digest(SPEC)
+    assert frozen_problem(status) is None
+    tampered = {**status, FROZEN_SPEC: {**SPEC, "runnerImage": "evil:latest"}}
+    assert frozen_problem(tampered) == (
+        f"status.pipelineSpec: the run's frozen definition does not match its hash {status[FROZEN_HASH]}; it was "
+        "changed after the run started, so the run is refused")
+    assert frozen_problem({}) == "status.pipelineSpec: the run's frozen definition is missing or not an object"
+
+
+def test_the_digest_does_not_depend_on_key_order() -> None:
+    assert digest({"a": 1, "b": [1, 2]}) == digest({"b": [1, 2], "a": 1})
+    assert digest({"a": 1}) != digest({"a": 2})
+
+
+def test_backoff_doubles_with_jitter_up_to_a_cap() -> None:
+    rng = random.Random(7)
+    delays = [backoff(n, rng) for n in range(1, 12)]
+    assert 1.0 <= delays[0] <= 2.0 and 4.0 <= delays[2] <= 8.0
+    assert all(MAX_DELAY / 2 <= d <= MAX_DELAY for d in delays[9:])
+    assert len({round(backoff(3, rng), 6) for _ in range(5)}) == 5  # jitter: replicas do not retry in step
+
+
+def test_an_api_refusal_is_described_by_the_api_servers_own_message() -> None:
+    error = ApiException(status=422, reason="Unprocessable Entity")
+    error.body = json.dumps({"message": 'Job.batch "a/b" is invalid: metadata.name: Invalid value: "a/b"'})
+    assert describe(error) == ('the API server refused a request (422 Unprocessable Entity): Job.batch "a/b" is '
+                               'invalid: metadata.name: Invalid value: "a/b"')
+    assert describe(ValueError("year 10000 is out of range")) == "ValueError: year 10000 is out of range"
+
+
+def test_a_failure_sets_ready_false_and_keeps_other_conditions() -> None:
+    status = {"conditions": [{"type": "Valid", "status": "True"},
+                             {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    out = ready_false(status, "boom")
+    assert out[0] == {"type": "Valid", "status": "True"}
+    assert out[1]["status"] == "False" and out[1]["reason"] == "ReconcileError" and out[1]["message"] == "boom"
+    assert ready_false({}, "boom")[0]["type"] == "Ready"
+
+
+def test_a_pipeline_is_parsed_once_per_generation() -> None:
+    cache: dict[str, Any] = {}
+    first, _ = parsed(SPEC, 1, cache)
+    again, _ = parsed({"broken": True}, 1, cache)  # same generation: the cached parse, not a new one
+    assert first is not None and again is first
+    bad, message = parsed({"broken": True}, 2, cache)
+    assert bad is None and message.startswith("spec.broken: ")
+
+
+def test_runs_made_by_hand_are_owned_by_their_pipeline() -> None:
+    pipeline = {"metadata": {"name": "p", "uid": "u-1"}}
+    body = run_manifest("p", "ns", datetime(2026, 1, 1, tzinfo=UTC), None, "Manual", owner=pipeline)
+    assert body["metadata"]["ownerReferences"] == [
+        {"apiVersion": "datapipeline.io/v1alpha1", "kind": "Pipeline", "name": "p", "uid": "u-1",
+         "controller": True, "blockOwnerDeletion": True}]
