@@ -221,3 +221,49 @@ def test_env_reference_forms() -> None:
     assert env_reference("echo ", "V") == '"${V}"'
     assert env_reference('echo "a', "V") == "${V}"
     assert env_reference("echo 'a", "V") == "'\"${V}\"'"
+
+
+# ------------------------------------------------------------------ secrets reach pods from Secrets only
+def test_the_job_takes_masked_and_run_values_from_the_environment_and_lists_its_secret_variables() -> None:
+    from datapipeline.k8s.jobs import Owner, build_job_spec
+
+    spec = parse_pipeline({**_raw(spec_command="run #{*myToken} #{myGreeting}"),
+                           "computeProfiles": [{"name": "cp", "type": "ComputeProfile",
+                                                "envFromSecrets": ["team-creds"]}],
+                           "defaults": {"runsOn": "cp"}})
+    resolved = resolve(spec, myGreeting="hi; id")
+    job = build_job_spec(name="j", namespace="ns", owner=Owner("r", "u"), pipeline="p", task=resolved.task,
+                         definition=spec, activity="say", secrets=resolved.secrets, extra_env=dict(resolved.env))
+    text = str(job)
+    assert "hi; id" in dict(resolved.env).values() and "hunter" not in text
+    pod = job["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["DATAPIPELINE_PARAM_MYTOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "tokens", "key": "api"}}
+    assert env["DATAPIPELINE_VALUE_1"]["value"] == "hi; id"
+    assert env["DATAPIPELINE_SECRET_ENV"]["value"] == "DATAPIPELINE_PARAM_MYTOKEN"
+    assert {"name": "secret-0", "secret": {"secretName": "team-creds", "defaultMode": 0o440}} in pod["volumes"]
+    assert {"name": "secret-0", "mountPath": "/var/run/datapipeline/secrets/0", "readOnly": True} in \
+        pod["containers"][0]["volumeMounts"]
+
+
+def _raw(spec_command: str) -> dict[str, Any]:
+    return {"scheduleType": "ondemand", "parameters": PARAMETERS,
+            "activities": [{"name": "say", "type": "ShellCommandActivity", "command": spec_command}]}
+
+
+def test_the_runner_redacts_every_secret_it_can_see(tmp_path: Any, monkeypatch: Any) -> None:
+    from datapipeline.runner import main as runner_main
+    from datapipeline.runner.log import Redactor
+
+    redactor = Redactor()
+    monkeypatch.setattr(runner_main, "REDACT", redactor)
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "API_KEY").write_text("from-a-mounted-secret")
+    (tmp_path / "0" / "tls.key").write_text("-----BEGIN KEY-----\nAAAABBBBCCCCDDDD\n-----END KEY-----\n")
+    monkeypatch.setattr(runner_main, "SECRET_MOUNT_DIR", str(tmp_path))
+    monkeypatch.setenv("DATAPIPELINE_SECRET_ENV", "DATAPIPELINE_PARAM_MYTOKEN,DATAPIPELINE_DB_PG_USERNAME")
+    monkeypatch.setenv("DATAPIPELINE_PARAM_MYTOKEN", "masked-token-value")
+    monkeypatch.setenv("DATAPIPELINE_DB_PG_USERNAME", "secret-user")
+    runner_main._register_secrets(None)
+    line = "token masked-token-value user secret-user key from-a-mounted-secret pem AAAABBBBCCCCDDDD"
+    assert redactor(line) == "token *** user *** key *** pem ***"

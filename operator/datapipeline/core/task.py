@@ -24,6 +24,11 @@ from typing import Any
 TASK_ENV = "DATAPIPELINE_TASK"
 ENV_VALUE_PREFIX = "DATAPIPELINE_VALUE_"  # run-supplied values a shell command reads (never pasted as code)
 ENV_PARAMETER_PREFIX = "DATAPIPELINE_PARAM_"  # masked parameters, from their Secret
+# The runner redacts every secret value it can see: the variables named here (comma separated; the Job
+# lists every variable it fills from a Secret) and every file under SECRET_MOUNT_DIR (the Secrets a compute
+# profile passes whole with envFromSecrets, mounted read-only so their values are known to the redactor).
+SECRET_ENV_LIST = "DATAPIPELINE_SECRET_ENV"
+SECRET_MOUNT_DIR = "/var/run/datapipeline/secrets"
 TASK_VERSION = 1
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_MESSAGE_LIMIT = 4096

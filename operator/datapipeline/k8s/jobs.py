@@ -15,7 +15,14 @@ from typing import Any
 
 from datapipeline.core.model import PipelineDefinition, PipelineObject
 from datapipeline.core.resolve import SecretEnv
-from datapipeline.core.task import PROGRESS_INTERVAL_SECONDS, TASK_ENV, TERMINATION_LOG, TaskSpec
+from datapipeline.core.task import (
+    PROGRESS_INTERVAL_SECONDS,
+    SECRET_ENV_LIST,
+    SECRET_MOUNT_DIR,
+    TASK_ENV,
+    TERMINATION_LOG,
+    TaskSpec,
+)
 
 GROUP = "datapipeline.io"
 VERSION = "v1alpha1"
@@ -114,11 +121,13 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
     env_from: list[dict[str, Any]] = []
     resources: dict[str, Any] = {}
     pod_extra: dict[str, Any] = {}
+    secret_volumes: list[str] = []
     if profile is not None:
         for key, value in sorted((profile.get("env") or {}).items()):
             env.append({"name": key, "value": str(value)})
         for secret_name in profile.get("envFromSecrets") or ():
             env_from.append({"secretRef": {"name": secret_name}})
+            secret_volumes.append(str(secret_name))
         cpu = profile.get("cpu") or profile.get("driverCpu")
         memory = profile.get("memory") or profile.get("driverMemory")
         if cpu or memory:
@@ -150,6 +159,12 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "home", "mountPath": "/home/runner"}],
     }
+    from_secrets = sorted({e["name"] for e in env if "secretKeyRef" in (e.get("valueFrom") or {})})
+    if from_secrets:
+        env.append({"name": SECRET_ENV_LIST, "value": ",".join(from_secrets)})
+    for index in range(len(secret_volumes)):
+        container["volumeMounts"].append({"name": f"secret-{index}", "mountPath": f"{SECRET_MOUNT_DIR}/{index}",
+                                          "readOnly": True})
     if env_from:
         container["envFrom"] = env_from
     if resources:
@@ -159,7 +174,9 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
         "automountServiceAccountToken": bool(pod_extra.get("serviceAccountName")),
         "securityContext": {"runAsNonRoot": True, "fsGroup": RUNNER_UID, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "home", "emptyDir": {}}],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "home", "emptyDir": {}},
+                    *({"name": f"secret-{i}", "secret": {"secretName": n, "defaultMode": 0o440}}
+                      for i, n in enumerate(secret_volumes))],
         **pod_extra,
     }
     job_spec: dict[str, Any] = {

@@ -43,6 +43,8 @@ class Redactor:
         if value and len(value) >= 4:
             with self._lock:
                 self._secrets.add(value)
+                # A multi-line secret (a key file) is printed a line at a time: each line is a secret too.
+                self._secrets.update(line.strip() for line in value.splitlines() if len(line.strip()) >= 8)
 
     def __call__(self, text: str) -> str:
         with self._lock:

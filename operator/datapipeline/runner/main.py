@@ -37,6 +37,8 @@ from datapipeline.core.task import (
     KIND_ACTIVITY,
     KIND_PRECONDITION,
     PROGRESS_INTERVAL_SECONDS,
+    SECRET_ENV_LIST,
+    SECRET_MOUNT_DIR,
     TASK_ENV,
     TERMINATION_LOG,
     TaskResult,
@@ -88,8 +90,11 @@ def _handlers(kind: str, type_: str) -> Handler | None:
 
 
 def _register_secrets(spec: TaskSpec | None) -> None:
-    for name in SECRET_ENV:
+    named = [n for n in os.environ.get(SECRET_ENV_LIST, "").split(",") if n]
+    for name in (*SECRET_ENV, *named):
         REDACT.add(os.environ.get(name))
+    for value in _mounted_secret_values(SECRET_MOUNT_DIR):
+        REDACT.add(value)
     for name, value in os.environ.items():
         if name.startswith(HEADER_ENV_PREFIX):
             REDACT.add(value)
@@ -99,8 +104,24 @@ def _register_secrets(spec: TaskSpec | None) -> None:
     if spec.guarded_node:
         dbs.append(spec.guarded_node.database)
     for db in dbs:
-        if db and db.password_env:
-            REDACT.add(os.environ.get(db.password_env))
+        for env in (db.password_env, db.username_env) if db else ():
+            if env:
+                REDACT.add(os.environ.get(env))
+
+
+def _mounted_secret_values(root: str) -> list[str]:
+    """Every value of the Secrets mounted under ``root`` (one folder per Secret, one file per key)."""
+    values = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.startswith(".."):
+                continue  # the kubelet's atomic-update bookkeeping
+            try:
+                with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as f:
+                    values.append(f.read(65536).strip())
+            except OSError:
+                continue
+    return values
 
 
 def _map_unexpected(e: BaseException) -> TaskError:
