@@ -6,6 +6,7 @@ means an earlier pass created it (names are deterministic), which is fine.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,10 @@ RUNNER_COMMAND = ["datapipeline-runner"]
 HEADER_ENV_PREFIX = "DATAPIPELINE_HEADER_"
 PROGRESS_ENV = "DATAPIPELINE_PROGRESS_INTERVAL"  # seconds between the runner's progress: lines
 RUNNER_UID = 10001
+# Requests and limits of a Job whose compute profile sets neither cpu nor memory (the chart's jobs.resources,
+# as JSON); without it, these. A Job without limits could starve its node.
+JOB_RESOURCES_ENV = "DATAPIPELINE_JOB_RESOURCES"
+DEFAULT_JOB_RESOURCES: dict[str, Any] = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 
 
 @dataclass(frozen=True)
@@ -167,8 +172,7 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
                                           "readOnly": True})
     if env_from:
         container["envFrom"] = env_from
-    if resources:
-        container["resources"] = resources
+    container["resources"] = resources or default_resources(os.environ if environ is None else environ)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": bool(pod_extra.get("serviceAccountName")),
@@ -193,6 +197,18 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
                      "ownerReferences": [owner.reference()]},
         "spec": job_spec,
     }
+
+
+def default_resources(environ: Mapping[str, str]) -> dict[str, Any]:
+    raw = environ.get(JOB_RESOURCES_ENV)
+    if raw:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value
+    return {k: dict(v) for k, v in DEFAULT_JOB_RESOURCES.items()}
 
 
 def _deadline(deadline: timedelta | None, profile: PipelineObject | None) -> timedelta | None:
