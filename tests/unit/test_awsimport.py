@@ -128,8 +128,9 @@ def test_warnings_name_the_object_and_the_field() -> None:
            "serviceAccountName" in shell
     assert 'object "Ec2Instance": Ec2Resource field "keyPair": SSH key pairs do not apply to pods' in shell
     rds = warnings_of(ROOT / "tests" / "aws" / "rds-mysql-full-copy-to-s3.json")
-    assert 'object "rds_mysql": field "*password" was not copied: put the password in Secret ' \
-           '"rds-mysql-full-copy-to-s3-rds-mysql" key "password" (referenced as passwordSecret)' in rds
+    assert 'object "rds_mysql": field "*password" was not copied (its value came from parameter myRDSPassword): ' \
+           'put the password in Secret "rds-mysql-full-copy-to-s3-rds-mysql" key "password" (referenced as ' \
+           "passwordSecret)" in rds
     emr = warnings_of(ROOT / "tests" / "aws" / "dynamodb-export-to-s3.json")
     assert 'object "EmrClusterForBackup": EmrCluster field "keyPair": SSH key pairs do not apply to pods' in emr
     assert 'object "EmrClusterForBackup": EmrCluster field "region": the region comes from spec.aws.region' in emr
@@ -228,8 +229,9 @@ def test_values_file_and_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     pipeline = pipeline_of(out)
     assert pipeline["metadata"]["name"] == "counts-prod"
     assert pipeline["spec"]["values"]["myS3OutputLoc"] == "s3://elsewhere/out"
-    assert 'object "myUnknown": value dropped: no parameter with this id is defined' in err
-    assert 'object "*myRDSPassword": masked value not copied' in err
+    assert 'object "myUnknown": has a value but no parameter object: it became a String parameter' in err
+    assert {"id": "myUnknown"} in pipeline["spec"]["parameters"] and pipeline["spec"]["values"]["myUnknown"] == "x"
+    assert 'object "*myRDSPassword": value not copied: secrets go in Secrets' in err
     assert "secret" not in out
     assert 'the Pipeline is named "counts-prod"' in err
 
@@ -295,7 +297,8 @@ def test_invalid_json_names_line_and_column(capsys: pytest.CaptureFixture[str], 
     (lambda d: d["objects"].append({"type": "CSV"}), "objects[6]: every object needs an id (a string)"),
     (lambda d: d["objects"].append({"id": "Ec2Instance", "type": "CSV"}),
      'objects[6]: the id "Ec2Instance" is used twice'),
-    (lambda d: d["objects"].append({"id": "Loose"}), 'object "Loose" has no type (only Default may omit it)'),
+    (lambda d: d["objects"].append({"id": "Loose", "type": ["a", "b"]}),
+     'object "Loose": field "type" must be a type name (a string), not a list'),
     (lambda d: d["objects"][5].update(input={"ref": "ApacheLog"}),
      'object "CountGetRequests": field "input" refers to "ApacheLog", which is not defined; did you mean '
      '"ApacheLogs"?'),

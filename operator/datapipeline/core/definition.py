@@ -49,6 +49,7 @@ METADATA_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
 BIG_DATA_ACTIVITIES = ("EmrActivity", "HiveActivity", "HiveCopyActivity", "PigActivity", "HadoopActivity")
 COPY_NODE_TYPES = ("S3DataNode", "SqlDataNode", "MySqlDataNode")
+REDSHIFT_UNLOAD_TARGETS = ("S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode")
 # Field names AWS users write inline that must be Secret references here.
 INLINE_SECRETS = {"password": "passwordSecret", "*password": "passwordSecret", "*username": "usernameSecret"}
 
@@ -62,7 +63,7 @@ RUNTIME_FIELDS = frozenset({
 NODE_FIELDS = RUNTIME_FIELDS | {"errorMessage", "errorId", "errorStackTrace", "@cascadeFailedOn",
                                 "cancellationReason", "@failureReason", "@waitingOn"}
 # Fields every object has, readable as #{name} and #{type}.
-OBJECT_FIELDS = frozenset({"name", "type"})
+OBJECT_FIELDS = frozenset({"id", "name", "type"})
 
 SPEC_FIELDS: dict[str, str] = {
     "activated": "bool", "schedule": "object", "scheduleType": "enum", "missedRunPolicy": "enum",
@@ -759,9 +760,6 @@ class _Parser:
             self.problems.add(f"{where}.runsOn", f"{activity.type} runs on a cluster profile (the EmrCluster "
                               "stand-in); name one from clusterProfiles" +
                               (f', not the compute profile "{runs_on}"' if runs_on else ""))
-        if not big_data and runs_on in objects["clusterProfiles"]:
-            self.problems.add(f"{where}.runsOn", f"{activity.type} runs on a compute profile, not the cluster "
-                              f'profile "{runs_on}"')
         if activity.type == "CopyActivity":
             for field, refs in (("input", activity.inputs), ("output", activity.outputs)):
                 if len(refs) != 1:
@@ -778,17 +776,21 @@ class _Parser:
                 self.problems.add(f"{where}.output", "CopyActivity copies from or to S3: one of input and output "
                                   "must be an S3DataNode (use SqlActivity to copy between tables)")
         if activity.type == "RedshiftCopyActivity":
-            outs = [nodes[n] for n in activity.outputs if n in nodes]
-            if len(activity.outputs) != 1 or (outs and outs[0].type not in ("RedshiftDataNode", "SqlDataNode")):
-                self.problems.add(f"{where}.output", "RedshiftCopyActivity needs one output RedshiftDataNode")
-            if len(activity.inputs) != 1:
-                self.problems.add(f"{where}.input", "RedshiftCopyActivity needs one input data node")
-            if (activity.fields.get("insertMode") == "OVERWRITE_EXISTING" and outs
-                    and not outs[0].fields.get("primaryKeys")):
-                self.problems.add(f"{where}.insertMode", f'OVERWRITE_EXISTING needs primaryKeys on "{outs[0].name}" '
-                                  "to match existing rows")
-        if activity.fields.get("stage") and not (activity.inputs or activity.outputs):
-            self.problems.add(f"{where}.stage", "stage: true needs input or output data nodes to stage")
+            self._check_redshift_copy(activity, nodes)
+
+    def _check_redshift_copy(self, activity: Activity, nodes: Mapping[str, PipelineObject]) -> None:
+        """Into a warehouse table (OVERWRITE_EXISTING without primaryKeys uses the table's primary key, read at
+        run time), or out of one: to S3 (unload) or to a SQL table."""
+        where = activity.path
+        if len(activity.inputs) != 1:
+            self.problems.add(f"{where}.input", "RedshiftCopyActivity needs one input data node")
+        ins = [nodes[n] for n in activity.inputs if n in nodes]
+        outs = [nodes[n] for n in activity.outputs if n in nodes]
+        unload = bool(ins) and ins[0].type == "RedshiftDataNode"
+        allowed = REDSHIFT_UNLOAD_TARGETS if unload else ("RedshiftDataNode", "SqlDataNode")
+        if len(activity.outputs) != 1 or (outs and outs[0].type not in allowed):
+            self.problems.add(f"{where}.output", "RedshiftCopyActivity needs one output: a RedshiftDataNode, or, "
+                              "from a RedshiftDataNode input, an S3DataNode or a SQL table")
 
     # ------------------------------------------------------------------ expressions
     def _check_expressions(self, obj: PipelineObject, merged: PipelineObject, names: frozenset[str],

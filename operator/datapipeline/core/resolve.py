@@ -26,7 +26,7 @@ from typing import Any
 
 from datapipeline.core.catalog import TYPES, Kind
 from datapipeline.core.durations import format_duration
-from datapipeline.core.expressions import ExpressionError, Value, parse_datetime, parse_template
+from datapipeline.core.expressions import ExpressionError, Value, parse_datetime, parse_template, to_string
 from datapipeline.core.model import PipelineDefinition, PipelineObject
 from datapipeline.core.task import (
     KIND_ACTION,
@@ -128,7 +128,8 @@ class ObjectScope:
         self.runtime.update(runtime or {})
 
     def names(self) -> frozenset[str]:
-        return frozenset([*self.runtime, *self.obj.fields, *self.obj.vars, *self.params, *self.d.vars])
+        return frozenset([*self.runtime, *self.obj.fields, *self.obj.vars, *self.params, *self.d.vars, "id", "name",
+                          "type"])
 
     def lookup(self, name: str) -> Value:
         if name.startswith("*"):
@@ -144,6 +145,10 @@ class ObjectScope:
             return self._through_reference(head, rest, name)
         if name in self.runtime:
             return self.runtime[name]
+        if name in ("id", "name"):  # every object's id and name (AWS); here they are one
+            return self.obj.name
+        if name == "type":
+            return self.obj.type
         if name in self.obj.vars:
             return self._evaluate(name, self.obj.vars[name])
         if name in self.obj.fields:
@@ -197,6 +202,15 @@ class ObjectScope:
 
     def render(self, text: str) -> str:
         return parse_template(text).render(self)
+
+    def render_list(self, items: Any) -> list[str]:
+        """A list field: an item that is one expression yielding a list (an isArray parameter, a list
+        expression) becomes that many items, as AWS flattens ``[#{myList1}, #{myList2}]``."""
+        out: list[str] = []
+        for item in items:
+            value = parse_template(item).evaluate(self)
+            out.extend(to_string(v) for v in value) if isinstance(value, list) else out.append(to_string(value))
+        return out
 
 
 class Resolver:
@@ -275,7 +289,7 @@ class Resolver:
                 if kind is Kind.STRING and isinstance(value, str):
                     out[key] = scope.render(value)
                 elif kind is Kind.STRINGS:
-                    out[key] = [scope.render(v) for v in value]
+                    out[key] = scope.render_list(value)
                 elif isinstance(value, timedelta):
                     out[key] = int(value.total_seconds())
                 elif isinstance(value, tuple):
