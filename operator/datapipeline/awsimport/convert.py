@@ -19,7 +19,13 @@ from datapipeline.core import catalog
 from datapipeline.core.catalog import Kind
 from datapipeline.core.definition import API_VERSION
 from datapipeline.core.durations import DurationError, parse_period
-from datapipeline.core.expressions import ExpressionError, MappingScope, has_expression, parse_template, to_string
+from datapipeline.core.expressions import (
+    ExpressionError,
+    MappingScope,
+    has_expression,
+    parse_template,
+    to_string,
+)
 from datapipeline.core.problems import did_you_mean
 
 # AWS types that map to a section here under another name.
@@ -122,7 +128,7 @@ def convert(definition: Mapping[str, Any], name: str, values: Mapping[str, Any] 
         if parameters is not None:
             extra = forms.parameter_objects(parameters)
             ids = {p.get("id") for p in extra if isinstance(p, Mapping)}
-            own = normal.get("parameters") if isinstance(normal.get("parameters"), list) else []
+            own: list[Any] = normal["parameters"] if isinstance(normal.get("parameters"), list) else []
             normal["parameters"] = [p for p in own if not (isinstance(p, Mapping) and p.get("id") in ids)] + extra
     except forms.FormError as error:
         raise ImportError_(str(error)) from None
@@ -390,6 +396,11 @@ class _Converter:
                 user_vars[key] = self._string("Default", key, value)
             elif key in known and key != "vars":
                 defaults[key] = self._value("Default", key, known[key], value)
+                if key == "workerGroup":
+                    self.warn("Default", f'workerGroup "{value}": activities without runsOn run only on nodes '
+                              f"labelled {GROUP_LABEL}={value}; label them (kubectl label nodes NODE "
+                              f"{GROUP_LABEL}={value}) or remove workerGroup so that they run on any node "
+                              f"({', '.join(EMR_FAMILY)} get a cluster profile instead)")
             elif key in DROPPED_FIELDS:
                 if DROPPED_FIELDS[key]:
                     self.warn("Default", f'field "{key}": {DROPPED_FIELDS[key]}')
@@ -564,7 +575,7 @@ class _Converter:
         """AWS routes a workerGroup to a self-managed Task Runner. Here: runsOn wins; an EMR-family activity gets a
         cluster profile; anything else keeps a node selector, and the warning says which label nodes need."""
         if "runsOn" in obj:
-            self.warn(obj_id, f'field "workerGroup" dropped: runsOn wins when both are set (as on AWS)')
+            self.warn(obj_id, 'field "workerGroup" dropped: runsOn wins when both are set (as on AWS)')
             return
         if type_name in EMR_FAMILY:
             result["runsOn"] = self._group_profile(group)
@@ -731,7 +742,7 @@ class _Converter:
         for raw_key, value in values.items():
             key = str(raw_key)
             plain = key.lstrip("*")
-            if key.startswith("*") or plain in self.password_params and plain not in used:
+            if key.startswith("*") or (plain in self.password_params and plain not in used):
                 self.warn(key, "value not copied: secrets go in Secrets, never in the manifest (the *password warnings "
                                "name the Secret to fill)")
                 continue
