@@ -298,6 +298,12 @@ BROKEN = {
                      {"id": "Unload", "type": "RedshiftUnloadActivity"}]},
         'object "Unload" has type "RedshiftUnloadActivity", which kube-datapipeline does not know; the activity types '
         "it knows are CopyActivity, EmrActivity,"),
+    "start-date-time.json": (
+        {"objects": [{"id": "Default", "schedule": {"ref": "Daily"}},
+                     {"id": "Daily", "type": "Schedule", "period": "1 day", "startDateTime": "start_datetime"},
+                     {"id": "Run", "type": "ShellCommandActivity", "command": "true"}]},
+        'object "Daily": field "startDateTime": "start_datetime" is not a date-time; AWS writes them like '
+        '"2026-01-31T00:00:00" (UTC)'),
     "api-field-without-value.json": (
         {"pipelineObjects": [{"id": "Default", "name": "Default", "fields": [{"key": "scheduleType"}]}]},
         'objects[0] ("Default"): field "scheduleType" has neither "stringValue" nor "refValue"'),

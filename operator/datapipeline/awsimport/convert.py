@@ -17,7 +17,7 @@ from typing import Any
 from datapipeline.awsimport import forms
 from datapipeline.core import catalog
 from datapipeline.core.catalog import Kind
-from datapipeline.core.definition import API_VERSION
+from datapipeline.core.definition import API_VERSION, parse_instant
 from datapipeline.core.durations import DurationError, parse_period
 from datapipeline.core.expressions import (
     ExpressionError,
@@ -340,15 +340,23 @@ class _Converter:
                                    f'"{raw["occurrences"]}"') from None
         for key in ("startDateTime", "endDateTime"):
             if key in fixed:
-                text = fixed[key].strip()
-                # AWS date-times are UTC; add the Z that makes it explicit here.
-                schedule[key] = text if HAS_OFFSET.search(text[10:]) else f"{text}Z"
+                schedule[key] = self._instant(chosen, key, fixed[key].strip())
         if "startAt" not in schedule and "startDateTime" not in schedule:
             schedule["startAt"] = "FIRST_ACTIVATION_DATE_TIME"
         for key in raw:
             if key not in ("id", "name", "type", "period", "startAt", "occurrences", "startDateTime", "endDateTime"):
                 self.warn(chosen, f'Schedule field "{key}" has no equivalent; dropped')
         return schedule
+
+    @staticmethod
+    def _instant(obj_id: str, key: str, text: str) -> str:
+        """AWS date-times are UTC; add the Z that makes it explicit here (after checking what was written)."""
+        try:
+            parse_instant(text)
+        except ValueError:
+            raise ImportError_(f'object "{obj_id}": field "{key}": "{text}" is not a date-time; AWS writes them '
+                               'like "2026-01-31T00:00:00" (UTC)') from None
+        return text if HAS_OFFSET.search(text[10:]) else f"{text}Z"
 
     def _period(self, obj_id: str, text: str) -> str:
         try:

@@ -25,7 +25,7 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ImportError_(f"{path}: {what} is not valid JSON: line {error.lineno}, column {error.colno}: "
-                           f"{error.msg}") from None
+                           f"{_json_problem(error.msg)}.") from None
     except RecursionError:
         raise ImportError_(f"{path}: {what} is nested too deeply to read") from None
 
@@ -60,6 +60,24 @@ def _parameters(args: argparse.Namespace) -> list[Any] | None:
         raise ImportError_(f'{args.parameters}: the parameters file must be a JSON object like {{"parameters": '
                            '[{"id": "myParameter", "type": "String"}]}')
     return raw
+
+
+# json's messages, as sentences that say what to fix.
+JSON_PROBLEMS = {
+    "Expecting ',' delimiter": "a comma is missing between two items (expected ',')",
+    "Expecting ':' delimiter": "a colon is missing after a key (expected ':')",
+    "Expecting property name enclosed in double quotes": "a key must be a string in double quotes; a comma "
+                                                         "before a closing brace is not allowed either",
+    "Expecting value": "a value is missing here (after a trailing comma, or where a quote is not a double quote)",
+    "Invalid control character at": "a string holds a raw tab or line break; write it as \\t or \\n",
+    "Unterminated string starting at": "a string starts here and is never closed with a double quote",
+    "Extra data": "the JSON document ended before this point; remove what follows, or wrap both in a list",
+    "Invalid \\escape": "a backslash starts an escape JSON does not know; write a backslash as \\\\",
+}
+
+
+def _json_problem(message: str) -> str:
+    return JSON_PROBLEMS.get(message, message[:1].lower() + message[1:])
 
 
 def run(args: argparse.Namespace) -> int:
