@@ -149,6 +149,7 @@ class _Parser:
         values = self._values(spec.get("values"), parameters, f"{self.path}.values")
         defaults = self._defaults(spec.get("defaults"), f"{self.path}.defaults")
         raw_objects = {s: self._section(spec.get(s), s) for s in SECTIONS}
+        self._check_kube_names(raw_objects)
         objects = {s: self._inherit(s, raw_objects[s]) for s in SECTIONS}
         top_vars = dict(defaults.get("vars") or {})
         for table in objects.values():
@@ -188,6 +189,19 @@ class _Parser:
         )
         self._raise_if_any()
         return definition
+
+    def _check_kube_names(self, raw_objects: Mapping[str, Mapping[str, tuple[Mapping[str, Any], str]]]) -> None:
+        """Activities, preconditions and actions name Jobs: two names that differ only in case, '_' or '.'
+        would make the same Job name (load_orders, load.orders -> load-orders)."""
+        for section in ("activities", "preconditions", "actions"):
+            seen: dict[str, str] = {}
+            for name, (_, where) in raw_objects[section].items():
+                key = re.sub(r"[^a-z0-9-]+", "-", name.lower())
+                if key in seen:
+                    self.problems.add(f"{where}.name", f'"{name}" and "{seen[key]}" make the same Kubernetes name '
+                                      f'"{key}" (names are lower-cased and "_" and "." become "-"); rename one')
+                else:
+                    seen[key] = name
 
     def _raise_if_any(self) -> None:
         """Raise with every problem once (inherited fields can report the same problem twice)."""
@@ -829,7 +843,8 @@ class _Parser:
             self.problems.add(where, f"bad expression: {error}")
             return
         for ref in sorted(template.references()):
-            problem = _reference_problem(ref, local, names, ref_fields, refs_set, section)
+            problem = (_reference_problem(ref, local, names, ref_fields, refs_set, section)
+                       or _runtime_scope_problem(ref, section))
             if problem:
                 self.problems.add(where, problem)
 
@@ -858,6 +873,31 @@ def _reference_problem(ref: str, local: set[str], names: frozenset[str], ref_fie
         return None
     return f'#{{{ref}}}: "{head}" is not a reference field of this object' \
            f"{did_you_mean(head, ref_fields)}"
+
+
+# Runtime fields only the object that triggered an action or precondition has (read them as node.*).
+NODE_ONLY_FIELDS = frozenset({"@status", "@actualEndTime"})
+# Runtime fields a section's own scope does not have when it is resolved (core.resolve).
+SECTION_MISSING_FIELDS = {
+    "preconditions": frozenset({"@actualStartTime"}),
+    "actions": frozenset({"@actualStartTime", "@attemptCount"}),
+}
+
+
+def _runtime_scope_problem(ref: str, section: str) -> str | None:
+    """A runtime field read where no run provides it (it would fail on every run)."""
+    head, _, rest = ref.lstrip("*").partition(".")
+    if head == "node" and rest.startswith("@") and "." not in rest and rest not in NODE_FIELDS:
+        return f"#{{{ref}}}: node has no runtime field \"{rest}\"{did_you_mean(rest, NODE_FIELDS)}"
+    if rest or not head.startswith("@"):
+        return None
+    if head in NODE_ONLY_FIELDS:
+        where = ("use #{node." + head + "}" if section in ("actions", "preconditions")
+                 else "it is only known to the actions and preconditions it triggers, as #{node." + head + "}")
+        return f"#{{{ref}}}: an object does not know its own {head} while it runs; {where}"
+    if head in SECTION_MISSING_FIELDS.get(section, ()):
+        return f"#{{{ref}}}: {_singular(section)} fields have no {head}; use #{{node.{head}}}"
+    return None
 
 
 def parameter_value_problem(ptype: str, allowed: Sequence[str], value: str) -> str | None:

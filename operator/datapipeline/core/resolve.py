@@ -48,6 +48,11 @@ _REF_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# node.* text fields the state machine sets only when they apply.
+NODE_TEXT_FIELDS = ("errorId", "errorMessage", "errorStackTrace", "cancellationReason", "@failureReason",
+                    "@cascadeFailedOn", "@waitingOn")
+
+
 class ResolveError(ValueError):
     """An expression could not be evaluated for this run; retrying the same run cannot help."""
 
@@ -274,6 +279,8 @@ class Resolver:
                     pass
             if isinstance(value, str | int | float):
                 runtime[key] = value
+        for key in NODE_TEXT_FIELDS:  # set only when something went wrong; empty otherwise, never unknown
+            runtime.setdefault(key, "")
         return ObjectScope(self.d, self.d.activities[activity], self.run, self.params, runtime)
 
     def fields(self, obj: PipelineObject, scope: ObjectScope) -> dict[str, Any]:
