@@ -17,6 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datapipeline.awsimport import forms
 from datapipeline.awsimport.convert import ImportError_, convert
 from datapipeline.cli.main import main
 from datapipeline.cli.validate import validate_files
@@ -35,6 +36,16 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
+def user_files(path: Path) -> list[str | Path]:
+    """The values (and separate parameter objects) a user would supply with this fixture, as CLI options."""
+    args: list[str | Path] = []
+    for option, folder in (("--values", "values"), ("--parameters", "parameters")):
+        side = path.parent / folder / path.name
+        if side.exists():
+            args += [option, side]
+    return args
+
+
 def import_aws(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
     code = main(["import-aws", *map(str, args)])
     captured = capsys.readouterr()
@@ -51,22 +62,25 @@ def pipeline_of(text: str) -> dict[str, Any]:
 
 
 def test_the_fixtures_cover_every_object_type() -> None:
-    types = {obj.get("type") for path in FIXTURES for obj in load(path)["objects"]}
+    types = {obj.get("type") for path in FIXTURES for obj in forms.normalise(load(path))["objects"]}
     expected = (set(catalog.TYPES) - OURS_ONLY_TYPES) | AWS_ONLY_TYPES
     assert expected <= types, f"no fixture has {sorted(expected - types)}"
-    objects = [obj for path in FIXTURES for obj in load(path)["objects"]]
+    objects = [obj for path in FIXTURES for obj in forms.normalise(load(path))["objects"]]
     assert any(o["id"] == "Default" and "role" in o and "resourceRole" in o for o in objects)
     assert any(o.get("type") == "MySqlDataNode" and "connectionString" in o and "*password" in o for o in objects)
+    assert any(o.get("type") == "SqlDataNode" and "connectionString" in o and "*password" in o for o in objects)
     assert any(o.get("type") == "RedshiftDatabase" and "*password" in o for o in objects)
     assert any(p["id"].startswith("*") for path in FIXTURES for p in load(path).get("parameters", []))
+    assert any("pipelineObjects" in load(path) for path in FIXTURES)  # the API form
+    assert any("type" not in o and o["id"] != "Default" for o in objects)  # an untyped parent
     assert any("parent" in o for o in objects)
-    assert 8 <= len(FIXTURES) <= 12
+    assert 8 <= len(FIXTURES) <= 25
 
 
 def test_aws_fixtures_are_in_aws_form() -> None:
-    """put-pipeline-definition JSON: every value a string, a reference or a list of those."""
+    """put-pipeline-definition JSON (CLI or API form): every value a string, a reference or a list of those."""
     for path in FIXTURES:
-        data = load(path)
+        data = forms.normalise(load(path))
         assert set(data) <= {"objects", "parameters", "values"}, path.name
         for obj in data["objects"]:
             for key, value in obj.items():
@@ -78,7 +92,7 @@ def test_aws_fixtures_are_in_aws_form() -> None:
 @pytest.mark.parametrize("path", FIXTURES, ids=IDS)
 def test_each_fixture_imports_to_a_valid_manifest(path: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = import_aws(capsys, path)
+    code, out, err = import_aws(capsys, path, *user_files(path))
     assert code == 0, err
     assert "Traceback" not in err and "error:" not in err
     assert all(line.startswith("warning: ") for line in err.splitlines())
@@ -91,8 +105,9 @@ def test_each_fixture_imports_to_a_valid_manifest(path: Path, tmp_path: Path,
     assert pipeline["spec"]["activated"] is False  # review it, then activate it
     # every AWS object but the folded ones is an object of the manifest
     names = {o["name"] for section in catalog.SECTIONS for o in pipeline["spec"].get(section, [])}
-    kept = [o["id"] for o in load(path)["objects"] if o.get("type") not in
-            ("Schedule", "EmrConfiguration", "Property", "ShellScriptConfig") and o["id"] != "Default"]
+    kept = [o["id"] for o in forms.normalise(load(path))["objects"] if o.get("type") not in
+            ("Schedule", "EmrConfiguration", "Property", "ShellScriptConfig", "EbsConfiguration",
+             "EbsBlockDeviceConfig", "VolumeSpecification", None) and o["id"] != "Default"]
     assert len(names) >= len(kept)
 
 
@@ -128,8 +143,9 @@ def test_warnings_name_the_object_and_the_field() -> None:
            "serviceAccountName" in shell
     assert 'object "Ec2Instance": Ec2Resource field "keyPair": SSH key pairs do not apply to pods' in shell
     rds = warnings_of(ROOT / "tests" / "aws" / "rds-mysql-full-copy-to-s3.json")
-    assert 'object "rds_mysql": field "*password" was not copied: put the password in Secret ' \
-           '"rds-mysql-full-copy-to-s3-rds-mysql" key "password" (referenced as passwordSecret)' in rds
+    assert 'object "rds_mysql": field "*password" was not copied (its value came from parameter myRDSPassword): ' \
+           'put the password in Secret "rds-mysql-full-copy-to-s3-rds-mysql" key "password" (referenced as ' \
+           "passwordSecret)" in rds
     emr = warnings_of(ROOT / "tests" / "aws" / "dynamodb-export-to-s3.json")
     assert 'object "EmrClusterForBackup": EmrCluster field "keyPair": SSH key pairs do not apply to pods' in emr
     assert 'object "EmrClusterForBackup": EmrCluster field "region": the region comes from spec.aws.region' in emr
@@ -228,8 +244,9 @@ def test_values_file_and_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     pipeline = pipeline_of(out)
     assert pipeline["metadata"]["name"] == "counts-prod"
     assert pipeline["spec"]["values"]["myS3OutputLoc"] == "s3://elsewhere/out"
-    assert 'object "myUnknown": value dropped: no parameter with this id is defined' in err
-    assert 'object "*myRDSPassword": masked value not copied' in err
+    assert 'object "myUnknown": has a value but no parameter object: it became a String parameter' in err
+    assert {"id": "myUnknown"} in pipeline["spec"]["parameters"] and pipeline["spec"]["values"]["myUnknown"] == "x"
+    assert 'object "*myRDSPassword": value not copied: secrets go in Secrets' in err
     assert "secret" not in out
     assert 'the Pipeline is named "counts-prod"' in err
 
@@ -286,7 +303,7 @@ def test_invalid_json_names_line_and_column(capsys: pytest.CaptureFixture[str], 
     broken = text.replace('"type": "Schedule",', '"type": "Schedule"', 1)  # a missing comma
     err = error_of(broken, capsys, tmp_path)
     line = broken[:broken.index('"type": "Schedule"')].count("\n") + 2
-    assert f"is not valid JSON: line {line}, column 7: Expecting ',' delimiter" in err
+    assert f"is not valid JSON: line {line}, column 7: a comma is missing between two items (expected ',').\n" in err
 
 
 @pytest.mark.parametrize(("change", "expected"), [
@@ -295,7 +312,8 @@ def test_invalid_json_names_line_and_column(capsys: pytest.CaptureFixture[str], 
     (lambda d: d["objects"].append({"type": "CSV"}), "objects[6]: every object needs an id (a string)"),
     (lambda d: d["objects"].append({"id": "Ec2Instance", "type": "CSV"}),
      'objects[6]: the id "Ec2Instance" is used twice'),
-    (lambda d: d["objects"].append({"id": "Loose"}), 'object "Loose" has no type (only Default may omit it)'),
+    (lambda d: d["objects"].append({"id": "Loose", "type": ["a", "b"]}),
+     'object "Loose": field "type" must be a type name (a string), not a list'),
     (lambda d: d["objects"][5].update(input={"ref": "ApacheLog"}),
      'object "CountGetRequests": field "input" refers to "ApacheLog", which is not defined; did you mean '
      '"ApacheLogs"?'),

@@ -270,7 +270,10 @@ def test_examples_and_templates_satisfy_the_crd_schema(label: str, doc: dict[str
 
 @pytest.mark.parametrize("path", AWS_FIXTURES, ids=[p.stem for p in AWS_FIXTURES])
 def test_imported_aws_definitions_satisfy_the_crd_schema(path: Path) -> None:
-    manifest = convert(json.loads(path.read_text()), path.stem).manifest
+    values_file, params_file = path.parent / "values" / path.name, path.parent / "parameters" / path.name
+    values = json.loads(values_file.read_text())["values"] if values_file.exists() else {}
+    params = json.loads(params_file.read_text())["parameters"] if params_file.exists() else None
+    manifest = convert(json.loads(path.read_text()), path.stem, values, params).manifest
     # what `kubectl apply` sends: the YAML import-aws prints, read back
     doc = load_yaml_documents(yaml.safe_dump(manifest))[0]
     assert server_problems(PIPELINE, doc) == []

@@ -139,3 +139,14 @@ def test_other_groups_kinds_are_left_alone(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert validate_files([mixed], out, err) == 0, err.getvalue()
     assert "Pipeline/s3-to-postgres: valid" in out.getvalue() and "build" not in out.getvalue()
+
+
+def test_problems_name_the_object_next_to_its_index(tmp_path: Path) -> None:
+    """The name is the AWS id of an imported object: users find it in what they wrote."""
+    path = tmp_path / "muted.yaml"
+    path.write_text("apiVersion: datapipeline.io/v1alpha1\nkind: Pipeline\nmetadata: {name: m}\nspec:\n"
+                    "  scheduleType: ondemand\n  activities:\n  - {name: Mute, type: ShellCommandActivity, "
+                    "command: 'echo #{myNope}'}\n")
+    err = io.StringIO()
+    assert validate_files([path], io.StringIO(), err) == 1
+    assert 'Pipeline/m: spec.activities[0] (Mute).command: #{myNope} refers to nothing' in err.getvalue()

@@ -7,20 +7,42 @@ references to fill in; an unknown object type is an error naming its id.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from datapipeline.awsimport import forms
 from datapipeline.core import catalog
 from datapipeline.core.catalog import Kind
-from datapipeline.core.definition import API_VERSION
+from datapipeline.core.definition import API_VERSION, parse_instant
+from datapipeline.core.durations import DurationError, parse_period
+from datapipeline.core.expressions import (
+    ExpressionError,
+    MappingScope,
+    has_expression,
+    parse_template,
+    to_string,
+)
 from datapipeline.core.problems import did_you_mean
 
 # AWS types that map to a section here under another name.
 RESOURCE_TYPES = {"Ec2Resource": ("computeProfiles", "ComputeProfile"), "EmrCluster": ("clusterProfiles", "ClusterProfile")}
 # AWS types folded into other objects rather than kept as objects.
 INLINE_TYPES = {"Schedule", "EmrConfiguration", "Property", "ShellScriptConfig", "HttpProxy"}
+# EMR-only types with no meaning on Kubernetes: dropped with a warning (with the fields that refer to them).
+IGNORED_TYPES = {
+    "EbsConfiguration": "EBS volumes do not apply; size the cluster profile's pods instead",
+    "EbsBlockDeviceConfig": "EBS volumes do not apply; size the cluster profile's pods instead",
+    "VolumeSpecification": "EBS volumes do not apply; size the cluster profile's pods instead",
+    "InstanceGroupConfig": "instance groups do not apply; set the cluster profile's executorInstances",
+    "AutoScalingPolicy": "EMR auto scaling does not apply; set the cluster profile's executorInstances",
+}
+# Activities that AWS runs on an EmrCluster only; a workerGroup alone gives them a cluster profile here.
+EMR_FAMILY = ("EmrActivity", "HiveActivity", "HiveCopyActivity", "PigActivity", "HadoopActivity")
+PASSWORD_FIELDS = ("*password", "password")
 # Fields AWS has that mean nothing on Kubernetes, with what to do instead ("" drops them silently).
 DROPPED_FIELDS = {
     "role": "IAM roles do not apply; give credentials with spec.aws.credentialsSecret or a service account",
@@ -54,7 +76,10 @@ CLUSTER_DROPPED = ("masterInstanceType", "coreInstanceType", "taskInstanceType",
                    "enableDebugging", "supportedProducts", "useOnDemandOnLastAttempt", "hadoopSchedulerType",
                    "masterSecurityGroupId", "slaveSecurityGroupId", "serviceAccessSecurityGroupId",
                    "additionalMasterSecurityGroupIds", "additionalSlaveSecurityGroupIds", "resizeClusterBeforeRunning",
-                   "resizeClusterMaxInstances", "emrManagedMasterSecurityGroupId", "emrManagedSlaveSecurityGroupId")
+                   "resizeClusterMaxInstances", "emrManagedMasterSecurityGroupId", "emrManagedSlaveSecurityGroupId",
+                   "masterEbsConfiguration", "coreEbsConfiguration", "taskEbsConfiguration",
+                   "masterInstanceGroups", "coreInstanceGroups", "taskInstanceGroups", "maximizeResourceAllocation",
+                   "taskGroupConfiguration", "initTimeout", "masterInstanceTypeRole")
 # Why some EmrCluster fields are dropped (the rest of CLUSTER_DROPPED size instances).
 CLUSTER_REASONS = {
     "region": "the region comes from spec.aws.region",
@@ -70,11 +95,16 @@ CLUSTER_REASONS = {
                    "emrManagedMasterSecurityGroupId", "emrManagedSlaveSecurityGroupId")},
 }
 CLUSTER_IMAGE = "apache/spark:3.5.1"
+GROUP_LABEL = "datapipeline.io/worker-group"
 PARAMETER_KEYS = ("id", "type", "description", "helpText", "default", "optional", "isArray", "allowedValues",
                   "watermark")
 NAME_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 HAS_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
-MASKED_REF = re.compile(r"#\{\s*\*(my[A-Za-z0-9_]+)\s*\}")
+FUNCTION_CALL = re.compile(r"[A-Za-z]+\(.*\)")
+PARAMETER_REF = re.compile(r"#\{[^}]*?\b(my[A-Za-z0-9_]+)")
+EXPRESSION = re.compile(r"#\{([^}]*)\}")
+PARAMETER_NAME = re.compile(r"(?<![A-Za-z0-9_@.])\*?(my[A-Za-z0-9_]+)")
+PARAMETER_ID = re.compile(r"my[A-Za-z0-9_]+")
 PARAMETER_ONLY = re.compile(r"#\{\s*\*?(my[A-Za-z0-9_]+)\s*\}")
 
 
@@ -89,8 +119,20 @@ class Conversion:
     secrets: list[dict[str, Any]] = field(default_factory=list)  # Secret manifests to fill in
 
 
-def convert(definition: Mapping[str, Any], name: str, values: Mapping[str, Any] | None = None) -> Conversion:
-    return _Converter(definition, name).run(values or {})
+def convert(definition: Mapping[str, Any], name: str, values: Mapping[str, Any] | None = None,
+            parameters: list[Any] | None = None) -> Conversion:
+    """``values`` and ``parameters`` are the separate files AWS's CLI takes (--parameter-values-uri,
+    --parameter-objects); they win over the definition's own ``values`` and ``parameters`` of the same id."""
+    try:
+        normal = forms.normalise(definition)
+        if parameters is not None:
+            extra = forms.parameter_objects(parameters)
+            ids = {p.get("id") for p in extra if isinstance(p, Mapping)}
+            own: list[Any] = normal["parameters"] if isinstance(normal.get("parameters"), list) else []
+            normal["parameters"] = [p for p in own if not (isinstance(p, Mapping) and p.get("id") in ids)] + extra
+    except forms.FormError as error:
+        raise ImportError_(str(error)) from None
+    return _Converter(normal, name).run(values or {})
 
 
 def _ref_id(value: Any) -> str | None:
@@ -130,6 +172,11 @@ class _Converter:
         self.names: dict[str, str] = {}
         self.schedule_type = "cron"
         self.parameter_values: dict[str, Any] = {}  # id -> value or default, for fields that take no expressions
+        self.list_vars: dict[str, tuple[str, list[str]]] = {}  # my* fields holding lists -> (object, values)
+        self.password_params: set[str] = set()  # parameters read by *password fields (now Secret references)
+        self.taken: set[str] = set()  # manifest names in use
+        self.group_profiles: dict[str, str] = {}  # workerGroup -> cluster profile made for EMR-family activities
+        self.default_group = ""
 
     def warn(self, obj_id: str, message: str) -> None:
         self.warnings.append(f'object "{obj_id}": {message}')
@@ -145,11 +192,12 @@ class _Converter:
         default = self.objects.pop("Default", {})
         spec: dict[str, Any] = {"activated": False}
         self._flatten_parents()
+        self._drop_untyped_and_ignored()
         self._split_legacy_mysql_nodes()
-        taken: set[str] = set()
         for obj_id, obj in self.objects.items():
             self._type_of(obj_id, obj)  # fail early on unknown types
-            self.names[obj_id] = self._name(obj_id, taken)
+            self.names[obj_id] = self._name(obj_id, self.taken)
+        self.default_group = str(default.get("workerGroup", "")) if not default.get("runsOn") else ""
         self._schedule(default, spec)
         self._defaults(default, spec)
         sections: dict[str, list[dict[str, Any]]] = {s: [] for s in catalog.SECTIONS}
@@ -162,6 +210,7 @@ class _Converter:
         for section in catalog.SECTIONS:
             if sections[section]:
                 spec[section] = sections[section]
+        self._worker_group_profiles(spec)
         self._parameters(spec, all_values)
         manifest = {"apiVersion": API_VERSION, "kind": "Pipeline", "metadata": {"name": self.name}, "spec": spec}
         return Conversion(manifest, self.warnings, self.secrets)
@@ -176,16 +225,29 @@ class _Converter:
 
     def _type_of(self, obj_id: str, obj: Mapping[str, Any]) -> str:
         type_name = obj.get("type")
-        if type_name is None:
-            raise ImportError_(f'object "{obj_id}" has no type (only Default may omit it)')
-        type_name = str(type_name)
+        if not isinstance(type_name, str):
+            raise ImportError_(f'object "{obj_id}": field "type" must be a type name (a string), not '
+                               f"{_json_kind(type_name)}")
         if type_name in catalog.TYPES or type_name in RESOURCE_TYPES or type_name in INLINE_TYPES:
             return type_name
-        known = sorted([*catalog.TYPES, *RESOURCE_TYPES, *INLINE_TYPES])
         raise ImportError_(f'object "{obj_id}" has type "{type_name}", which kube-datapipeline does not know'
-                           f"{did_you_mean(type_name, known)}")
+                           f"{_type_hint(type_name)}")
 
-    def _name(self, obj_id: str, taken: set[str]) -> str:
+    def _drop_untyped_and_ignored(self) -> None:
+        """Objects with no type only pass fields on (inheritance is flattened by now); EMR-only types go."""
+        parents = {_ref_id(o.get("parent")) for o in self.raw_objects.values()}
+        for obj_id, obj in list(self.objects.items()):
+            type_name = obj.get("type")
+            if type_name is None:
+                del self.objects[obj_id]
+                heirs = sorted(i for i, o in self.raw_objects.items() if _ref_id(o.get("parent")) == obj_id)
+                self.warn(obj_id, f"has no type: its fields were inherited by {', '.join(heirs)}" if obj_id in parents
+                          else "has no type and no object inherits from it; dropped")
+            elif isinstance(type_name, str) and type_name in IGNORED_TYPES:
+                del self.objects[obj_id]
+                self.warn(obj_id, f"{type_name} dropped: {IGNORED_TYPES[type_name]}")
+
+    def _name(self, obj_id: str, taken: set[str], quiet: bool = False) -> str:
         name = NAME_SAFE.sub("-", obj_id).strip("-")
         if not name or not name[0].isalpha():
             name = f"o-{name}"
@@ -195,7 +257,7 @@ class _Converter:
             suffix = f"-{counter}"
             unique, counter = name[:63 - len(suffix)] + suffix, counter + 1
         taken.add(unique)
-        if unique != obj_id:
+        if unique != obj_id and not quiet:
             self.warn(obj_id, f'renamed to "{unique}" (names are letters, digits, "-", "_" and ".")')
         return unique
 
@@ -216,6 +278,7 @@ class _Converter:
             return {**{k: v for k, v in base.items() if k not in ("id", "name")},
                     **{k: v for k, v in obj.items() if k != "parent"}}
 
+        self.raw_objects = dict(self.objects)
         self.objects = {obj_id: merged(obj_id, (obj_id,)) for obj_id in self.objects}
 
     # ------------------------------------------------------------------ Default and Schedule
@@ -237,14 +300,14 @@ class _Converter:
                 self.warn(obj_id, f'scheduleType "{other}" differs from the pipeline\'s "{schedule_type}"; a '
                           "Pipeline has one scheduleType, so it is dropped")
         schedules = [i for i, o in self.objects.items() if o.get("type") == "Schedule"]
+        if schedule_type == "ondemand":
+            for schedule_id in sorted({*schedules, *users}):
+                self.warn(schedule_id, "ignored: an ondemand pipeline runs once per activation, not on a schedule")
+            return
         for ref, by in users.items():
             if ref not in self.objects or self.objects[ref].get("type") != "Schedule":
                 raise ImportError_(f'object "{by[0]}": field "schedule" refers to "{ref}", which is not a Schedule '
                                    "object of this definition")
-        if schedule_type == "ondemand":
-            for schedule_id in schedules:
-                self.warn(schedule_id, "ignored: an ondemand pipeline runs once per activation, not on a schedule")
-            return
         if len(users) > 1:
             detail = "; ".join(f'"{ref}" by {", ".join(by)}' for ref, by in sorted(users.items()))
             raise ImportError_(f"the definition uses {len(users)} different schedules ({detail}); a Pipeline has "
@@ -258,32 +321,75 @@ class _Converter:
         for schedule_id in schedules:
             if schedule_id != chosen:
                 self.warn(schedule_id, f'unused Schedule dropped (the pipeline runs on "{chosen}")')
-        raw = self.objects[chosen]
+        spec["schedule"] = self._schedule_fields(chosen, self.objects[chosen])
+
+    def _schedule_fields(self, chosen: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Schedule fields take no expressions here: #{...} and makeDate(...) are evaluated now."""
+        fixed = {k: self._fixed(chosen, k, self._string(chosen, k, v), "Schedule")
+                 for k, v in raw.items() if k in ("period", "startAt", "occurrences", "startDateTime", "endDateTime")}
         schedule: dict[str, Any] = {}
-        for key in ("period", "startAt"):
-            if key in raw:
-                schedule[key] = str(raw[key])
-        if "period" in schedule:
-            schedule["period"] = _period(schedule["period"])
-        if "startAt" in schedule:
-            schedule["startAt"] = schedule["startAt"].upper()
-        if "occurrences" in raw:
+        if "period" in fixed:
+            schedule["period"] = self._period(chosen, fixed["period"])
+        if "startAt" in fixed:
+            schedule["startAt"] = fixed["startAt"].upper()
+        if "occurrences" in fixed:
             try:
-                schedule["occurrences"] = int(str(raw["occurrences"]))
+                schedule["occurrences"] = int(fixed["occurrences"])
             except ValueError:
                 raise ImportError_(f'object "{chosen}": field "occurrences" must be a whole number, not '
                                    f'"{raw["occurrences"]}"') from None
         for key in ("startDateTime", "endDateTime"):
-            if key in raw:
-                text = str(raw[key]).strip()
-                # AWS date-times are UTC; add the Z that makes it explicit here.
-                schedule[key] = text if HAS_OFFSET.search(text[10:]) else f"{text}Z"
+            if key in fixed:
+                schedule[key] = self._instant(chosen, key, fixed[key].strip())
         if "startAt" not in schedule and "startDateTime" not in schedule:
             schedule["startAt"] = "FIRST_ACTIVATION_DATE_TIME"
         for key in raw:
             if key not in ("id", "name", "type", "period", "startAt", "occurrences", "startDateTime", "endDateTime"):
                 self.warn(chosen, f'Schedule field "{key}" has no equivalent; dropped')
-        spec["schedule"] = schedule
+        return schedule
+
+    @staticmethod
+    def _instant(obj_id: str, key: str, text: str) -> str:
+        """AWS date-times are UTC; add the Z that makes it explicit here (after checking what was written)."""
+        try:
+            parse_instant(text)
+        except ValueError:
+            raise ImportError_(f'object "{obj_id}": field "{key}": "{text}" is not a date-time; AWS writes them '
+                               'like "2026-01-31T00:00:00" (UTC)') from None
+        return text if HAS_OFFSET.search(text[10:]) else f"{text}Z"
+
+    def _period(self, obj_id: str, text: str) -> str:
+        try:
+            parse_period(text)
+        except DurationError as error:
+            raise ImportError_(f'object "{obj_id}": field "period": {error}') from None
+        return _period(text)
+
+    # ------------------------------------------------------------------ fields that take no expressions
+    def _fixed(self, obj_id: str, key: str, text: str, what: str) -> str:
+        """The value of a field that holds one fixed value here, with its #{...} evaluated from the
+        parameters' values and defaults (AWS evaluates them at activation)."""
+        source = text.strip()
+        if not has_expression(source) and FUNCTION_CALL.fullmatch(source):
+            source = f"#{{{source}}}"  # the guide writes "startDateTime": "makeDate(2011,5,24)"
+        if not has_expression(source):
+            return text
+        try:
+            value = parse_template(source).evaluate(MappingScope(self._scope_values()))
+        except ExpressionError as error:
+            missing = PARAMETER_REF.findall(source)
+            raise ImportError_(f'object "{obj_id}": field "{key}" is "{text}"; a {what} field holds a fixed '
+                               f"value here, evaluated at import, and {error}" +
+                               (f" (give {', '.join(missing)} a value with --values)" if missing else "")) from None
+        result = _iso(value) if isinstance(value, datetime) else to_string(value)
+        self.warn(obj_id, f'field "{key}": "{text}" was evaluated at import to "{result}" ({what} fields take no '
+                  "expressions here; a value given at run time does not change it)")
+        return result
+
+    def _scope_values(self) -> dict[str, Any]:
+        values = {k: v for k, v in self.parameter_values.items() if isinstance(v, str | list)}
+        values.update({k: [str(i) for i in v] for k, (_, v) in self.list_vars.items()})
+        return values
 
     def _defaults(self, default: Mapping[str, Any], spec: dict[str, Any]) -> None:
         known = {f.name: f for f in catalog.DEFAULTS_FIELDS}
@@ -298,6 +404,11 @@ class _Converter:
                 user_vars[key] = self._string("Default", key, value)
             elif key in known and key != "vars":
                 defaults[key] = self._value("Default", key, known[key], value)
+                if key == "workerGroup":
+                    self.warn("Default", f'workerGroup "{value}": activities without runsOn run only on nodes '
+                              f"labelled {GROUP_LABEL}={value}; label them (kubectl label nodes NODE "
+                              f"{GROUP_LABEL}={value}) or remove workerGroup so that they run on any node "
+                              f"({', '.join(EMR_FAMILY)} get a cluster profile instead)")
             elif key in DROPPED_FIELDS:
                 if DROPPED_FIELDS[key]:
                     self.warn("Default", f'field "{key}": {DROPPED_FIELDS[key]}')
@@ -319,11 +430,13 @@ class _Converter:
             if key in ("id", "name", "type"):
                 continue
             if key.startswith("my"):
-                user_vars[key] = self._string(obj_id, key, value)
-            elif key == "*password" and "passwordSecret" in type_spec.field_map:
-                result["passwordSecret"] = self._secret(obj_id, "password")
+                self._user_field(obj_id, key, value, user_vars)
+            elif key in PASSWORD_FIELDS and "passwordSecret" in type_spec.field_map:
+                result["passwordSecret"] = self._secret(obj_id, "password", key, value)
             elif key == "*username" and "usernameSecret" in type_spec.field_map:
-                result["usernameSecret"] = self._secret(obj_id, "username")
+                result["usernameSecret"] = self._secret(obj_id, "username", key, value)
+            elif key == "workerGroup" and "workerGroup" in type_spec.field_map:
+                self._worker_group(obj_id, obj, type_name, self._string(obj_id, key, value), result)
             elif key in type_spec.field_map:
                 result[key] = self._value(obj_id, key, type_spec.field_map[key], value)
             elif key in DROPPED_FIELDS:
@@ -333,6 +446,8 @@ class _Converter:
                 self.warn(obj_id, f'masked field "{key}" was not copied; pass secrets through Secrets')
             else:
                 self.warn(obj_id, f'{type_name} field "{key}" has no equivalent; dropped')
+        if type_name in EMR_FAMILY and "runsOn" not in obj and "workerGroup" not in obj and self.default_group:
+            self._worker_group(obj_id, obj, type_name, self.default_group, result)
         if type_name.endswith("Database") and "connectionString" not in result:
             result["connectionString"] = self._placeholder_connection(obj, type_name)
             self.warn(obj_id, f'{type_name} needs a connectionString here: fill in "{result["connectionString"]}"')
@@ -355,21 +470,19 @@ class _Converter:
         return f"jdbc:mysql://HOST:3306/{database}"
 
     def _split_legacy_mysql_nodes(self) -> None:
-        """Old MySqlDataNodes carry their own connection; make each a JdbcDatabase object of its own."""
+        """Old MySqlDataNodes (and SqlDataNodes, in the guide's CLI tutorial) carry their own connection; make
+        each a JdbcDatabase object of its own."""
         for obj_id, obj in list(self.objects.items()):
-            if obj.get("type") != "MySqlDataNode" or "connectionString" not in obj:
+            if obj.get("type") not in ("MySqlDataNode", "SqlDataNode") or "connectionString" not in obj:
                 continue
             db_id = f"{obj_id}-database"
             while db_id in self.objects:
                 db_id += "-1"
             database = {"id": db_id, "type": "JdbcDatabase", "connectionString": obj["connectionString"]}
-            for key in ("username", "*password", "*username", "jdbcProperties"):
-                if key in obj:
-                    database[key] = obj[key]
+            moved = ("username", "*password", "password", "*username", "jdbcProperties", "jdbcDriverClass")
+            database.update({key: obj[key] for key in moved if key in obj})
             self.objects[db_id] = database
-            self.objects[obj_id] = {k: v for k, v in obj.items() if k not in ("connectionString", "username",
-                                                                               "*password", "*username",
-                                                                               "jdbcProperties")}
+            self.objects[obj_id] = {k: v for k, v in obj.items() if k not in (*moved, "connectionString")}
             if "database" in obj:
                 self.warn(obj_id, 'has both a database and a connectionString; the connectionString wins')
             self.objects[obj_id]["database"] = {"ref": db_id}
@@ -385,7 +498,7 @@ class _Converter:
                 if key == "instanceType":
                     result["instanceType"] = self._string(obj_id, key, value)
                 elif key == "terminateAfter":
-                    result["terminateAfter"] = self._string(obj_id, key, value)
+                    result["terminateAfter"] = self._duration(obj_id, key, self._string(obj_id, key, value))
                 elif key == "workerGroup":
                     self.warn(obj_id, 'field "workerGroup": has no meaning on a resource here; set it on activities')
                 else:
@@ -435,7 +548,8 @@ class _Converter:
             result["configurations"] = nested
         return result
 
-    def _secret(self, obj_id: str, key: str) -> dict[str, str]:
+    def _secret(self, obj_id: str, key: str, field_name: str, value: Any) -> dict[str, str]:
+        """A Secret reference in place of a written (or parameter-fed) secret; the value is never copied."""
         secret_name = dns_name(f"{self.name}-{self.names.get(obj_id, obj_id)}", limit=63)
         if not any(s["metadata"]["name"] == secret_name for s in self.secrets):
             self.secrets.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name},
@@ -443,9 +557,54 @@ class _Converter:
         for secret in self.secrets:
             if secret["metadata"]["name"] == secret_name:
                 secret["stringData"][key] = "FILL-ME-IN"
-        self.warn(obj_id, f'field "*{key}" was not copied: put the {key} in Secret "{secret_name}" key "{key}" '
-                  f"(referenced as {key}Secret)")
+        fed_by = sorted(set(PARAMETER_ONLY.findall(str(value)))) if isinstance(value, str) else []
+        self.password_params.update(fed_by)
+        source = f" (its value came from parameter {', '.join(fed_by)})" if fed_by else ""
+        self.warn(obj_id, f'field "{field_name}" was not copied{source}: put the {key} in Secret "{secret_name}" '
+                  f'key "{key}" (referenced as {key}Secret)')
         return {"name": secret_name, "key": key}
+
+    def _user_field(self, obj_id: str, key: str, value: Any, user_vars: dict[str, str]) -> None:
+        """A my* field; one holding a list becomes an array parameter (vars hold single strings)."""
+        if isinstance(value, list) and len(value) != 1:
+            items = [self._string(obj_id, key, v) for v in value]
+            earlier = self.list_vars.get(key)
+            if earlier is not None and earlier[1] != items:
+                raise ImportError_(f'object "{obj_id}": field "{key}" holds a list, which becomes the array '
+                                   f'parameter "{key}", but object "{earlier[0]}" gives it other values; rename one')
+            self.list_vars[key] = (obj_id, items)
+            self.warn(obj_id, f'field "{key}" holds a list: it became the array parameter "{key}" (default '
+                      f"{', '.join(items)})")
+            return
+        user_vars[key] = self._string(obj_id, key, value)
+
+    def _worker_group(self, obj_id: str, obj: Mapping[str, Any], type_name: str, group: str,
+                      result: dict[str, Any]) -> None:
+        """AWS routes a workerGroup to a self-managed Task Runner. Here: runsOn wins; an EMR-family activity gets a
+        cluster profile; anything else keeps a node selector, and the warning says which label nodes need."""
+        if "runsOn" in obj:
+            self.warn(obj_id, 'field "workerGroup" dropped: runsOn wins when both are set (as on AWS)')
+            return
+        if type_name in EMR_FAMILY:
+            result["runsOn"] = self._group_profile(group)
+            self.warn(obj_id, f'workerGroup "{group}" became runsOn "{result["runsOn"]}", a cluster profile with '
+                      f'image "{CLUSTER_IMAGE}" ({type_name} runs on a cluster profile here)')
+            return
+        result["workerGroup"] = group
+        self.warn(obj_id, f'workerGroup "{group}": its pods run only on nodes labelled '
+                  f"{GROUP_LABEL}={group}; label them (kubectl label nodes NODE {GROUP_LABEL}={group}) "
+                  "or remove workerGroup so that they run on any node")
+
+    def _group_profile(self, group: str) -> str:
+        if group not in self.group_profiles:
+            self.group_profiles[group] = self._name(f"workerGroup-{group}", self.taken, quiet=True)
+        return self.group_profiles[group]
+
+    def _worker_group_profiles(self, spec: dict[str, Any]) -> None:
+        profiles = [{"name": name, "type": "ClusterProfile", "image": CLUSTER_IMAGE}
+                    for name in self.group_profiles.values()]
+        if profiles:
+            spec["clusterProfiles"] = [*spec.get("clusterProfiles", []), *profiles]
 
     def _string(self, obj_id: str, key: str, value: Any) -> str:
         if isinstance(value, list) and len(value) == 1:
@@ -477,15 +636,17 @@ class _Converter:
             return [self._string(obj_id, key, v) for v in _as_list(value)]
         if kind is Kind.INT:
             try:
-                return int(self._string(obj_id, key, value))
+                return int(self._fixed(obj_id, key, self._string(obj_id, key, value), "whole-number"))
             except ValueError:
                 raise ImportError_(f'object "{obj_id}": field "{key}" must be a whole number, not "{value}"') from None
         if kind is Kind.BOOL:
-            text = self._string(obj_id, key, value).lower()
+            text = self._fixed(obj_id, key, self._string(obj_id, key, value), "true/false").lower()
             if text not in ("true", "false"):
                 raise ImportError_(f'object "{obj_id}": field "{key}" must be "true" or "false", not "{value}"')
             return text == "true"
-        if kind in (Kind.STRING, Kind.DURATION):
+        if kind is Kind.DURATION:
+            return self._duration(obj_id, key, self._string(obj_id, key, value))
+        if kind is Kind.STRING:
             text = self._string(obj_id, key, value)
             if spec.enum:
                 text = self._fixed_value(obj_id, key, spec, text)
@@ -493,6 +654,15 @@ class _Converter:
                 return text.lower()
             return text
         return value
+
+    def _duration(self, obj_id: str, key: str, text: str) -> str:
+        """A duration: expressions evaluated now; EmrCluster's terminateAfter may be a bare number of hours."""
+        fixed = self._fixed(obj_id, key, text, "duration").strip()
+        if fixed.isdigit():
+            self.warn(obj_id, f'field "{key}": "{fixed}" is a number of hours (AWS\'s older form); written as '
+                      f'"{fixed} hours"')
+            return f"{fixed} hours"
+        return fixed
 
     def _fixed_value(self, obj_id: str, key: str, spec: catalog.FieldSpec, text: str) -> str:
         """A field with fixed values (insertMode, ...) cannot hold an expression here: use the parameter's value."""
@@ -512,60 +682,96 @@ class _Converter:
         raw_parameters = self.raw.get("parameters") or []
         if not isinstance(raw_parameters, list):
             raise ImportError_('"parameters" must be a JSON list of parameter objects')
-        used_masked = self._masked_references(spec)
+        used = self._references(spec)
         params = []
-        defined: set[str] = set()
         for index, raw in enumerate(raw_parameters):
             if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
                 raise ImportError_(f"parameters[{index}]: every parameter needs an id (a string)")
-            pid = raw["id"]
-            plain = pid.lstrip("*")
-            if pid.startswith("*") and plain not in used_masked:
-                self.warn(pid, "masked parameter dropped: its only uses were *password fields, which became Secret "
-                               "references")
-                continue
-            param: dict[str, Any] = {"id": plain}
-            defined.add(plain)
-            if pid.startswith("*"):
-                param["optional"] = True
-                self.warn(pid, "masked parameter: its value is not copied; pass secrets through Secrets, not "
-                               "parameters (it is kept, optional, because fields still use it)")
-            for key in ("type", "description", "helpText"):
-                if key in raw:
-                    param[key] = self._string(pid, key, raw[key])
-            if "default" in raw and not pid.startswith("*"):
-                default = raw["default"]
-                param["default"] = [str(v) for v in default] if isinstance(default, list) else str(default)
-            for key in ("optional", "isArray"):
-                if key in raw:
-                    param[key] = str(raw[key]).lower() == "true" or param.get(key, False)
-            if "allowedValues" in raw:
-                param["allowedValues"] = [str(v) for v in _as_list(raw["allowedValues"])]
-            for key in raw:
-                if key not in PARAMETER_KEYS:
-                    self.warn(pid, f'parameter field "{key}" has no equivalent; dropped')
-            params.append(param)
+            param = self._parameter(raw, used, values)
+            if param is not None:
+                params.append(param)
+        defined = {p["id"] for p in params}
+        params.extend(self._list_parameters(defined))
+        kept = self._values(values, defined, params, used)
         if params:
             spec["parameters"] = params
-        kept: dict[str, Any] = {}
-        for key, value in values.items():
-            if str(key).startswith("*"):
-                self.warn(str(key), "masked value not copied; pass secrets through Secrets")
-                continue
-            if str(key) not in defined:
-                self.warn(str(key), "value dropped: no parameter with this id is defined")
-                continue
-            kept[str(key)] = [str(v) for v in value] if isinstance(value, list) else str(value)
         if kept:
             spec["values"] = kept
 
-    def _masked_references(self, spec: Mapping[str, Any]) -> set[str]:
-        """Masked parameters (#{*myX}) still used by a converted field."""
+    def _parameter(self, raw: Mapping[str, Any], used: set[str], values: Mapping[str, Any]) -> dict[str, Any] | None:
+        pid = raw["id"]
+        plain = pid.lstrip("*")
+        if plain not in used and (pid.startswith("*") or plain in self.password_params):
+            self.warn(pid, "parameter dropped: its only uses were *password fields, which became Secret "
+                           "references (its value is not copied)")
+            return None
+        param: dict[str, Any] = {"id": plain}
+        if pid.startswith("*"):
+            param["optional"] = True
+            self.warn(pid, "masked parameter: its value is not copied; pass secrets through Secrets, not "
+                           "parameters (it is kept, optional, because fields still use it)")
+        for key in ("type", "description", "helpText"):
+            if key in raw:
+                param[key] = self._string(pid, key, raw[key])
+        if "default" in raw and not pid.startswith("*"):
+            default = raw["default"]
+            param["default"] = [str(v) for v in default] if isinstance(default, list) else str(default)
+        for key in ("optional", "isArray"):
+            if key in raw:
+                param[key] = str(raw[key]).lower() == "true" or param.get(key, False)
+        if "allowedValues" in raw:
+            param["allowedValues"] = [str(v) for v in _as_list(raw["allowedValues"])]
+        for key in raw:
+            if key not in PARAMETER_KEYS:
+                self.warn(pid, f'parameter field "{key}" has no equivalent; dropped')
+        self._plain_object_key(param, values.get(plain, values.get(pid)))
+        return param
+
+    def _plain_object_key(self, param: dict[str, Any], value: Any) -> None:
+        """AWS takes a plain key ("my-bucket/path") for an AWS::S3::ObjectKey; here that type means s3://...,
+        so such a parameter becomes a String."""
+        if param.get("type") != "AWS::S3::ObjectKey":
+            return
+        given = [v for v in (value, param.get("default")) if v is not None]
+        plain = [str(v) for item in given for v in _as_list(item) if not str(v).startswith("s3://")]
+        if plain:
+            param["type"] = "String"
+            self.warn(param["id"], f'type AWS::S3::ObjectKey became String: the value "{plain[0]}" is not an '
+                      "s3:// URI (AWS accepts plain keys)")
+
+    def _list_parameters(self, defined: set[str]) -> list[dict[str, Any]]:
+        return [{"id": key, "isArray": True, "default": items}
+                for key, (_, items) in self.list_vars.items() if key not in defined]
+
+    def _values(self, values: Mapping[str, Any], defined: set[str], params: list[dict[str, Any]],
+                used: set[str]) -> dict[str, Any]:
+        """Values to keep; a value for an id with no parameter object defines that parameter (as AWS allows)."""
+        kept: dict[str, Any] = {}
+        for raw_key, value in values.items():
+            key = str(raw_key)
+            plain = key.lstrip("*")
+            if key.startswith("*") or (plain in self.password_params and plain not in used):
+                self.warn(key, "value not copied: secrets go in Secrets, never in the manifest (the *password warnings "
+                               "name the Secret to fill)")
+                continue
+            if not PARAMETER_ID.fullmatch(plain):
+                self.warn(key, 'value dropped: parameter ids start with "my" (AWS rule)')
+                continue
+            if plain not in defined:
+                params.append({"id": plain, **({"isArray": True} if isinstance(value, list) else {})})
+                defined.add(plain)
+                self.warn(key, "has a value but no parameter object: it became a String parameter")
+            kept[plain] = [str(v) for v in value] if isinstance(value, list) else str(value)
+        return kept
+
+    def _references(self, spec: Mapping[str, Any]) -> set[str]:
+        """Parameters (masked or not) still used by a converted field."""
         found: set[str] = set()
 
         def walk(value: Any) -> None:
             if isinstance(value, str):
-                found.update(MASKED_REF.findall(value))
+                for expression in EXPRESSION.findall(value):
+                    found.update(PARAMETER_NAME.findall(expression))
             elif isinstance(value, Mapping):
                 for item in value.values():
                     walk(item)
@@ -577,6 +783,21 @@ class _Converter:
         return found
 
 
+def _type_hint(type_name: str) -> str:
+    """A known type only when it is close (a typo); else the known types of the same family."""
+    known = sorted([t for t in catalog.TYPES if catalog.TYPES[t].section not in ("computeProfiles",
+                                                                                 "clusterProfiles")]
+                   + [*RESOURCE_TYPES, *INLINE_TYPES])
+    close = difflib.get_close_matches(type_name, known, n=1, cutoff=0.85)
+    if close:
+        return f'; did you mean "{close[0]}"?'
+    for suffix in ("Activity", "DataNode", "Database", "Precondition"):
+        if type_name.endswith(suffix):
+            family = [t for t in known if t.endswith(suffix)]
+            return f"; the {suffix.lower()} types it knows are {', '.join(family)}"
+    return ""
+
+
 def _json_kind(value: Any) -> str:
     if isinstance(value, Mapping):
         return "an object"
@@ -585,6 +806,10 @@ def _json_kind(value: Any) -> str:
     if value is None:
         return "null"
     return f'"{value}"'
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _period(text: str) -> str:

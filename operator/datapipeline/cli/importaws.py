@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from datapipeline.awsimport import forms
 from datapipeline.awsimport.convert import ImportError_, convert
 
 
@@ -24,23 +25,66 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ImportError_(f"{path}: {what} is not valid JSON: line {error.lineno}, column {error.colno}: "
-                           f"{error.msg}") from None
+                           f"{_json_problem(error.msg)}.") from None
     except RecursionError:
         raise ImportError_(f"{path}: {what} is nested too deeply to read") from None
+
+
+def _values(args: argparse.Namespace) -> dict[str, Any]:
+    """--values FILE ({"values": {...}}, or an API-form parameterValues list) then --parameter-value id=value."""
+    values: dict[str, Any] = {}
+    if args.values:
+        loaded = _read_json(args.values, "the values file")
+        raw = loaded.get("values", loaded.get("parameterValues", loaded)) if isinstance(loaded, dict) else loaded
+        try:
+            values = forms.parameter_values(raw)
+        except forms.FormError:
+            raise ImportError_(f'{args.values}: the values file must be a JSON object like {{"values": '
+                               '{"myParameter": "value"}}') from None
+    given: dict[str, list[str]] = {}
+    for item in args.parameter_value or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ImportError_(f'--parameter-value "{item}": write it as myParameter=value')
+        given.setdefault(key, []).append(value)
+    return {**values, **{k: v[0] if len(v) == 1 else v for k, v in given.items()}}
+
+
+def _parameters(args: argparse.Namespace) -> list[Any] | None:
+    """--parameters FILE: {"parameters": [...]} (CLI form) or {"parameterObjects": [...]} (API form)."""
+    if not args.parameters:
+        return None
+    loaded = _read_json(args.parameters, "the parameters file")
+    raw = loaded.get("parameters", loaded.get("parameterObjects")) if isinstance(loaded, dict) else loaded
+    if not isinstance(raw, list):
+        raise ImportError_(f'{args.parameters}: the parameters file must be a JSON object like {{"parameters": '
+                           '[{"id": "myParameter", "type": "String"}]}')
+    return raw
+
+
+# json's messages, as sentences that say what to fix.
+JSON_PROBLEMS = {
+    "Expecting ',' delimiter": "a comma is missing between two items (expected ',')",
+    "Expecting ':' delimiter": "a colon is missing after a key (expected ':')",
+    "Expecting property name enclosed in double quotes": "a key must be a string in double quotes; a comma "
+                                                         "before a closing brace is not allowed either",
+    "Expecting value": "a value is missing here (after a trailing comma, or where a quote is not a double quote)",
+    "Invalid control character at": "a string holds a raw tab or line break; write it as \\t or \\n",
+    "Unterminated string starting at": "a string starts here and is never closed with a double quote",
+    "Extra data": "the JSON document ended before this point; remove what follows, or wrap both in a list",
+    "Invalid \\escape": "a backslash starts an escape JSON does not know; write a backslash as \\\\",
+}
+
+
+def _json_problem(message: str) -> str:
+    return JSON_PROBLEMS.get(message, message[:1].lower() + message[1:])
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         definition = _read_json(args.file, "the definition")
-        values: Any = {}
-        if args.values:
-            loaded = _read_json(args.values, "the values file")
-            values = loaded.get("values", loaded) if isinstance(loaded, dict) else None
-            if not isinstance(values, dict):
-                raise ImportError_(f'{args.values}: the values file must be a JSON object like {{"values": '
-                                   '{"myParameter": "value"}}')
         name = args.name or (args.file.stem if str(args.file) != "-" else "imported")
-        result = convert(definition, name, values)
+        result = convert(definition, name, _values(args), _parameters(args))
     except ImportError_ as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -61,6 +105,13 @@ def add_parser(subparsers: Any) -> None:
         description="Reads the JSON of put-pipeline-definition (objects, parameters, values) and prints an "
                     "equivalent Pipeline manifest. What has no equivalent is a warning on stderr.")
     parser.add_argument("file", type=Path, help="the AWS definition (JSON; - for standard input)")
-    parser.add_argument("--values", type=Path, help="a JSON file of parameter values ({\"values\": {...}})")
+    parser.add_argument("--values", "--parameter-values-uri", type=Path, metavar="FILE",
+                        help="a JSON file of parameter values ({\"values\": {...}}), as aws datapipeline "
+                             "put-pipeline-definition --parameter-values-uri takes")
+    parser.add_argument("--parameters", "--parameter-objects", type=Path, metavar="FILE",
+                        help="a JSON file of parameter objects ({\"parameters\": [...]}), as "
+                             "--parameter-objects takes; they replace the definition's parameters of the same id")
+    parser.add_argument("--parameter-value", "--parameter-values", action="append", metavar="ID=VALUE",
+                        help="one parameter value (repeat the option; an id given twice is a list)")
     parser.add_argument("--name", help="metadata.name of the Pipeline (default: the file name)")
     parser.set_defaults(func=run)

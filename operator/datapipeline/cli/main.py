@@ -13,6 +13,7 @@ from datapipeline import __version__
 COMMAND_MODULES = (
     "datapipeline.cli.validate",
     "datapipeline.cli.importaws",
+    "datapipeline.cli.render",
     "datapipeline.cli.templates",
     "datapipeline.cli.devcluster",
     "datapipeline.cli.ops",

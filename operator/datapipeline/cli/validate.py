@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from datapipeline.core.catalog import SECTIONS
 from datapipeline.core.definition import API_VERSION, METADATA_NAME_PATTERN, parse_instant, parse_manifest
 from datapipeline.core.problems import DefinitionError, did_you_mean
 
@@ -21,6 +22,7 @@ RUN_FIELDS = ("pipelineRef", "scheduledStartTime", "scheduledEndTime", "trigger"
               "markFinished")
 RUN_TRIGGERS = ("Scheduled", "Manual", "Backfill", "OnDemand")
 RERUN_FIELDS = ("id", "activities", "failedOnly", "downstream")
+OBJECT_PATH = re.compile(r"spec\.(" + "|".join(SECTIONS) + r")\[(\d+)\]")
 
 
 class ManifestLoader(yaml.SafeLoader):
@@ -131,12 +133,25 @@ def check_document(doc: Any) -> list[str]:
         try:
             parse_manifest(doc)
         except DefinitionError as error:
-            return [str(p) for p in error.problems]
+            return [named_path(doc, str(p)) for p in error.problems]
         return []
     if kind == "PipelineRun":
         return _check_run(doc)
     return [f'kind: unknown kind {_quoted(kind)} in {API_VERSION}; expected Pipeline or PipelineRun'
             f"{did_you_mean(str(kind), KINDS)}"]
+
+
+def named_path(doc: Mapping[str, Any], problem: str) -> str:
+    """``spec.activities[0] (Mute).command: ...``: the object's name (the AWS id) next to its index."""
+    match = OBJECT_PATH.match(problem)
+    spec = doc.get("spec")
+    if match is None or not isinstance(spec, Mapping) or not isinstance(spec.get(match.group(1)), list):
+        return problem
+    items, index = spec[match.group(1)], int(match.group(2))
+    name = items[index].get("name") if index < len(items) and isinstance(items[index], Mapping) else None
+    if not isinstance(name, str) or not name or len(name) > 80:
+        return problem
+    return f"{problem[:match.end()]} ({name}){problem[match.end():]}"
 
 
 def _quoted(value: Any) -> str:

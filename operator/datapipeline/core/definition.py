@@ -51,6 +51,7 @@ METADATA_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
 BIG_DATA_ACTIVITIES = ("EmrActivity", "HiveActivity", "HiveCopyActivity", "PigActivity", "HadoopActivity")
 COPY_NODE_TYPES = ("S3DataNode", "SqlDataNode", "MySqlDataNode")
+REDSHIFT_UNLOAD_TARGETS = ("S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode")
 # Field names AWS users write inline that must be Secret references here.
 INLINE_SECRETS = {"password": "passwordSecret", "*password": "passwordSecret", "*username": "usernameSecret"}
 
@@ -64,7 +65,7 @@ RUNTIME_FIELDS = frozenset({
 NODE_FIELDS = RUNTIME_FIELDS | {"errorMessage", "errorId", "errorStackTrace", "@cascadeFailedOn",
                                 "cancellationReason", "@failureReason", "@waitingOn"}
 # Fields every object has, readable as #{name} and #{type}.
-OBJECT_FIELDS = frozenset({"name", "type"})
+OBJECT_FIELDS = frozenset({"id", "name", "type"})
 
 SPEC_FIELDS: dict[str, str] = {
     "activated": "bool", "schedule": "object", "scheduleType": "enum", "missedRunPolicy": "enum",
@@ -150,6 +151,7 @@ class _Parser:
         values = self._values(spec.get("values"), parameters, f"{self.path}.values")
         defaults = self._defaults(spec.get("defaults"), f"{self.path}.defaults")
         raw_objects = {s: self._section(spec.get(s), s) for s in SECTIONS}
+        self._check_kube_names(raw_objects)
         objects = {s: self._inherit(s, raw_objects[s]) for s in SECTIONS}
         top_vars = dict(defaults.get("vars") or {})
         for table in objects.values():
@@ -189,6 +191,19 @@ class _Parser:
         )
         self._raise_if_any()
         return definition
+
+    def _check_kube_names(self, raw_objects: Mapping[str, Mapping[str, tuple[Mapping[str, Any], str]]]) -> None:
+        """Activities, preconditions and actions name Jobs: two names that differ only in case, '_' or '.'
+        would make the same Job name (load_orders, load.orders -> load-orders)."""
+        for section in ("activities", "preconditions", "actions"):
+            seen: dict[str, str] = {}
+            for name, (_, where) in raw_objects[section].items():
+                key = re.sub(r"[^a-z0-9-]+", "-", name.lower())
+                if key in seen:
+                    self.problems.add(f"{where}.name", f'"{name}" and "{seen[key]}" make the same Kubernetes name '
+                                      f'"{key}" (names are lower-cased and "_" and "." become "-"); rename one')
+                else:
+                    seen[key] = name
 
     def _raise_if_any(self) -> None:
         """Raise with every problem once (inherited fields can report the same problem twice)."""
@@ -793,9 +808,6 @@ class _Parser:
             self.problems.add(f"{where}.runsOn", f"{activity.type} runs on a cluster profile (the EmrCluster "
                               "stand-in); name one from clusterProfiles" +
                               (f', not the compute profile "{runs_on}"' if runs_on else ""))
-        if not big_data and runs_on in objects["clusterProfiles"]:
-            self.problems.add(f"{where}.runsOn", f"{activity.type} runs on a compute profile, not the cluster "
-                              f'profile "{runs_on}"')
         if activity.type == "CopyActivity":
             for field, refs in (("input", activity.inputs), ("output", activity.outputs)):
                 if len(refs) != 1:
@@ -812,17 +824,21 @@ class _Parser:
                 self.problems.add(f"{where}.output", "CopyActivity copies from or to S3: one of input and output "
                                   "must be an S3DataNode (use SqlActivity to copy between tables)")
         if activity.type == "RedshiftCopyActivity":
-            outs = [nodes[n] for n in activity.outputs if n in nodes]
-            if len(activity.outputs) != 1 or (outs and outs[0].type not in ("RedshiftDataNode", "SqlDataNode")):
-                self.problems.add(f"{where}.output", "RedshiftCopyActivity needs one output RedshiftDataNode")
-            if len(activity.inputs) != 1:
-                self.problems.add(f"{where}.input", "RedshiftCopyActivity needs one input data node")
-            if (activity.fields.get("insertMode") == "OVERWRITE_EXISTING" and outs
-                    and not outs[0].fields.get("primaryKeys")):
-                self.problems.add(f"{where}.insertMode", f'OVERWRITE_EXISTING needs primaryKeys on "{outs[0].name}" '
-                                  "to match existing rows")
-        if activity.fields.get("stage") and not (activity.inputs or activity.outputs):
-            self.problems.add(f"{where}.stage", "stage: true needs input or output data nodes to stage")
+            self._check_redshift_copy(activity, nodes)
+
+    def _check_redshift_copy(self, activity: Activity, nodes: Mapping[str, PipelineObject]) -> None:
+        """Into a warehouse table (OVERWRITE_EXISTING without primaryKeys uses the table's primary key, read at
+        run time), or out of one: to S3 (unload) or to a SQL table."""
+        where = activity.path
+        if len(activity.inputs) != 1:
+            self.problems.add(f"{where}.input", "RedshiftCopyActivity needs one input data node")
+        ins = [nodes[n] for n in activity.inputs if n in nodes]
+        outs = [nodes[n] for n in activity.outputs if n in nodes]
+        unload = bool(ins) and ins[0].type == "RedshiftDataNode"
+        allowed = REDSHIFT_UNLOAD_TARGETS if unload else ("RedshiftDataNode", "SqlDataNode")
+        if len(activity.outputs) != 1 or (outs and outs[0].type not in allowed):
+            self.problems.add(f"{where}.output", "RedshiftCopyActivity needs one output: a RedshiftDataNode, or, "
+                              "from a RedshiftDataNode input, an S3DataNode or a SQL table")
 
     # ------------------------------------------------------------------ expressions
     def _check_expressions(self, obj: PipelineObject, merged: PipelineObject, names: frozenset[str],
@@ -861,7 +877,8 @@ class _Parser:
             self.problems.add(where, f"bad expression: {error}")
             return
         for ref in sorted(template.references()):
-            problem = _reference_problem(ref, local, names, ref_fields, refs_set, section)
+            problem = (_reference_problem(ref, local, names, ref_fields, refs_set, section)
+                       or _runtime_scope_problem(ref, section))
             if problem:
                 self.problems.add(where, problem)
 
@@ -890,6 +907,31 @@ def _reference_problem(ref: str, local: set[str], names: frozenset[str], ref_fie
         return None
     return f'#{{{ref}}}: "{head}" is not a reference field of this object' \
            f"{did_you_mean(head, ref_fields)}"
+
+
+# Runtime fields only the object that triggered an action or precondition has (read them as node.*).
+NODE_ONLY_FIELDS = frozenset({"@status", "@actualEndTime"})
+# Runtime fields a section's own scope does not have when it is resolved (core.resolve).
+SECTION_MISSING_FIELDS = {
+    "preconditions": frozenset({"@actualStartTime"}),
+    "actions": frozenset({"@actualStartTime", "@attemptCount"}),
+}
+
+
+def _runtime_scope_problem(ref: str, section: str) -> str | None:
+    """A runtime field read where no run provides it (it would fail on every run)."""
+    head, _, rest = ref.lstrip("*").partition(".")
+    if head == "node" and rest.startswith("@") and "." not in rest and rest not in NODE_FIELDS:
+        return f"#{{{ref}}}: node has no runtime field \"{rest}\"{did_you_mean(rest, NODE_FIELDS)}"
+    if rest or not head.startswith("@"):
+        return None
+    if head in NODE_ONLY_FIELDS:
+        where = ("use #{node." + head + "}" if section in ("actions", "preconditions")
+                 else "it is only known to the actions and preconditions it triggers, as #{node." + head + "}")
+        return f"#{{{ref}}}: an object does not know its own {head} while it runs; {where}"
+    if head in SECTION_MISSING_FIELDS.get(section, ()):
+        return f"#{{{ref}}}: {_singular(section)} fields have no {head}; use #{{node.{head}}}"
+    return None
 
 
 def parameter_value_problem(ptype: str, allowed: Sequence[str], value: str) -> str | None:

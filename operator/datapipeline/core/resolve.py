@@ -56,6 +56,11 @@ _REF_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# node.* text fields the state machine sets only when they apply.
+NODE_TEXT_FIELDS = ("errorId", "errorMessage", "errorStackTrace", "cancellationReason", "@failureReason",
+                    "@cascadeFailedOn", "@waitingOn")
+
+
 class ResolveError(ValueError):
     """An expression could not be evaluated for this run; retrying the same run cannot help."""
 
@@ -183,7 +188,8 @@ class ObjectScope:
         self.runtime.update(runtime or {})
 
     def names(self) -> frozenset[str]:
-        return frozenset([*self.runtime, *self.obj.fields, *self.obj.vars, *self.params, *self.d.vars])
+        return frozenset([*self.runtime, *self.obj.fields, *self.obj.vars, *self.params, *self.d.vars, "id", "name",
+                          "type"])
 
     def lookup(self, name: str) -> Value:
         if name.startswith("*"):
@@ -199,6 +205,10 @@ class ObjectScope:
             return self._through_reference(head, rest, name)
         if name in self.runtime:
             return self.runtime[name]
+        if name in ("id", "name"):  # every object's id and name (AWS); here they are one
+            return self.obj.name
+        if name == "type":
+            return self.obj.type
         if name in self.obj.vars:
             return self._evaluate(name, self.obj.vars[name])
         if name in self.obj.fields:
@@ -252,6 +262,15 @@ class ObjectScope:
 
     def render(self, text: str) -> str:
         return parse_template(text).render(self)
+
+    def render_list(self, items: Any) -> list[str]:
+        """A list field: an item that is one expression yielding a list (an isArray parameter, a list
+        expression) becomes that many items, as AWS flattens ``[#{myList1}, #{myList2}]``."""
+        out: list[str] = []
+        for item in items:
+            value = parse_template(item).evaluate(self)
+            out.extend(to_string(v) for v in value) if isinstance(value, list) else out.append(to_string(value))
+        return out
 
 
 class Resolver:
@@ -316,6 +335,8 @@ class Resolver:
                     pass
             if isinstance(value, str | int | float):
                 runtime[key] = value
+        for key in NODE_TEXT_FIELDS:  # set only when something went wrong; empty otherwise, never unknown
+            runtime.setdefault(key, "")
         return ObjectScope(self.d, self.d.activities[activity], self.run, self.params, runtime)
 
     def fields(self, obj: PipelineObject, scope: ObjectScope) -> dict[str, Any]:
@@ -331,7 +352,8 @@ class Resolver:
                 if kind is Kind.STRING and isinstance(value, str):
                     out[key] = self.render(scope, key, value)
                 elif kind is Kind.STRINGS:
-                    out[key] = [self.render(scope, key, v) for v in value]
+                    code = key in SHELL_CODE_FIELDS or key in CODE_FIELDS
+                    out[key] = [self.render(scope, key, v) for v in value] if code else scope.render_list(value)
                 elif isinstance(value, timedelta):
                     out[key] = int(value.total_seconds())
                 elif isinstance(value, tuple):

@@ -15,6 +15,7 @@ saved, a Job the state names but the facts lack was deleted: that attempt failed
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -57,8 +58,13 @@ MAX_NAME = 63
 
 
 # ---------------------------------------------------------------------------- names
+def kube_name_part(text: str) -> str:
+    """Text as part of a Kubernetes object name: lower case letters, digits and '-' (a check's key holds '/')."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower())
+
+
 def _short(text: str, limit: int) -> str:
-    text = text.lower().replace("_", "-").replace(".", "-")
+    text = kube_name_part(text)
     if len(text) <= limit:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
@@ -67,11 +73,11 @@ def _short(text: str, limit: int) -> str:
 
 def job_name(run: str, activity: str, suffix: str) -> str:
     """``<run>-<activity>-<suffix>``, shortened with a hash to at most 63 characters, deterministic."""
-    full = f"{run}-{activity}-{suffix}".lower().replace("_", "-").replace(".", "-")
+    full = kube_name_part(f"{run}-{activity}-{suffix}")
     if len(full) <= MAX_NAME:
         return full
     digest = hashlib.sha256(full.encode()).hexdigest()[:8]
-    tail = f"-{digest}-{suffix}".lower()
+    tail = kube_name_part(f"-{digest}-{suffix}")
     return f"{full[: MAX_NAME - len(tail)].rstrip('-')}{tail}"
 
 

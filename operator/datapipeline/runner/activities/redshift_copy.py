@@ -3,12 +3,16 @@
 As on AWS, the rows are first loaded into a table named ``staging`` (a temporary
 table shaped like the target), ``transformSql`` may reshape them, and then one
 statement merges them into the target according to ``insertMode``. Everything
-happens in one transaction.
+happens in one transaction. OVERWRITE_EXISTING and KEEP_EXISTING match rows on the
+node's ``primaryKeys``, else on the table's own primary key, read from the database.
+From a RedshiftDataNode to S3 or a SQL table (AWS's unload), rows stream as in
+CopyActivity.
 """
 
 from __future__ import annotations
 
 from datapipeline.core.task import TaskResult
+from datapipeline.runner.activities import copy
 from datapipeline.runner.context import Context, strings
 from datapipeline.runner.errors import InvalidTask, TaskError
 from datapipeline.runner.log import get
@@ -47,6 +51,10 @@ def run(ctx: Context) -> TaskResult:
     if len(spec.inputs) != 1 or len(spec.outputs) != 1:
         raise InvalidTask(f"{what}: needs exactly one input and one output")
     src, dst = spec.inputs[0], spec.outputs[0]
+    if src.type == "RedshiftDataNode" and dst.type != "RedshiftDataNode":
+        # Out of the warehouse (AWS's unload to S3, or into a SQL table): rows stream as CopyActivity's do.
+        log.info("%s: unloading %r to %s %r", what, src.name, dst.type, dst.name)
+        return copy.run(ctx)
     if dst.database is None:
         raise InvalidTask(f"{what}: output {dst.name!r} needs a database")
     table = dst.fields.get("tableName") or dst.fields.get("table")
