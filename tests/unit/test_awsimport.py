@@ -251,15 +251,18 @@ def test_values_file_and_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert 'the Pipeline is named "counts-prod"' in err
 
 
-def test_a_masked_parameter_still_used_is_kept_optional() -> None:
+def test_a_masked_parameter_still_used_comes_from_a_secret() -> None:
     definition = {"objects": [
         {"id": "Default", "scheduleType": "ondemand"},
         {"id": "Call", "type": "ShellCommandActivity", "command": "curl -H 'X-Token: #{*myToken}' https://api"}],
         "parameters": [{"id": "*myToken", "type": "String", "description": "API token"}]}
     result = convert(definition, "api")
-    assert result.manifest["spec"]["parameters"] == [{"id": "myToken", "optional": True, "type": "String",
-                                                      "description": "API token"}]
-    assert any("masked parameter: its value is not copied" in w for w in result.warnings)
+    assert result.manifest["spec"]["parameters"] == [{"id": "*myToken", "type": "String", "description": "API token",
+                                                      "valueFromSecret": {"name": "api-parameters", "key": "myToken"}}]
+    assert any('masked parameter: its value is not copied; put it in Secret "api-parameters" key "myToken". Only a '
+               "shell command can read it, as #{*myToken} (the variable $DATAPIPELINE_PARAM_MYTOKEN)" in w
+               for w in result.warnings)
+    assert [s["stringData"] for s in result.secrets] == [{"myToken": "FILL-ME-IN"}]
     parse_manifest(result.manifest)
 
 

@@ -190,20 +190,9 @@ def test_a_masked_parameter_reaches_a_shell_command_from_its_secret_only() -> No
     assert [(s.env, s.secret, s.key) for s in resolved.secrets] == [("DATAPIPELINE_PARAM_MYTOKEN", "tokens", "api")]
 
 
-@pytest.mark.parametrize("command", ["echo #{'Bearer ' + *myToken}", "echo #{myToken}x"])
-def test_a_masked_parameter_cannot_be_computed_with(command: str) -> None:
-    spec = definition(command=command)
-    if "+" in command:
-        with pytest.raises(ResolveError, match='masked parameter "myToken" comes from a Secret: only a shell '
-                                               r"command can use it, alone in its expression \(#\{\*myToken\}\)"):
-            resolve(spec)
-    else:
-        assert resolve(spec).task.fields["command"] == 'echo "${DATAPIPELINE_PARAM_MYTOKEN}"x'
-
-
-def test_a_masked_parameter_is_refused_outside_shell_commands() -> None:
-    with pytest.raises(ResolveError, match="only a shell command can use it"):
-        resolve(definition(script="select '#{*myToken}'"), "sql")
+def test_a_masked_parameter_next_to_text_is_still_one_variable() -> None:
+    assert resolve(definition(command="echo #{myToken}x")).task.fields["command"] == \
+        'echo "${DATAPIPELINE_PARAM_MYTOKEN}"x'
 
 
 def test_sql_takes_run_values_only_when_they_are_constrained() -> None:
@@ -267,3 +256,20 @@ def test_the_runner_redacts_every_secret_it_can_see(tmp_path: Any, monkeypatch: 
     runner_main._register_secrets(None)
     line = "token masked-token-value user secret-user key from-a-mounted-secret pem AAAABBBBCCCCDDDD"
     assert redactor(line) == "token *** user *** key *** pem ***"
+
+
+@pytest.mark.parametrize(("field", "message"), [
+    ({"command": "echo #{'x' + *myToken}"}, 'spec.activities[0].command: #{*myToken}: masked parameter "myToken" '
+     "comes from a Secret, so only a shell command can use it, alone in its expression (#{*myToken}); there it is "
+     "the variable $DATAPIPELINE_PARAM_MYTOKEN"),
+    ({"command": "echo ok", "stdout": "s3://b/#{*myToken}"}, 'spec.activities[0].stdout: #{*myToken}: masked '
+     'parameter "myToken" comes from a Secret'),
+    ({"command": "echo #{myShh}"}, 'spec.activities[0].vars.myShh: #{*myToken}: masked parameter "myToken"'),
+])
+def test_validate_refuses_a_masked_parameter_where_it_cannot_be_read(field: dict[str, str], message: str) -> None:
+    spec = {"scheduleType": "ondemand", "parameters": PARAMETERS,
+            "activities": [{"name": "say", "type": "ShellCommandActivity", "vars": {"myShh": "#{*myToken}"},
+                            **field}]}
+    with pytest.raises(DefinitionError) as error:
+        parse_pipeline(spec)
+    assert any(str(p).startswith(message) for p in error.value.problems), error.value.problems

@@ -27,6 +27,7 @@ from datapipeline.core.expressions import (
     to_string,
 )
 from datapipeline.core.problems import did_you_mean
+from datapipeline.core.task import masked_env_name
 
 # AWS types that map to a section here under another name.
 RESOURCE_TYPES = {"Ec2Resource": ("computeProfiles", "ComputeProfile"), "EmrCluster": ("clusterProfiles", "ClusterProfile")}
@@ -564,6 +565,20 @@ class _Converter:
                   f'key "{key}" (referenced as {key}Secret)')
         return {"name": secret_name, "key": key}
 
+    def _parameter_secret(self, pid: str, plain: str) -> dict[str, str]:
+        """A masked parameter's value lives in a Secret (one per pipeline, a key per parameter), never inline."""
+        secret_name = dns_name(f"{self.name}-parameters", limit=63)
+        if not any(s["metadata"]["name"] == secret_name for s in self.secrets):
+            self.secrets.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name},
+                                 "stringData": {}})
+        for secret in self.secrets:
+            if secret["metadata"]["name"] == secret_name:
+                secret["stringData"][plain] = "FILL-ME-IN"
+        self.warn(pid, f'masked parameter: its value is not copied; put it in Secret "{secret_name}" key '
+                       f'"{plain}". Only a shell command can read it, as #{{{pid}}} (the variable '
+                       f"${masked_env_name(plain)})")
+        return {"name": secret_name, "key": plain}
+
     def _user_field(self, obj_id: str, key: str, value: Any, user_vars: dict[str, str]) -> None:
         """A my* field; one holding a list becomes an array parameter (vars hold single strings)."""
         if isinstance(value, list) and len(value) != 1:
@@ -707,9 +722,7 @@ class _Converter:
             return None
         param: dict[str, Any] = {"id": plain}
         if pid.startswith("*"):
-            param["optional"] = True
-            self.warn(pid, "masked parameter: its value is not copied; pass secrets through Secrets, not "
-                           "parameters (it is kept, optional, because fields still use it)")
+            param = {"id": pid, "valueFromSecret": self._parameter_secret(pid, plain)}
         for key in ("type", "description", "helpText"):
             if key in raw:
                 param[key] = self._string(pid, key, raw[key])

@@ -24,9 +24,17 @@ from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
 from datapipeline.core import catalog
-from datapipeline.core.catalog import COMMON_FIELDS, SECTIONS, TYPES, FieldSpec, Kind, TypeSpec
+from datapipeline.core.catalog import (
+    COMMON_FIELDS,
+    SECTIONS,
+    SHELL_CODE_FIELDS,
+    TYPES,
+    FieldSpec,
+    Kind,
+    TypeSpec,
+)
 from datapipeline.core.durations import DurationError, Period, parse_duration, parse_period
-from datapipeline.core.expressions import ExpressionError, parse_template
+from datapipeline.core.expressions import ExpressionError, Template, parse_template
 from datapipeline.core.model import (
     DEFAULT_MAXIMUM_RETRIES,
     DEFAULT_RETRY_DELAY,
@@ -41,6 +49,7 @@ from datapipeline.core.model import (
     SecretRef,
 )
 from datapipeline.core.problems import Collector, DefinitionError, Problem, did_you_mean
+from datapipeline.core.task import masked_env_name
 from datapipeline.core.values import pattern_problem, value_problem
 
 API_VERSION = "datapipeline.io/v1alpha1"
@@ -137,6 +146,7 @@ class _Parser:
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems = Collector()
+        self.masked: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ top level
     def parse(self, spec: Mapping[str, Any]) -> PipelineDefinition:
@@ -148,6 +158,7 @@ class _Parser:
         schedule = self._schedule(spec.get("schedule"), f"{self.path}.schedule", schedule_type,
                                   misspelt="schedule" in misspelt)
         parameters = self._parameters(spec.get("parameters"), f"{self.path}.parameters")
+        self.masked = frozenset(p.id for p in parameters.values() if p.masked)
         values = self._values(spec.get("values"), parameters, f"{self.path}.values")
         defaults = self._defaults(spec.get("defaults"), f"{self.path}.defaults")
         raw_objects = {s: self._section(spec.get(s), s) for s in SECTIONS}
@@ -878,9 +889,20 @@ class _Parser:
             return
         for ref in sorted(template.references()):
             problem = (_reference_problem(ref, local, names, ref_fields, refs_set, section)
-                       or _runtime_scope_problem(ref, section))
+                       or _runtime_scope_problem(ref, section) or self._masked_problem(ref, template, where))
             if problem:
                 self.problems.add(where, problem)
+
+    def _masked_problem(self, ref: str, template: Template, where: str) -> str | None:
+        """A masked parameter lives in a Secret: only a shell command can read it, as a whole expression."""
+        name = ref.lstrip("*")
+        if name not in self.masked:
+            return None
+        field_name = re.sub(r"\[\d+\]$", "", where).rsplit(".", 1)[-1]
+        if field_name in SHELL_CODE_FIELDS and ref in template.bare_references():
+            return None
+        return (f'#{{{ref}}}: masked parameter "{name}" comes from a Secret, so only a shell command can use it, '
+                f"alone in its expression (#{{*{name}}}); there it is the variable ${masked_env_name(name)}")
 
 
 def _expression_names(parameters: Mapping[str, Parameter], top_vars: Mapping[str, str]) -> frozenset[str]:

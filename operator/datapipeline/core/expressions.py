@@ -882,6 +882,10 @@ class Template:
         """Every reference read, as written: ``myBucket``, ``node.@scheduledStartTime``."""
         return frozenset(node.name for node in self._nodes() if isinstance(node, _Ref))
 
+    def bare_references(self) -> frozenset[str]:
+        """References that are a whole expression on their own, like ``#{myToken}``."""
+        return frozenset(e.node.name for e in self._expressions() if isinstance(e.node, _Ref))
+
     def functions(self) -> frozenset[str]:
         """Every function called."""
         return frozenset(node.name for node in self._nodes() if isinstance(node, _Call))

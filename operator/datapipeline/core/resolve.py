@@ -35,7 +35,6 @@ from datapipeline.core.expressions import ExpressionError, Value, parse_datetime
 from datapipeline.core.model import Parameter, PipelineDefinition, PipelineObject
 from datapipeline.core.shellwords import env_reference
 from datapipeline.core.task import (
-    ENV_PARAMETER_PREFIX,
     ENV_VALUE_PREFIX,
     KIND_ACTION,
     KIND_ACTIVITY,
@@ -45,6 +44,7 @@ from datapipeline.core.task import (
     DataFormatSpec,
     DataNodeSpec,
     TaskSpec,
+    masked_env_name,
 )
 
 # Which section each reference field points into, for #{field.sub} lookups.
@@ -146,8 +146,6 @@ def parameter_values(definition: PipelineDefinition, overrides: Mapping[str, str
     return ParameterValues(values, untrusted, masked)
 
 
-def masked_env_name(parameter: str) -> str:
-    return ENV_PARAMETER_PREFIX + re.sub(r"[^A-Z0-9]", "_", parameter.upper())
 
 
 def _typed(ptype: str, text: str) -> Value:

@@ -34,6 +34,12 @@ TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_MESSAGE_LIMIT = 4096
 PROGRESS_INTERVAL_SECONDS = 10
 
+
+def masked_env_name(parameter: str) -> str:
+    """The variable a shell command reads a masked parameter from."""
+    return ENV_PARAMETER_PREFIX + "".join(c if c.isascii() and c.isalnum() else "_" for c in parameter.upper())
+
+
 # Exit codes
 EXIT_FINISHED = 0
 EXIT_FAILED = 1
