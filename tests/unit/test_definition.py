@@ -65,6 +65,10 @@ def parse_ok(spec: dict[str, Any]) -> PipelineDefinition:
 def sample(field: FieldSpec, type_name: str) -> Any:
     """A valid value of a field, by kind."""
     if field.kind is Kind.STRING:
+        kube = {"cpu": "500m", "memory": "512Mi", "driverCpu": "1", "driverMemory": "1Gi", "executorCpu": "1",
+                "executorMemory": "1Gi", "serviceAccountName": "runner", "image": "registry.example/img:1"}
+        if type_name in ("ComputeProfile", "ClusterProfile") and field.name in kube:
+            return kube[field.name]
         return field.enum[0] if field.enum else f"value of {field.name}"
     if field.kind is Kind.INT:
         return 3
@@ -73,7 +77,7 @@ def sample(field: FieldSpec, type_name: str) -> Any:
     if field.kind is Kind.DURATION:
         return "10 minutes"
     if field.kind is Kind.STRINGS:
-        return ["a=1", "b=2"]
+        return ["creds-a", "creds-b"] if field.name == "envFromSecrets" else ["a=1", "b=2"]
     if field.kind in (Kind.REF, Kind.REFS):
         section = field.ref_sections[0]
         if field.name == "runsOn" and type_name in BIG_DATA:

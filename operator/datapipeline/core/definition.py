@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
-from datapipeline.core import catalog
+from datapipeline.core import catalog, kubevalues
 from datapipeline.core.catalog import (
     COMMON_FIELDS,
     SECTIONS,
@@ -34,7 +34,7 @@ from datapipeline.core.catalog import (
     TypeSpec,
 )
 from datapipeline.core.durations import DurationError, Period, parse_duration, parse_period
-from datapipeline.core.expressions import ExpressionError, Template, parse_template
+from datapipeline.core.expressions import ExpressionError, Template, has_expression, parse_template
 from datapipeline.core.model import (
     DEFAULT_MAXIMUM_RETRIES,
     DEFAULT_RETRY_DELAY,
@@ -737,7 +737,30 @@ class _Parser:
         self.problems.add(where, f'no {what} named "{ref}"{hint}')
         return False
 
+    def _check_profile(self, obj: PipelineObject) -> None:
+        """Values a profile hands to the Job, by Kubernetes' own rules (the API server would refuse them)."""
+        checks = (("cpu", kubevalues.quantity_problem), ("memory", kubevalues.quantity_problem),
+                  ("driverCpu", kubevalues.quantity_problem), ("driverMemory", kubevalues.quantity_problem),
+                  ("executorCpu", kubevalues.quantity_problem), ("executorMemory", kubevalues.quantity_problem),
+                  ("serviceAccountName", kubevalues.dns_subdomain_problem), ("image", kubevalues.image_problem))
+        for field_name, check in checks:
+            value = obj.fields.get(field_name)
+            if isinstance(value, str) and not has_expression(value) and (problem := check(value)):
+                self.problems.add(f"{obj.path}.{field_name}", problem)
+        for key, value in (obj.fields.get("nodeSelector") or {}).items():
+            problem = kubevalues.label_key_problem(str(key)) or kubevalues.label_value_problem(str(value))
+            if problem:
+                self.problems.add(f"{obj.path}.nodeSelector.{key}", problem)
+        for key in obj.fields.get("env") or {}:
+            if problem := kubevalues.env_name_problem(str(key)):
+                self.problems.add(f"{obj.path}.env.{key}", problem)
+        for index, secret in enumerate(obj.fields.get("envFromSecrets") or ()):
+            if problem := kubevalues.dns_subdomain_problem(str(secret)):
+                self.problems.add(f"{obj.path}.envFromSecrets[{index}]", problem)
+
     def _check_object(self, obj: PipelineObject, objects: Mapping[str, Mapping[str, PipelineObject]]) -> None:
+        if obj.section in ("computeProfiles", "clusterProfiles"):
+            self._check_profile(obj)
         type_spec = TYPES[obj.type]
         for spec in type_spec.fields:
             if spec.kind not in (Kind.REF, Kind.REFS) or spec.name not in obj.fields:
