@@ -113,6 +113,14 @@ class Operator:
                                  f"{result.stderr}")
         return result.stdout
 
+    def cli_failure(self, *args: str) -> str:
+        """Runs a ``datapipeline`` command that must fail; returns what it printed on stderr."""
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONPATH": str(ROOT / "operator")}
+        result = subprocess.run([sys.executable, "-m", "datapipeline.cli.main", *args, "-n", self.namespace],
+                                capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode != 0, f"datapipeline {' '.join(args)} succeeded:\n{result.stdout}"
+        return result.stderr
+
     def events(self, kind: str, name: str) -> list[dict[str, Any]]:
         """Kubernetes Events about one object, oldest first."""
         items = self.get("events")["items"]

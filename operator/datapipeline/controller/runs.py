@@ -211,12 +211,12 @@ def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str,
 def _definition(status: Mapping[str, Any], cache: dict[str, Any]) -> tuple[PipelineDefinition | None, int, str | None]:
     """The run's frozen definition, parsed once per worker (the frozen copy never changes)."""
     generation = int(status.get("pipelineGeneration") or 0)
-    digest = str(status.get(FROZEN_HASH) or "")
-    if cache.get("hash") == digest and "definition" in cache:
-        return cache["definition"], generation, None
-    problem = frozen_problem(status)
+    problem = frozen_problem(status)  # hashed on every pass: a copy changed under a live worker is caught too
     if problem:
         return None, generation, problem
+    digest = str(status[FROZEN_HASH])
+    if cache.get("hash") == digest and "definition" in cache:
+        return cache["definition"], generation, None
     try:
         definition = parse_pipeline(status[FROZEN_SPEC])
     except DefinitionError as error:
