@@ -552,12 +552,7 @@ class _Converter:
     def _secret(self, obj_id: str, key: str, field_name: str, value: Any) -> dict[str, str]:
         """A Secret reference in place of a written (or parameter-fed) secret; the value is never copied."""
         secret_name = dns_name(f"{self.name}-{self.names.get(obj_id, obj_id)}", limit=63)
-        if not any(s["metadata"]["name"] == secret_name for s in self.secrets):
-            self.secrets.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name},
-                                 "stringData": {}})
-        for secret in self.secrets:
-            if secret["metadata"]["name"] == secret_name:
-                secret["stringData"][key] = "FILL-ME-IN"
+        self._secret_stub(secret_name, key)
         fed_by = sorted(set(PARAMETER_ONLY.findall(str(value)))) if isinstance(value, str) else []
         self.password_params.update(fed_by)
         source = f" (its value came from parameter {', '.join(fed_by)})" if fed_by else ""
@@ -565,15 +560,18 @@ class _Converter:
                   f'key "{key}" (referenced as {key}Secret)')
         return {"name": secret_name, "key": key}
 
+    def _secret_stub(self, secret_name: str, key: str) -> None:
+        """The Secret the user fills in (printed with the manifest): the value itself is never copied."""
+        secret = next((s for s in self.secrets if s["metadata"]["name"] == secret_name), None)
+        if secret is None:
+            secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name}, "stringData": {}}
+            self.secrets.append(secret)
+        secret["stringData"][key] = "FILL-ME-IN"
+
     def _parameter_secret(self, pid: str, plain: str) -> dict[str, str]:
         """A masked parameter's value lives in a Secret (one per pipeline, a key per parameter), never inline."""
         secret_name = dns_name(f"{self.name}-parameters", limit=63)
-        if not any(s["metadata"]["name"] == secret_name for s in self.secrets):
-            self.secrets.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name},
-                                 "stringData": {}})
-        for secret in self.secrets:
-            if secret["metadata"]["name"] == secret_name:
-                secret["stringData"][plain] = "FILL-ME-IN"
+        self._secret_stub(secret_name, plain)
         self.warn(pid, f'masked parameter: its value is not copied; put it in Secret "{secret_name}" key '
                        f'"{plain}". Only a shell command can read it, as #{{{pid}}} (the variable '
                        f"${masked_env_name(plain)})")

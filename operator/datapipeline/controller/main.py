@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -23,9 +24,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     if SETTINGS.webhook:
-        settings.admission.server = kopf.WebhookServer(port=SETTINGS.webhook_port, host=SETTINGS.webhook_host)
-        settings.admission.managed = "datapipeline.io"
+        settings.admission.server = webhook_server()
+        settings.admission.managed = None  # the chart owns the configuration: no right on it needed here
     metrics.serve(SETTINGS.metrics_port)
+
+
+def webhook_server() -> kopf.WebhookServer:
+    """HTTPS with the chart's certificate when there is one (re-read when renewed), else kopf's own."""
+    directory = SETTINGS.webhook_cert_dir
+    if directory:
+        return kopf.WebhookServer(addr="0.0.0.0", port=SETTINGS.webhook_port, host=SETTINGS.webhook_host,
+                                  certfile=os.path.join(directory, "tls.crt"),
+                                  pkeyfile=os.path.join(directory, "tls.key"))
+    return kopf.WebhookServer(port=SETTINGS.webhook_port, host=SETTINGS.webhook_host)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -290,5 +290,7 @@ def validate_run(spec: kopf.Spec, namespace: str | None, **_: Any) -> None:
 
 
 if SETTINGS.webhook:
-    kopf.on.validate(GROUP, VERSION, PLURAL, id="validate-pipeline")(validate_pipeline)
-    kopf.on.validate(GROUP, VERSION, "pipelineruns", id="validate-run")(validate_run)
+    kopf.on.validate(GROUP, VERSION, PLURAL, id="validate-pipeline", operations=["CREATE", "UPDATE"])(
+        validate_pipeline)
+    kopf.on.validate(GROUP, VERSION, "pipelineruns", id="validate-run", operations=["CREATE", "UPDATE"])(
+        validate_run)

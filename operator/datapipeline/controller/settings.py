@@ -30,6 +30,7 @@ class Settings:
     webhook: bool  # serve the validating webhook
     webhook_host: str | None
     webhook_port: int
+    webhook_cert_dir: str | None  # tls.crt and tls.key (the chart's Secret); kopf reloads them when they change
     standalone: bool
 
 
@@ -45,6 +46,7 @@ def load() -> Settings:
         webhook=_bool("DATAPIPELINE_WEBHOOK", False),
         webhook_host=os.environ.get("DATAPIPELINE_WEBHOOK_HOST") or None,
         webhook_port=int(_float("DATAPIPELINE_WEBHOOK_PORT", 9443)),
+        webhook_cert_dir=os.environ.get("DATAPIPELINE_WEBHOOK_CERT_DIR") or None,
         standalone=_bool("DATAPIPELINE_STANDALONE", True),
     )
 
