@@ -90,9 +90,14 @@ RUN_START = datetime(2026, 11, 21, 10, tzinfo=UTC)
 def resolve(pipeline_spec: dict[str, Any], kind: str, obj: str, activity: str | None = None, attempt: int = 1, *,
             pipeline: str = "p1", run: str = "p1-20261121t1000z", guarded_node: str | None = None,
             node: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> Resolved:
-    """The TaskSpec (and Secret refs) the operator would launch for ``obj`` of a Pipeline's spec."""
+    """The TaskSpec (and Secret refs) the operator would launch for ``obj`` of a Pipeline's spec.
+
+    ``values`` are the Pipeline's own (``spec.values``, as ``datapipeline new --set`` writes them), not a run's.
+    """
+    if values:
+        pipeline_spec = {**pipeline_spec, "values": {**(pipeline_spec.get("values") or {}), **values}}
     definition = parse_pipeline(pipeline_spec)
-    context = RunContext(pipeline, run, RUN_START, RUN_START + timedelta(days=1), overrides=values or {})
+    context = RunContext(pipeline, run, RUN_START, RUN_START + timedelta(days=1))
     return resolve_command(definition, context, kind, obj, activity or obj, attempt, guarded_node, node or {},
                            RUN_START)
 

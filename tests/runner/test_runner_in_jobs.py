@@ -81,8 +81,10 @@ class Jobs:
                            guarded_node=guarded_node, node=node)
         name = f"{re.sub(r'[^a-z0-9]+', '-', obj.lower()).strip('-')[:40]}-{uuid.uuid4().hex[:5]}"
         manifest = build_job_spec(name=name, namespace=self.namespace, owner=Owner(RUN, "no-such-uid"),
-                                  pipeline=PIPELINE, task=resolved.task, definition=parse_pipeline(spec),
-                                  activity=activity or obj, secrets=resolved.secrets,
+                                  pipeline=PIPELINE, task=resolved.task,
+                                  definition=parse_pipeline({**spec, "values": {**spec.get("values", {}),
+                                                                                **(values or {})}}),
+                                  activity=activity or obj, secrets=resolved.secrets, extra_env=dict(resolved.env),
                                   environ={"DATAPIPELINE_RUNNER_IMAGE": self.cluster.runner_image})
         del manifest["metadata"]["ownerReferences"]
         self.batch.create_namespaced_job(self.namespace, manifest)

@@ -15,6 +15,7 @@ from typing import Any
 FROZEN_SPEC = "pipelineSpec"
 FROZEN_HASH = "pipelineSpecHash"
 FROZEN_GENERATION = "pipelineGeneration"
+FROZEN_VALUES = "values"  # the run's spec.values once checked: later edits of spec.values change nothing
 
 
 def digest(spec: Mapping[str, Any]) -> str:

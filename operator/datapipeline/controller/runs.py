@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from datapipeline.controller import errors, metrics
 from datapipeline.controller.facts import job_facts, pod_job_name, running_since
-from datapipeline.controller.frozen import FROZEN_HASH, FROZEN_SPEC, freeze, frozen_problem
+from datapipeline.controller.frozen import FROZEN_HASH, FROZEN_SPEC, FROZEN_VALUES, freeze, frozen_problem
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import merge_patch, step
 from datapipeline.controller.workers import Workers
@@ -115,9 +115,12 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     definition, generation, problem = _definition(status, cache)
     if definition is None:
         return _refuse(namespace, name, run, "InvalidDefinition", problem or "", now)
-    values, refused = run_values(definition, spec.get("values"))
-    if refused:
-        return _refuse(namespace, name, run, "InvalidValues", "; ".join(str(p) for p in refused), now)
+    if FROZEN_VALUES in status:  # checked once, then fixed: editing spec.values later changes nothing
+        values = dict(status[FROZEN_VALUES])
+    else:
+        values, refused = run_values(definition, spec.get("values"))
+        if refused:
+            return _refuse(namespace, name, run, "InvalidValues", "; ".join(str(p) for p in refused), now)
     run_spec = run_spec_of(run, definition)
     state = RunState.from_dict(status)
     pods = kube.list_pods(namespace, name)
@@ -136,7 +139,7 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
             metrics.JOBS_CREATED.labels(namespace, command.kind).inc()
     for delete in result.delete:
         kube.delete_job(namespace, delete.name)
-    new_status = build_status(status, result.state, run, generation, now)
+    new_status = {**build_status(status, result.state, run, generation, now), FROZEN_VALUES: values}
     patch = merge_patch(status, new_status)
     if patch:
         _save(namespace, name, run, patch)
