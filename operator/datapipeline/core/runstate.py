@@ -229,6 +229,11 @@ class ActivityState:
         """A Job for the newest attempt exists (or existed)."""
         return self.status in (WAITING_FOR_RUNNER, RUNNING) and self.retry_at is None and self.attempt > 0
 
+    @property
+    def precondition_failed(self) -> bool:
+        """It waits on a precondition that failed for good (its failureAndRerunMode is none)."""
+        return self.status == WAITING_ON_DEPENDENCIES and any(c.status == NOT_MET for c in self.checks.values())
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"status": self.status}
         if self.attempt:
