@@ -190,3 +190,49 @@ def test_cli_verbs_patch_the_same_spec_fields_as_gitops() -> None:
     assert parser.parse_args(["activate", "p", "--start-timestamp", "2026-11-10T00:00:00Z"]).start_timestamp
     assert parser.parse_args(["pause", "p"]).func.__name__ == "cmd_pause"
     assert parser.parse_args(["resume", "p"]).func.__name__ == "cmd_resume"
+
+
+class _FakeKube:
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []
+
+    def patch_spec(self, namespace: str, plural: str, name: str, patch: dict[str, Any]) -> None:
+        self.patches.append((plural, name, patch))
+
+
+@pytest.mark.parametrize(("argv", "printed"), [
+    (["activate", "p"], "pipeline/p activated"),
+    (["activate", "p", "--start-timestamp", "2026-11-10T00:00:00Z"],
+     "pipeline/p activated from 2026-11-10T00:00:00Z (earlier intervals are SKIPPED)"),
+    (["deactivate", "p"], "pipeline/p deactivated; its active runs are cancelled"),
+    (["deactivate", "p", "--no-cancel-active"], "pipeline/p deactivated; its active runs may finish"),
+    (["pause", "p"], "pipeline/p paused"),
+    (["resume", "p"], "pipeline/p resumed"),
+])
+def test_cli_verb_messages(argv: list[str], printed: str, monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Every user-visible message is tested: what the lifecycle verbs print."""
+    from datapipeline.cli import ops
+
+    fake = _FakeKube()
+    monkeypatch.setattr(ops, "_kube", lambda: fake)
+    args = build_parser().parse_args([*argv, "-n", "ns"])
+    assert args.func(args) == 0
+    assert capsys.readouterr().out.strip() == printed
+    assert fake.patches[0][:2] == ("pipelines", "p")
+
+
+def test_skipped_intervals_are_reported_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every user-visible message is tested: the IntervalsSkipped Event of activateFrom."""
+    from datapipeline.controller import pipelines
+
+    told: list[str] = []
+    monkeypatch.setattr(pipelines.kopf, "info", lambda body, reason, message: told.append(f"{reason}: {message}"))
+    start = datetime(2026, 11, 19, tzinfo=UTC)
+    patch = pipelines.StatusPatch()
+    pipelines._skipped({}, patch, {}, start, skip_cursor(None, start), None)
+    assert told == ["IntervalsSkipped: intervals starting before 2026-11-19T00:00:00Z are SKIPPED: the pipeline is "
+                    "activated from then (activateFrom)"]
+    assert patch.status == {"skippedUntil": "2026-11-19T00:00:00Z"}
+    pipelines._skipped({}, pipelines.StatusPatch(), patch.status, start, skip_cursor(None, start), None)
+    assert len(told) == 1

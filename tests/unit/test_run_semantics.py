@@ -364,6 +364,10 @@ def test_a_queued_run_starts_nothing() -> None:
 
 
 # ---------------------------------------------------------------------------- runtime fields
+# Runtime fields the guide lists without "@": validation lets node.<field> through (it might be an object field).
+GUIDE_PLAIN_FIELDS = frozenset({"hostname", "reportProgressTime", "emrStepLog", "hadoopJobLog"})
+
+
 def _node_reader(fields: frozenset[str]) -> dict[str, Any]:
     return {**ALARM, "message": " | ".join(f"{f}=#{{node.{f}}}" for f in sorted(fields))}
 
@@ -371,10 +375,12 @@ def _node_reader(fields: frozenset[str]) -> dict[str, Any]:
 def test_every_node_field_validation_allows_is_there_when_an_action_runs() -> None:
     """Runtime Fields (ShellCommandActivity): "@actualEndTime", "@actualStartTime", "cancellationReason",
     "@cascadeFailedOn", "errorId", "errorMessage", "errorStackTrace", "@scheduledEndTime", "@scheduledStartTime",
-    "@status", "@waitingOn" -- and SnsAlarm: "node | The node for which this action is being performed\\.\""""
+    "@status", "@waitingOn", "hostname", "reportProgressTime" -- and SnsAlarm: "node | The node for which this
+    action is being performed\\.\""""
+    readable = NODE_FIELDS | GUIDE_PLAIN_FIELDS
     d = scheduled(shell("a", maximumRetries=0, onFail=["alarm"]), shell("b", "a", onFail=["alarm"], **CASCADE),
                   shell("c", onLateAction=["alarm", "stop"], lateAfterTimeout="1 minute"),
-                  actions=[_node_reader(NODE_FIELDS), {"name": "stop", "type": "Terminate"}])
+                  actions=[_node_reader(readable), {"name": "stop", "type": "Terminate"}])
     sim = Sim(d)
     sim.step()
     fail_for_good(sim, "a")  # a FAILED (started), b CASCADE_FAILED (never started)
@@ -383,7 +389,7 @@ def test_every_node_field_validation_allows_is_there_when_an_action_runs() -> No
     assert set(fired) == {"a", "b", "c"}
     for action in fired.values():
         message = render(d, action)["message"]
-        assert all(f"{f}=" in message for f in NODE_FIELDS)
+        assert all(f"{f}=" in message for f in readable)
     assert "@status=CASCADE_FAILED" in render(d, fired["b"])["message"]
     assert "@actualStartTime= |" in render(d, fired["b"])["message"]
     assert "cancellationReason= |" in render(d, fired["a"])["message"]
@@ -422,3 +428,41 @@ def test_pause_holds_what_has_not_started_and_resume_goes_on() -> None:
         sim.finish(job)
     sim.step(1)
     assert sim.state.phase == SUCCEEDED
+
+
+# ---------------------------------------------------------------------------- messages
+def test_data_node_messages() -> None:
+    """Every user-visible message is tested: data node events."""
+    d = pipeline(shell("a", maximumRetries=0, output=["out"]), shell("s", input=["in"]),
+                 dataNodes=[{"name": "out", "type": "S3DataNode", "directoryPath": "s3://b/o/", **CASCADE},
+                            {"name": "in", "type": "S3DataNode", "filePath": "s3://b/k", "precondition": ["e"]}],
+                 preconditions=[{"name": "e", "type": "Exists"}])
+    sim = Sim(d)
+    sim.step()
+    sim.finish(sim.created_kinds("precondition")[0])
+    fail_for_good(sim, "a")
+    messages = {e.reason: e.message for e in sim.events}
+    assert messages["DataNodeCascadeFailed"] == "data node out: upstream activity a failed"
+    assert messages["DataNodeReady"] == "data node in is ready: its preconditions hold"
+    assert messages["PreconditionMet"] == "activity s: precondition in/e holds"
+
+
+def test_paused_and_blocked_waiting_on() -> None:
+    """Every user-visible message is tested: waitingOn while paused, and behind a failed input data node."""
+    d = pipeline(shell("a"), shell("b", "a"), shell("c", input=["in"]),
+                 dataNodes=[{"name": "in", "type": "S3DataNode", "filePath": "s3://b/k", "precondition": ["e"]}],
+                 preconditions=[{"name": "e", "type": "Exists", "maximumRetries": 0}])
+    sim = Sim(d)
+    sim.step()
+    sim.finish(sim.created_kinds("precondition")[0], code=3)
+    sim.step(1)
+    assert sim.state.activities["c"].waiting_on == ("data node in FAILED: precondition e failed: its check failed "
+                                                    "1 time(s), more than its maximumRetries (0): check failed "
+                                                    "(exit code 3)")
+    assert any(e.reason == "DataNodeFailed" and e.message == "data node in: precondition e failed: its check failed "
+               "1 time(s), more than its maximumRetries (0): check failed (exit code 3)" for e in sim.events)
+    sim.step(1, paused=True)
+    assert sim.state.activities["b"].waiting_on == "the pipeline is paused"
+    assert any(e.reason == "RunPaused" and e.message == f"run {RUN} paused" for e in sim.events)
+    sim.step(1, paused=False)
+    assert any(e.reason == "RunResumed" and e.message == f"run {RUN} resumed" for e in sim.events)

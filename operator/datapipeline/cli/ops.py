@@ -343,7 +343,7 @@ def add_subparsers(subparsers: Any) -> None:
     add("list", cmd_list, "list pipelines with health, last and next run")
     p = add("runs", cmd_runs, "list the runs of a pipeline, like aws datapipeline list-runs")
     p.add_argument("pipeline")
-    p.add_argument("--status", help="only runs in this phase (Pending, Running, Succeeded, Failed, Cancelled)")
+    p.add_argument("--status", help="only runs in this phase (Pending, Running, Paused, Succeeded, Failed, Cancelled)")
     p.add_argument("-w", "--watch", action="store_true")
     p = add("describe", cmd_describe, "show a run with every activity's state")
     p.add_argument("run")

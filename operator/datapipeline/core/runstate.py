@@ -67,9 +67,10 @@ MAX_ERROR_MESSAGE = 200
 # A Job with activeDeadlineSeconds is stopped by Kubernetes; the operator steps in only after this margin.
 DEADLINE_MARGIN = timedelta(seconds=30)
 MAX_NAME = 63
-# node.* text fields: present for every triggering object, empty when they do not apply.
+# node.* text fields: present for every triggering object, empty when they do not apply (the last four are
+# runtime fields the guide lists that we have no value for; validation lets #{node.hostname} through).
 NODE_TEXT_KEYS = ("errorId", "errorMessage", "errorStackTrace", "cancellationReason", "@failureReason",
-                  "@cascadeFailedOn", "@waitingOn")
+                  "@cascadeFailedOn", "@waitingOn", "hostname", "reportProgressTime", "emrStepLog", "hadoopJobLog")
 
 
 # ---------------------------------------------------------------------------- names
@@ -878,9 +879,9 @@ class _Machine:
         for node in activity.inputs:
             ns = self.state.nodes.get(node)
             if ns is not None and ns.status in (FAILED, CASCADE_FAILED):
-                self.cancel_checks(name, st, f"data node {node} {ns.status}", node)
-                root = ns.cascade_failed_on or node
-                self.dependency_failed(name, activity, st, root, f"data node {node} {ns.status}")
+                why = f"data node {node} {ns.status}" + (f": {ns.error_message}" if ns.error_message else "")
+                self.cancel_checks(name, st, why, node)
+                self.dependency_failed(name, activity, st, ns.cascade_failed_on or node, why)
                 return True
         return False
 
