@@ -148,7 +148,18 @@ def pipeline_spec_schema() -> dict[str, Any]:
     properties: dict[str, Any] = {
         "description": {"type": "string", "description": "What the pipeline is for."},
         "activated": {"type": "boolean", "default": False,
-                      "description": "Whether runs are scheduled (AWS activate/deactivate)."},
+                      "description": "Whether runs are scheduled (AWS activate/deactivate). Deactivating cancels "
+                                     "the active runs unless cancelActiveOnDeactivate is false."},
+        "paused": {"type": "boolean", "default": False,
+                   "description": "Pause: no new runs, and active runs start nothing new (their waiting activities "
+                                  "are PAUSED) until it is false again; running attempts go on."},
+        "activateFrom": {"type": "string", "format": "date-time",
+                         "description": "Run intervals from this time on (AWS activate --start-timestamp): earlier "
+                                        "intervals not yet run are SKIPPED. Not for ondemand pipelines."},
+        "cancelActiveOnDeactivate": {"type": "boolean", "default": True,
+                                     "description": "On deactivation, cancel the active runs (default, like AWS "
+                                                    "deactivate-pipeline) or let them finish (false, like "
+                                                    "--no-cancel-active)."},
         "schedule": schedule,
         "scheduleType": {"type": "string", "enum": ["cron", "timeseries", "ondemand"], "default": "cron",
                          "description": "cron: a run starts at the start of its interval; timeseries: at its end; "
@@ -195,6 +206,13 @@ def pipeline_status_schema() -> dict[str, Any]:
                     "name": {"type": "string", "description": "Name of the PipelineRun."},
                     "status": {"type": "string", "description": "Its phase."}}},
                 "activeRuns": {"type": "integer", "description": "Runs not yet finished."},
+                "state": {"type": "string", "enum": ["PENDING", "SCHEDULED", "PAUSED", "INACTIVE", "FINISHED"],
+                          "description": "The pipeline's status in AWS terms."},
+                "lastDeactivatedTime": {"type": "string", "description": "When the pipeline was last deactivated "
+                                        "(runs created until then are cancelled unless cancelActiveOnDeactivate "
+                                        "is false)."},
+                "skippedUntil": {"type": "string", "description": "Intervals starting before this time were "
+                                 "SKIPPED (activateFrom)."},
                 "health": {"type": "string", "enum": ["HEALTHY", "ERROR"],
                            "description": "ERROR when the last finished run failed (AWS @healthStatus)."},
                 "conditions": _condition_schema()}}
@@ -230,7 +248,8 @@ def pipelinerun_spec_schema() -> dict[str, Any]:
 def pipelinerun_status_schema() -> dict[str, Any]:
     return {"type": "object", "description": "Observed state, written by the operator.",
             "x-kubernetes-preserve-unknown-fields": True, "properties": {
-                "phase": {"type": "string", "enum": ["Pending", "Running", "Succeeded", "Failed", "Cancelled"],
+                "phase": {"type": "string", "enum": ["Pending", "Running", "Paused", "Succeeded", "Failed",
+                                                     "Cancelled"],
                           "description": "Where the run is."},
                 "progress": {"type": "string", "description": "Finished activities out of all, e.g. 2/5."},
                 "startTime": {"type": "string", "description": "When the first activity started."},
@@ -273,6 +292,7 @@ def pipeline_crd() -> dict[str, Any]:
     return _crd("Pipeline", "pipelines", "dpl", pipeline_spec_schema(), pipeline_status_schema(), [
         {"name": "Schedule", "type": "string", "jsonPath": ".status.schedule"},
         {"name": "Activated", "type": "boolean", "jsonPath": ".spec.activated"},
+        {"name": "State", "type": "string", "jsonPath": ".status.state"},
         {"name": "Last Run", "type": "string", "jsonPath": ".status.lastRun.name"},
         {"name": "Next Run", "type": "string", "jsonPath": ".status.nextRunTime"},
         {"name": "Health", "type": "string", "jsonPath": ".status.health"},

@@ -12,7 +12,9 @@ from kdp_harness import Operator, activity_attempts, pipeline_doc, run_doc, shel
 from datapipeline.core.schedule import format_time, run_name
 
 pytestmark = pytest.mark.cluster
-ONDEMAND: dict[str, Any] = {"scheduleType": "ondemand"}
+# Runs are created by hand: an activated on-demand pipeline would start its own run first, and the manual one
+# would wait behind it (maxActiveInstances of Default is 1 for on-demand pipelines).
+ONDEMAND: dict[str, Any] = {"scheduleType": "ondemand", "activated": False}
 
 
 def test_cron_pipeline_produces_exactly_the_expected_runs(operator: Operator) -> None:
@@ -73,8 +75,9 @@ def test_chain_and_diamond(operator: Operator) -> None:
 
 def test_retries_then_cascade(operator: Operator) -> None:
     operator.apply(pipeline_doc("retry", [
-        shell("a", "exit 1", maximumRetries=2, retryDelay="3s", failureAndRerunMode="cascade"),
-        shell("b", dependsOn=["a"]), shell("c", dependsOn=["b"])], **ONDEMAND))
+        shell("a", "exit 1", maximumRetries=2, retryDelay="3s"),
+        shell("b", dependsOn=["a"]), shell("c", dependsOn=["b"])], defaults={"failureAndRerunMode": "cascade"},
+        **ONDEMAND))
     operator.apply(run_doc("retry-1", "retry"))
     run = operator.wait_phase("retry-1", ("Failed",))
     acts = run["status"]["activities"]
@@ -91,7 +94,8 @@ def test_attempt_timeout(operator: Operator) -> None:
     operator.apply(pipeline_doc("slow", [shell("a", "sleep 60", attemptTimeout="5s", maximumRetries=0)], **ONDEMAND))
     operator.apply(run_doc("slow-1", "slow"))
     run = operator.wait_phase("slow-1", ("Failed",), timeout=120)
-    assert run["status"]["activities"]["a"]["status"] == "TIMEDOUT"
+    a = run["status"]["activities"]["a"]
+    assert a["status"] == "FAILED" and a["errorId"] == "AttemptTimeout"  # TIMEDOUT is a resource state
 
 
 def test_report_progress_timeout_stops_a_stalled_attempt(operator: Operator) -> None:
@@ -115,9 +119,11 @@ def test_report_progress_timeout_stops_a_stalled_attempt(operator: Operator) -> 
 
 def test_late_action(operator: Operator) -> None:
     past = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    operator.apply(pipeline_doc("late", [shell("a", lateAfterTimeout="1m", onLateAction=["hook"])],
+    # Lateness never applies to on-demand pipelines: a scheduled one, inactive, run by hand for a past interval.
+    operator.apply(pipeline_doc("late", [shell("a", "sleep 30", lateAfterTimeout="1m", onLateAction=["hook"])],
                                 actions=[{"name": "hook", "type": "Webhook", "url": "http://127.0.0.1:9/x",
-                                          "message": "late #{node.@id}"}], **ONDEMAND))
+                                          "message": "late #{node.@id}"}], activated=False,
+                                schedule={"period": "1 day", "startDateTime": format_time(past)}))
     operator.apply(run_doc("late-1", "late", scheduledStartTime=format_time(past)))
     operator.wait(lambda: [j for j in operator.jobs("late-1")
                            if j["metadata"]["labels"].get("datapipeline.io/kind") == "action"], timeout=60)

@@ -78,7 +78,8 @@ def test_printer_columns() -> None:
         return {c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
 
     assert columns(PIPELINE) == {
-        "Schedule": ".status.schedule", "Activated": ".spec.activated", "Last Run": ".status.lastRun.name",
+        "Schedule": ".status.schedule", "Activated": ".spec.activated", "State": ".status.state",
+        "Last Run": ".status.lastRun.name",
         "Next Run": ".status.nextRunTime", "Health": ".status.health", "Age": ".metadata.creationTimestamp"}
     assert columns(RUN) == {
         "Pipeline": ".spec.pipelineRef.name", "Scheduled Start": ".spec.scheduledStartTime",

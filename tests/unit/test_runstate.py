@@ -19,7 +19,6 @@ from datapipeline.core.runstate import (
     PHASE_RUNNING,
     RUNNING,
     SUCCEEDED,
-    TIMEDOUT,
     WAITING_FOR_RUNNER,
     WAITING_ON_DEPENDENCIES,
     CreateJob,
@@ -154,9 +153,8 @@ def test_diamond() -> None:
 
 
 def test_retries_with_delay_then_cascade() -> None:
-    sim = Sim(pipeline(shell("a", maximumRetries=2, retryDelay="30s", failureAndRerunMode="cascade",
-                             onFail=["alarm"]),
-                       shell("b", "a"), shell("c", "b"),
+    sim = Sim(pipeline(shell("a", maximumRetries=2, retryDelay="30s", onFail=["alarm"]),
+                       shell("b", "a"), shell("c", "b"), defaults={"failureAndRerunMode": "cascade"},
                        actions=[{"name": "alarm", "type": "SnsAlarm", "topicArn": "arn:x", "message": "#{node.errorMessage}"}]))
     sim.step()
     for attempt in (1, 2):
@@ -204,23 +202,6 @@ def test_invalid_task_is_not_retried() -> None:
     assert sim.status("a") == FAILED and sim.state.activities["a"].error_id == "InvalidTask"
 
 
-def test_attempt_timeout_from_job_deadline_and_from_operator() -> None:
-    sim = Sim(pipeline(shell("a", attemptTimeout="10s", maximumRetries=1, retryDelay="1s")))
-    created = sim.step().jobs_to_create
-    assert created[0].deadline == timedelta(seconds=10)
-    sim.step(11)
-    sim.finish(sim.job("a", 1), code=None, reason="DeadlineExceeded")  # type: ignore[arg-type]
-    sim.step(1)
-    st = sim.state.activities["a"]
-    assert st.attempts[0].status == TIMEDOUT and st.error_id == "AttemptTimeout" and st.status == WAITING_FOR_RUNNER
-    sim.step(2)
-    assert sim.job("a", 2) in sim.jobs
-    # The Job ignores its deadline (e.g. stuck): the operator deletes it after the margin.
-    sim.step(45)
-    assert sim.job("a", 2) in sim.deleted
-    assert sim.status("a") == TIMEDOUT and sim.state.phase == PHASE_FAILED
-
-
 def test_job_deleted_by_hand_counts_as_failed_attempt() -> None:
     sim = Sim(pipeline(shell("a", maximumRetries=1, retryDelay="1s")))
     sim.step()
@@ -240,27 +221,6 @@ def test_waiting_for_runner_until_pod_runs() -> None:
     sim.jobs[name] = JobFact(name, "active", started=sim.now, running=True)
     sim.step(1)
     assert sim.status("a") == RUNNING and sim.state.activities["a"].start_time is not None
-
-
-def test_late_action_fires_once_and_terminate_cancels() -> None:
-    d = pipeline(shell("a", lateAfterTimeout="60s", onLateAction=["tell"]),
-                 shell("b", "a", lateAfterTimeout="30s", onLateAction=["stop"]),
-                 actions=[{"name": "tell", "type": "SnsAlarm", "topicArn": "arn:t", "message": "late"},
-                          {"name": "stop", "type": "Terminate"}])
-    sim = Sim(d)
-    name = attempt_job_name(RUN, "a", 1)
-    # a's pod cannot start (no node): it stays waiting for a runner.
-    decision = sim.step()
-    sim.jobs[name] = JobFact(name, "active", running=False)
-    assert decision.wake_at == T0 + timedelta(seconds=30)
-    sim.step(30)
-    assert sim.status("b").startswith("CANCEL")  # Terminate cancelled b
-    assert sim.created_kinds("action") == []
-    sim.step(31)
-    assert sim.created_kinds("action") == [action_job_name(RUN, "a", "late", "tell")]
-    assert any(e.reason == "ActivityLate" for e in sim.events)
-    sim.step(5)
-    assert len(sim.created_kinds("action")) == 1
 
 
 def test_cancel_deletes_running_jobs_and_marks_the_rest() -> None:
@@ -358,35 +318,6 @@ def test_precondition_becomes_true_later() -> None:
     sim.step(1)
     assert sim.job("a", 1) in sim.jobs
     assert sim.state.activities["a"].checks["ready"].status == "MET"
-
-
-def test_precondition_timeout_fails_activity() -> None:
-    d = pipeline(shell("a", onFail=["alarm"]), shell("b", "a"),
-                 dataNodes=[{"name": "in", "type": "S3DataNode", "filePath": "s3://b/k", "precondition": ["exists"]}],
-                 preconditions=[{"name": "exists", "type": "Exists", "retryDelay": "10s",
-                                 "preconditionTimeout": "30s"}],
-                 actions=[{"name": "alarm", "type": "SnsAlarm", "topicArn": "arn:x", "message": "m"}])
-    d2 = parse_pipeline({"scheduleType": "ondemand", "activities": [shell("a", input=["in"], onFail=["alarm"]),
-                                                                    shell("b", "a")],
-                         "dataNodes": [{"name": "in", "type": "S3DataNode", "filePath": "s3://b/k",
-                                        "precondition": ["exists"]}],
-                         "preconditions": [{"name": "exists", "type": "Exists", "retryDelay": "10s",
-                                            "preconditionTimeout": "30s"}],
-                         "actions": [{"name": "alarm", "type": "SnsAlarm", "topicArn": "arn:x", "message": "m"}]})
-    del d
-    sim = Sim(d2)
-    sim.step()
-    check = sim.created[0]
-    assert check.kind == "precondition" and check.guarded_node == "in" and check.object == "exists"
-    for _ in range(3):
-        for name in sim.created_kinds("precondition"):
-            if sim.jobs[name].state == "active":
-                sim.finish(name, code=EXIT_PRECONDITION_NOT_MET)
-        sim.step(11)
-    sim.step(11)
-    a = sim.state.activities["a"]
-    assert a.status == FAILED and a.error_id == "PreconditionFailed"
-    assert sim.created_kinds("action") and sim.state.phase == PHASE_FAILED
 
 
 def test_max_active_instances_capacity() -> None:

@@ -1,8 +1,8 @@
 """Day-2 commands of the ``datapipeline`` CLI: list, runs, describe, run, backfill, cancel, rerun,
-mark-finished, logs, activate, deactivate. ``add_subparsers`` registers them on argparse.
+mark-finished, logs, activate, deactivate, pause, resume. ``add_subparsers`` registers them on argparse.
 
 They only touch the API like kubectl would: runs are created with the same deterministic names the
-operator uses, and requests (cancel, rerun, markFinished, activated) are patches of a spec.
+operator uses, and requests (cancel, rerun, markFinished, activated, paused...) are patches of a spec.
 """
 
 from __future__ import annotations
@@ -237,23 +237,53 @@ def cmd_mark_finished(args: argparse.Namespace) -> int:
     return _patch_run(args, {"spec": {"markFinished": names}}, "mark-finished requested")
 
 
-def _set_activated(args: argparse.Namespace, value: bool) -> int:
-    _kube().patch_spec(_ns(args), "pipelines", args.pipeline, {"spec": {"activated": value}})
-    if not value and getattr(args, "cancel_active", False):
-        for run in _kube().list_runs(_ns(args), args.pipeline):
-            if (run.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Cancelled"):
-                _kube().patch_spec(_ns(args), "pipelineruns", run["metadata"]["name"], {"spec": {"cancel": True}})
-                print(f"pipelinerun/{run['metadata']['name']} cancel requested")
-    print(f"pipeline/{args.pipeline} {'activated' if value else 'deactivated'}")
+def lifecycle_patch(verb: str, start_timestamp: str | None = None, cancel_active: bool = True) -> dict[str, Any]:
+    """The Pipeline spec patch of activate, deactivate, pause and resume (the same fields GitOps writes)."""
+    if verb == "activate":
+        spec: dict[str, Any] = {"activated": True}
+        if start_timestamp:
+            try:
+                spec["activateFrom"] = format_time(parse_time(start_timestamp))
+            except ValueError as error:
+                raise SystemExit(f"--start-timestamp {start_timestamp!r}: not an RFC 3339 time "
+                                 "(YYYY-MM-DDTHH:MM:SSZ)") from error
+        return {"spec": spec}
+    if verb == "deactivate":
+        return {"spec": {"activated": False, "cancelActiveOnDeactivate": cancel_active}}
+    if verb in ("pause", "resume"):
+        return {"spec": {"paused": verb == "pause"}}
+    raise ValueError(verb)
+
+
+LIFECYCLE_DONE = {"activate": "activated", "deactivate": "deactivated", "pause": "paused", "resume": "resumed"}
+
+
+def _lifecycle(args: argparse.Namespace, verb: str) -> int:
+    patch = lifecycle_patch(verb, getattr(args, "start_timestamp", None), getattr(args, "cancel_active", True))
+    _kube().patch_spec(_ns(args), "pipelines", args.pipeline, patch)
+    done = LIFECYCLE_DONE[verb]
+    if verb == "deactivate":
+        done += "; its active runs are cancelled" if args.cancel_active else "; its active runs may finish"
+    if patch["spec"].get("activateFrom"):
+        done += f" from {patch['spec']['activateFrom']} (earlier intervals are SKIPPED)"
+    print(f"pipeline/{args.pipeline} {done}")
     return 0
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    return _set_activated(args, True)
+    return _lifecycle(args, "activate")
 
 
 def cmd_deactivate(args: argparse.Namespace) -> int:
-    return _set_activated(args, False)
+    return _lifecycle(args, "deactivate")
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    return _lifecycle(args, "pause")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return _lifecycle(args, "resume")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -313,7 +343,7 @@ def add_subparsers(subparsers: Any) -> None:
     add("list", cmd_list, "list pipelines with health, last and next run")
     p = add("runs", cmd_runs, "list the runs of a pipeline, like aws datapipeline list-runs")
     p.add_argument("pipeline")
-    p.add_argument("--status", help="only runs in this phase (Pending, Running, Succeeded, Failed, Cancelled)")
+    p.add_argument("--status", help="only runs in this phase (Pending, Running, Paused, Succeeded, Failed, Cancelled)")
     p.add_argument("-w", "--watch", action="store_true")
     p = add("describe", cmd_describe, "show a run with every activity's state")
     p.add_argument("run")
@@ -347,10 +377,18 @@ def add_subparsers(subparsers: Any) -> None:
     p.add_argument("--attempt", type=int)
     p = add("activate", cmd_activate, "activate a pipeline (sets spec.activated)")
     p.add_argument("pipeline")
-    p = add("deactivate", cmd_deactivate, "deactivate a pipeline")
+    p.add_argument("--start-timestamp", help="run intervals from this time on, RFC 3339; earlier ones are "
+                   "SKIPPED (sets spec.activateFrom)")
+    p = add("deactivate", cmd_deactivate, "deactivate a pipeline: no new runs; its active runs are cancelled")
     p.add_argument("pipeline")
-    p.add_argument("--cancel-active", action="store_true", help="also cancel its active runs")
+    p.add_argument("--cancel-active", action=argparse.BooleanOptionalAction, default=True,
+                   help="cancel its active runs (default), or with --no-cancel-active let them finish")
+    p = add("pause", cmd_pause, "pause a pipeline: no new runs, and its active runs start nothing new")
+    p.add_argument("pipeline")
+    p = add("resume", cmd_resume, "resume a paused pipeline")
+    p.add_argument("pipeline")
 
 
 __all__ = ["add_subparsers", "cmd_activate", "cmd_backfill", "cmd_cancel", "cmd_deactivate", "cmd_describe",
-           "cmd_list", "cmd_logs", "cmd_mark_finished", "cmd_rerun", "cmd_run", "cmd_runs", "interval_at", "log_key"]
+           "cmd_list", "cmd_logs", "cmd_mark_finished", "cmd_pause", "cmd_rerun", "cmd_resume", "cmd_run", "cmd_runs",
+           "interval_at", "lifecycle_patch", "log_key"]

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 
 from datapipeline.controller import errors, metrics
+from datapipeline.controller.lifecycle import VIEWS, is_rerun, needs_wake, view_of
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.workers import Workers
 from datapipeline.core.definition import parse_pipeline
@@ -122,13 +123,15 @@ PIPELINES = Workers("pipeline", schedule_pipeline, lambda: SETTINGS.scheduler_in
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def pipeline_event(type: str | None, name: str, namespace: str | None, status: kopf.Status, meta: kopf.Meta,
-                         **_: Any) -> None:
+async def pipeline_event(type: str | None, name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status,
+                         meta: kopf.Meta, **_: Any) -> None:
     """Every Pipeline gets a worker (no finalizer, nothing written but status); a spec change wakes it."""
     namespace = namespace or "default"
     if type == "DELETED":
+        VIEWS.pop((namespace, name), None)
         PIPELINES.wake(namespace, name)  # it finds the Pipeline gone and exits
         return
+    VIEWS[(namespace, name)] = view_of(spec, status)  # what its runs see: paused, deactivated, on-demand limit
     PIPELINES.ensure(namespace, name, wake=meta.get("generation") != status.get("observedGeneration"))
 
 
@@ -152,6 +155,7 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
         _set(patch, status, "observedGeneration", generation)
         _set(patch, status, "health", "ERROR")
         _set(patch, status, "nextRunTime", None)
+        _set(patch, status, "state", pipeline_state(False, False, False, False, False))
         return None
     _set(patch, status, "conditions", _valid_conditions(status, True, "the definition is valid", generation, now))
     _set(patch, status, "observedGeneration", generation)
@@ -162,9 +166,13 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
     metrics.ACTIVE_RUNS.labels(namespace, name).set(len(active))
     _history(namespace, definition, runs, logger)
     _last_run(patch, status, runs)
+    deactivated = deactivation_time(definition.activated, status, now)
+    _set(patch, status, "lastDeactivatedTime", deactivated)
+    publish_view(namespace, name, spec, {**status, "lastDeactivatedTime": deactivated}, runs)
     if not definition.activated:
         _set(patch, status, "nextRunTime", None)
         _set(patch, status, "activationTime", None)
+        _set(patch, status, "state", pipeline_state(True, False, bool(status.get("activatedAt")), False, False))
         metrics.QUEUE_DEPTH.labels(namespace, name).set(0)
         return None
     if not status.get("activatedAt") or not status.get("activationTime"):
@@ -173,6 +181,9 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
         _set(patch, status, "activationTime", status.get("activationTime") or format_time(now))
         return now  # schedule right after the activation is saved
     activated_at = parse_time(str(status["activatedAt"]))
+    if definition.lifecycle.paused:  # nothing new until resumed; missed intervals follow missedRunPolicy then
+        _set(patch, status, "state", pipeline_state(True, True, True, True, False))
+        return None
     if definition.schedule_type == "ondemand" or definition.schedule is None:
         activation = parse_time(str(status["activationTime"]))
         if status.get("lastScheduledTime") != format_time(activation):
@@ -182,12 +193,14 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
                 kopf.info(cast(Any, body), reason="RunCreated", message=f"on-demand run {body_run['metadata']['name']}")
             _set(patch, status, "lastScheduledTime", format_time(activation))
         _set(patch, status, "nextRunTime", None)
+        _set(patch, status, "state", pipeline_state(True, True, True, False, False))
         return None
     start = effective_start(definition.schedule, activated_at)
     assert start is not None
-    cursor = _cursor(status, runs)
+    cursor = skip_cursor(_cursor(status, runs), definition.lifecycle.activate_from)
+    _skipped(body, patch, status, definition.lifecycle.activate_from, cursor, _cursor(status, runs))
     decision = plan(definition.schedule, definition.schedule_type, start=start, cursor=cursor, now=now,
-                    missed_run_policy=definition.missed_run_policy, active_runs=len(active),
+                    missed_run_policy=definition.missed_run_policy, active_runs=len(counted_active(runs)),
                     max_active_runs=definition.max_active_runs, grace=SETTINGS.missed_grace)
     for interval in decision.create:
         body_run = run_manifest(name, namespace, interval.start, interval.end, "Scheduled", owner=body)
@@ -201,13 +214,71 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
         kopf.warn(cast(Any, body), reason="RunsSkipped", message=f"{len(decision.skipped)} missed interval(s) "
                   f"skipped by missedRunPolicy {definition.missed_run_policy}, from "
                   f"{format_time(decision.skipped[0].start)} to {format_time(decision.skipped[-1].start)}")
-    if decision.cursor is not None:
+    if decision.cursor is not None and decision.cursor != cursor:
         _set(patch, status, "lastScheduledTime", format_time(decision.cursor))
+    _set(patch, status, "state", pipeline_state(True, True, True, False, decision.finished and not active))
     _set(patch, status, "nextRunTime", format_time(decision.next_run_time) if decision.next_run_time else None)
     _set(patch, status, "queueDepth", decision.waiting)
     metrics.QUEUE_DEPTH.labels(namespace, name).set(decision.waiting)
     # The next interval's due time; held-back runs wait for a run to finish, which wakes this worker.
     return decision.next_run_time if decision.next_run_time and not decision.waiting else None
+
+
+# ---------------------------------------------------------------------------- lifecycle (pure, but publish_view)
+def pipeline_state(valid: bool, activated: bool, was_activated: bool, paused: bool, finished: bool) -> str:
+    """The pipeline's status in AWS terms ("Interpreting Pipeline Status Codes"), plus PAUSED."""
+    if not valid:
+        return "PENDING"
+    if not activated:
+        return "INACTIVE" if was_activated else "PENDING"
+    if paused:
+        return "PAUSED"
+    return "FINISHED" if finished else "SCHEDULED"
+
+
+def deactivation_time(activated: bool, status: Mapping[str, Any], now: datetime) -> str | None:
+    """status.lastDeactivatedTime after this pass: now when an active pipeline was just deactivated."""
+    if not activated and status.get("activationTime"):
+        return format_time(now)
+    value = status.get("lastDeactivatedTime")
+    return str(value) if value else None
+
+
+def skip_cursor(cursor: datetime | None, activate_from: datetime | None) -> datetime | None:
+    """The cursor planning starts from: intervals starting before activateFrom count as done (SKIPPED)."""
+    if activate_from is None:
+        return cursor
+    floor = activate_from - timedelta(microseconds=1)
+    return floor if cursor is None or cursor < floor else cursor
+
+
+def counted_active(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Runs that count against maxActiveRuns: not finished, and not a rerun."""
+    return [r for r in runs if (r.get("status") or {}).get("phase") not in FINAL_PHASES and not is_rerun(r)]
+
+
+def publish_view(namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
+                 runs: Iterable[Mapping[str, Any]]) -> None:
+    """Tell the runs what the lifecycle asks of them: store the view, wake those not showing it yet."""
+    view = view_of(spec, status)
+    VIEWS[(namespace, name)] = view
+    from datapipeline.controller.runs import RUNS
+
+    for run in runs:
+        if needs_wake(view, run):
+            RUNS.wake(namespace, str(run["metadata"]["name"]))
+
+
+def _skipped(body: Mapping[str, Any], patch: StatusPatch, status: Mapping[str, Any], activate_from: datetime | None,
+             floor: datetime | None, cursor: datetime | None) -> None:
+    """Record (once) that activateFrom skipped the intervals before it."""
+    if activate_from is None or floor == cursor:
+        return
+    until = format_time(activate_from)
+    if status.get("skippedUntil") != until:
+        kopf.info(cast(Any, body), reason="IntervalsSkipped", message=f"intervals starting before {until} are "
+                  "SKIPPED: the pipeline is activated from then (activateFrom)")
+    _set(patch, status, "skippedUntil", until)
 
 
 def parsed(spec: Mapping[str, Any], generation: Any, cache: dict[str, Any]) -> tuple[PipelineDefinition | None, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from datapipeline.controller import errors, metrics
 from datapipeline.controller.facts import job_facts, pod_job_name, running_since
 from datapipeline.controller.frozen import FROZEN_HASH, FROZEN_SPEC, FROZEN_VALUES, freeze, frozen_problem
+from datapipeline.controller.lifecycle import VIEWS, PipelineView, queue_reason, run_lifecycle, view_of
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import merge_patch, step
 from datapipeline.controller.workers import Workers
@@ -40,9 +41,18 @@ from datapipeline.core.runstate import (
 from datapipeline.core.schedule import format_time, interval_at, parse_time
 from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
-from datapipeline.k8s.jobs import GROUP, LABEL_ACTIVITY, LABEL_PIPELINE, LABEL_RUN, VERSION, Owner
+from datapipeline.k8s.jobs import (
+    GROUP,
+    LABEL_ACTIVITY,
+    LABEL_PIPELINE,
+    LABEL_RERUN,
+    LABEL_RUN,
+    VERSION,
+    Owner,
+)
 
 PLURAL = "pipelineruns"
+QUEUE_RECHECK = timedelta(seconds=10)  # a queued on-demand run looks again this often
 
 
 # ---------------------------------------------------------------------------- filters
@@ -121,7 +131,7 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
         values, refused = run_values(definition, spec.get("values"))
         if refused:
             return _refuse(namespace, name, run, "InvalidValues", "; ".join(str(p) for p in refused), now)
-    run_spec = run_spec_of(run, definition)
+    run_spec = _with_lifecycle(namespace, pipeline, run, run_spec_of(run, definition))
     state = RunState.from_dict(status)
     pods = kube.list_pods(namespace, name)
     facts = job_facts(kube.list_jobs(namespace, name), pods)
@@ -152,7 +162,36 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
             from datapipeline.controller.pipelines import PIPELINES
 
             PIPELINES.wake(namespace, pipeline)  # room for the next run (maxActiveRuns), health
-    return run_is_live(spec, new_status, run["metadata"]), result.wake_at
+    wake_at = result.wake_at
+    if run_spec.queued:
+        wake_at = min(wake_at or now + QUEUE_RECHECK, now + QUEUE_RECHECK)
+    return run_is_live(spec, new_status, run["metadata"]), wake_at
+
+
+def _view(namespace: str, pipeline: str) -> PipelineView:
+    """The Pipeline as its runs see it: the newest view known, else read once (after a restart)."""
+    known = VIEWS.get((namespace, pipeline))
+    if known is not None:
+        return known
+    source = kube.get_object(namespace, "pipelines", pipeline) if pipeline else None
+    if source is None:
+        return PipelineView(activated=True)  # gone: nothing to pause or cancel for it
+    view = view_of(source.get("spec") or {}, source.get("status") or {})
+    VIEWS[(namespace, pipeline)] = view
+    return view
+
+
+def _with_lifecycle(namespace: str, pipeline: str, run: Mapping[str, Any], run_spec: RunSpec) -> RunSpec:
+    """Pause, deactivation and the on-demand queue, as the Pipeline asks them of this run."""
+    view = _view(namespace, pipeline)
+    wanted = run_lifecycle(view, run)
+    queued = None
+    phase = (run.get("status") or {}).get("phase")
+    if view.ondemand and phase in (None, "", "Pending"):  # only a run that has not started lists the others
+        queued = queue_reason(view, run, kube.list_runs(namespace, pipeline))
+    if wanted.cancel_reason and not run_spec.cancel:
+        run_spec = replace(run_spec, cancel=True, cancel_reason=wanted.cancel_reason)
+    return replace(run_spec, paused=wanted.paused, queued=queued)
 
 
 def _save(namespace: str, name: str, run: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
@@ -274,8 +313,9 @@ def _capacity(namespace: str, pipeline: str, run: str, definition: PipelineDefin
     busy: dict[str, int] = {}
     for job in jobs.items:
         labels = (job.metadata.labels if job.metadata else None) or {}
-        if labels.get(LABEL_RUN) == run or (job.status and (job.status.succeeded or job.status.failed)):
-            continue
+        if labels.get(LABEL_RUN) == run or labels.get(LABEL_RERUN) or (
+                job.status and (job.status.succeeded or job.status.failed)):
+            continue  # reruns do not count toward the number of active instances
         activity = labels.get(LABEL_ACTIVITY, "")
         busy[activity] = busy.get(activity, 0) + 1
     return {n: int(limit) - busy.get(n, 0) for n, limit in limited.items() if limit}
@@ -302,7 +342,8 @@ def build_status(old: Mapping[str, Any], state: RunState, run: Mapping[str, Any]
                  now: datetime) -> dict[str, Any]:
     data = state.to_dict()
     phase = state.phase
-    failed = [n for n, a in state.activities.items() if a.status in ("FAILED", "TIMEDOUT", "CASCADE_FAILED")]
+    failed = [n for n, a in state.activities.items() if a.status in ("FAILED", "TIMEDOUT", "CASCADE_FAILED")
+              or a.precondition_failed]
     if phase == SUCCEEDED:
         reason, message = "Succeeded", f"all {len(state.activities)} activities finished"
     elif phase == PHASE_FAILED:

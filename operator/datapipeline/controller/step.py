@@ -24,7 +24,7 @@ from datapipeline.core.runstate import (
     reconcile,
 )
 from datapipeline.core.task import EXIT_INVALID_TASK, TaskResult
-from datapipeline.k8s.jobs import Owner, build_job_spec
+from datapipeline.k8s.jobs import LABEL_RERUN, Owner, build_job_spec
 
 
 @dataclass
@@ -69,6 +69,8 @@ def step(definition: PipelineDefinition, spec: RunSpec, state: RunState, jobs: M
                                           task=resolved.task, definition=definition, activity=command.activity,
                                           secrets=resolved.secrets, deadline=command.deadline, environ=environ,
                                           extra_env=dict(resolved.env))
+                if command.rerun:
+                    manifest["metadata"]["labels"][LABEL_RERUN] = "true"
                 result.create.append((command, manifest))
                 facts[command.name] = JobFact(command.name, "active")
         if not broken:

@@ -86,6 +86,11 @@ SECTIONS: tuple[str, ...] = (
 
 ACTIONS = ("actions",)
 
+FAILURE_AND_RERUN_MODE = _f(
+    "failureAndRerunMode", S, "How this object behaves as a consumer when what it depends on fails or is rerun. "
+    "cascade: it becomes CASCADE_FAILED (its onFail runs) when a dependency fails, and a rerun of the dependency "
+    "reruns it if it is CASCADE_FAILED; none (default): it keeps waiting.", enum=("none", "cascade"))
+
 ACTIVITY_COMMON: tuple[FieldSpec, ...] = (
     _f("dependsOn", Kind.REFS, "Activities that must finish before this one starts.", refs=("activities",)),
     _f("input", Kind.REFS, "Input data nodes; their preconditions must hold before this activity runs.",
@@ -97,19 +102,22 @@ ACTIVITY_COMMON: tuple[FieldSpec, ...] = (
        refs=("computeProfiles", "clusterProfiles")),
     _f("workerGroup", S, "Routes the activity to runners of this worker group (a node label "
        "`datapipeline.io/worker-group`); runsOn wins when both are set."),
-    _f("maximumRetries", INT, "How many times a failed attempt is retried (default 2, like AWS)."),
-    _f("retryDelay", D, "Wait between a failed attempt and the next (default 10 minutes)."),
-    _f("attemptTimeout", D, "An attempt running longer than this is stopped and counts as failed."),
-    _f("lateAfterTimeout", D, "Time after the scheduled start by which the activity must have started; "
-       "past it, onLateAction runs."),
+    _f("maximumRetries", INT, "How many times a failed attempt is retried (our default 2; AWS caps it at 5)."),
+    _f("retryDelay", D, "Wait between a failed attempt and the next (our default 10 minutes; AWS's minimum "
+       "is 2 minutes)."),
+    _f("attemptTimeout", D, "An attempt running longer than this is stopped, fails (AttemptTimeout) and is "
+       "retried."),
+    _f("lateAfterTimeout", D, "Time after the run is due (the interval's start; its end for timeseries) by "
+       "which the activity must have completed; past it, onLateAction runs. Not on ondemand pipelines."),
     _f("reportProgressTimeout", D, "An attempt that reports no progress for this long is stalled and retried."),
-    _f("onFail", Kind.REFS, "Actions to run when the activity fails for good.", refs=ACTIONS),
+    _f("onFail", Kind.REFS, "Actions to run when the activity fails for good or is CASCADE_FAILED.",
+       refs=ACTIONS),
     _f("onSuccess", Kind.REFS, "Actions to run when the activity finishes.", refs=ACTIONS),
     _f("onLateAction", Kind.REFS, "Actions to run when the activity is late (see lateAfterTimeout).",
        refs=ACTIONS),
-    _f("failureAndRerunMode", S, "cascade: a failure marks downstream activities CASCADE_FAILED and a rerun "
-       "reruns downstream; none: they stay waiting.", enum=("none", "cascade")),
-    _f("maxActiveInstances", INT, "How many runs may execute this activity at the same time."),
+    FAILURE_AND_RERUN_MODE,
+    _f("maxActiveInstances", INT, "How many runs may execute this activity at the same time (reruns do not "
+       "count); on defaults of an ondemand pipeline: how many runs may be active (default 1)."),
     _f("pipelineLogUri", S, "S3 URI under which each attempt's log is kept after its pod is gone."),
 )
 
@@ -129,8 +137,11 @@ SCRIPT_VARIABLE = _f("scriptVariable", L, "Variables for the script, as NAME=VAL
 DATA_NODE_COMMON: tuple[FieldSpec, ...] = (
     _f("precondition", Kind.REFS, "Preconditions that must hold before the data node is ready.",
        refs=("preconditions",)),
-    _f("onFail", Kind.REFS, "Actions to run when a precondition of the node fails.", refs=ACTIONS),
-    _f("onSuccess", Kind.REFS, "Actions to run when the node becomes ready.", refs=ACTIONS),
+    _f("onFail", Kind.REFS, "Actions to run when a precondition of the node fails (timed out or out of "
+       "retries), or when the node is CASCADE_FAILED.", refs=ACTIONS),
+    _f("onSuccess", Kind.REFS, "Actions to run when the node becomes ready (its preconditions hold).",
+       refs=ACTIONS),
+    FAILURE_AND_RERUN_MODE,
 )
 
 SQL_NODE_FIELDS: tuple[FieldSpec, ...] = (
@@ -156,13 +167,15 @@ DATABASE_COMMON: tuple[FieldSpec, ...] = (
 PRECONDITION_COMMON: tuple[FieldSpec, ...] = (
     _f("preconditionTimeout", D, "Give up (the precondition fails) when it has not held by this long after "
        "the check began."),
-    _f("maximumRetries", INT, "How many times a failed check is retried."),
-    _f("retryDelay", D, "Wait between two checks (default 1 minute)."),
+    _f("maximumRetries", INT, "How many checks may err (fail to run, not merely find the condition false) "
+       "before the precondition fails (our default 2)."),
+    _f("retryDelay", D, "Wait between two checks (our default 1 minute)."),
     _f("attemptTimeout", D, "A check running longer than this is stopped."),
     _f("runsOn", Kind.REF, "Compute profile the check runs on.", refs=("computeProfiles",)),
     _f("workerGroup", S, "Worker group the check runs on."),
     _f("onFail", Kind.REFS, "Actions to run when the precondition fails for good.", refs=ACTIONS),
     _f("onSuccess", Kind.REFS, "Actions to run when the precondition holds.", refs=ACTIONS),
+    FAILURE_AND_RERUN_MODE,
 )
 
 MESSAGE_FIELDS: tuple[FieldSpec, ...] = (
@@ -313,7 +326,8 @@ _TYPES: tuple[TypeSpec, ...] = (
               _f("serviceAccountName", S, "Service account of the pod."),
               _f("envFromSecrets", L, "Names of Secrets whose keys become environment variables."),
               _f("env", Kind.MAP, "Extra environment variables (not for secrets)."),
-              _f("terminateAfter", D, "Hard limit on any attempt run on this profile."),
+              _f("terminateAfter", D, "Hard limit on any attempt run on this profile: past it the resource is "
+                 "TIMEDOUT and the activity FAILED (ResourceTimeout), not retried."),
               _f("instanceType", S, "The AWS instance type it replaces (informational)."))),
     TypeSpec("ClusterProfile", "clusterProfiles",
              "A big-data runtime for Emr/Hive/Pig/Hadoop activities (stands in for EmrCluster).",
@@ -330,7 +344,8 @@ _TYPES: tuple[TypeSpec, ...] = (
               _f("serviceAccountName", S, "Service account of the pods."),
               _f("nodeSelector", Kind.MAP, "Node labels the pods must match."),
               _f("envFromSecrets", L, "Names of Secrets whose keys become environment variables."),
-              _f("terminateAfter", D, "Hard limit on any attempt run on this profile."))),
+              _f("terminateAfter", D, "Hard limit on any attempt run on this profile: past it the resource is "
+                 "TIMEDOUT and the activity FAILED (ResourceTimeout), not retried."))),
     # ---------------------------------------------------------------- actions
     TypeSpec("SnsAlarm", "actions", "Publishes a message to an SNS topic.",
              (_f("topicArn", S, "The topic's ARN.", required=True), *MESSAGE_FIELDS,
@@ -341,7 +356,8 @@ _TYPES: tuple[TypeSpec, ...] = (
              (_f("url", S, "The URL to POST to.", required=True), *MESSAGE_FIELDS,
               _f("headers", Kind.MAP, "Extra HTTP headers (not for secrets)."),
               _f("headersFromSecret", S, "Name of a Secret whose keys become HTTP headers (for tokens)."))),
-    TypeSpec("Terminate", "actions", "Cancels the object that triggered it (used with onLateAction).", ()),
+    TypeSpec("Terminate", "actions", "Cancels the activity that triggered it, waiting or running (used with "
+             "onLateAction).", ()),
 )
 
 TYPES: dict[str, TypeSpec] = {t.name: t for t in _TYPES}

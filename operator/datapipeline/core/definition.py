@@ -42,6 +42,7 @@ from datapipeline.core.model import (
     SCHEDULE_TYPES,
     Activity,
     AwsSettings,
+    Lifecycle,
     Parameter,
     PipelineDefinition,
     PipelineObject,
@@ -81,6 +82,7 @@ SPEC_FIELDS: dict[str, str] = {
     "maxActiveRuns": "int", "successfulRunsHistoryLimit": "int", "failedRunsHistoryLimit": "int",
     "pipelineLogUri": "string", "runnerImage": "string", "aws": "object", "parameters": "list",
     "values": "object", "defaults": "object", "description": "string",
+    "paused": "bool", "activateFrom": "string", "cancelActiveOnDeactivate": "bool",  # the pipeline's lifecycle
     **{s: "list" for s in SECTIONS},
 }
 AWS_FIELDS = ("region", "s3EndpointUrl", "snsEndpointUrl", "dynamodbEndpointUrl", "s3PathStyle",
@@ -199,6 +201,8 @@ class _Parser:
             vars=top_vars,
             activities=activities,
             objects={s: t for s, t in objects.items() if s != "activities"},
+            lifecycle=self._lifecycle(spec, schedule_type),
+            defaults=defaults,
         )
         self._raise_if_any()
         return definition
@@ -256,6 +260,21 @@ class _Parser:
             self.problems.add(f"{path}.{key}", f"must be at least {0 if allow_zero else 1}, not {value}")
             return default
         return int(value)
+
+    def _lifecycle(self, spec: Mapping[str, Any], schedule_type: str) -> Lifecycle:
+        """paused, activateFrom and cancelActiveOnDeactivate (AWS activate --start-timestamp, deactivate)."""
+        start = None
+        if spec.get("activateFrom") is not None:
+            where = f"{self.path}.activateFrom"
+            try:
+                start = parse_instant(spec["activateFrom"])
+            except ValueError:
+                self.problems.add(where, f"{_show(spec['activateFrom'])} is not an ISO 8601 date-time")
+            if schedule_type == "ondemand":
+                self.problems.add(where, "an ondemand pipeline has no intervals to skip; remove activateFrom")
+        return Lifecycle(paused=bool(self._typed(spec, "paused", bool, False, self.path)), activate_from=start,
+                         cancel_active_on_deactivate=bool(self._typed(spec, "cancelActiveOnDeactivate", bool, True,
+                                                                      self.path)))
 
     # ------------------------------------------------------------------ schedule
     def _schedule(self, raw: Any, path: str, schedule_type: str, misspelt: bool = False) -> Schedule | None:

@@ -15,10 +15,14 @@ from typing import Any
 
 from datapipeline.core.durations import Period
 
-# AWS defaults for activities (Developer Guide, "Activities" common fields).
+# Our defaults (the Developer Guide states none; it caps retries at 5 per task and their delay at 2 minutes
+# minimum, "AWS Data Pipeline Limits"). See README "Retries" and docs/run-semantics.md.
 DEFAULT_MAXIMUM_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(minutes=10)
+DEFAULT_PRECONDITION_MAXIMUM_RETRIES = 2
 DEFAULT_PRECONDITION_RETRY_DELAY = timedelta(minutes=1)
+# Concurrent runs of an on-demand pipeline unless defaults.maxActiveInstances says otherwise (the guide's default).
+DEFAULT_ONDEMAND_MAX_ACTIVE = 1
 
 SCHEDULE_TYPES = ("cron", "timeseries", "ondemand")
 MISSED_RUN_POLICIES = ("RunAll", "RunLatest", "Skip")
@@ -105,6 +109,15 @@ class Activity(PipelineObject):
 
 
 @dataclass(frozen=True)
+class Lifecycle:
+    """What the spec asks of the pipeline as a whole, besides its schedule (AWS activate/deactivate, PAUSE)."""
+
+    paused: bool = False  # no new runs; active runs start nothing new until resumed
+    activate_from: datetime | None = None  # AWS activate --start-timestamp: earlier intervals are SKIPPED
+    cancel_active_on_deactivate: bool = True  # AWS deactivate-pipeline (false: --no-cancel-active)
+
+
+@dataclass(frozen=True)
 class AwsSettings:
     """Where the S3-compatible store, SNS and DynamoDB are, and which Secret holds the keys."""
 
@@ -133,6 +146,13 @@ class PipelineDefinition:
     vars: Mapping[str, str]
     activities: Mapping[str, Activity]
     objects: Mapping[str, Mapping[str, PipelineObject]]  # section -> name -> object (all but activities)
+    lifecycle: Lifecycle = Lifecycle()
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # spec.defaults (the AWS Default object)
+
+    @property
+    def ondemand_max_active(self) -> int:
+        """How many runs of an on-demand pipeline may be active at once (Default's maxActiveInstances)."""
+        return int(self.defaults.get("maxActiveInstances") or DEFAULT_ONDEMAND_MAX_ACTIVE)
 
     def object(self, section: str, name: str) -> PipelineObject:
         if section == "activities":

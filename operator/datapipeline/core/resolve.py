@@ -335,7 +335,16 @@ class Resolver:
                 runtime[key] = value
         for key in NODE_TEXT_FIELDS:  # set only when something went wrong; empty otherwise, never unknown
             runtime.setdefault(key, "")
-        return ObjectScope(self.d, self.d.activities[activity], self.run, self.params, runtime)
+        return ObjectScope(self.d, self.node_object(activity, node), self.run, self.params, runtime)
+
+    def node_object(self, activity: str, node: Mapping[str, Any]) -> PipelineObject:
+        """The object that triggered: the activity, or the data node or precondition named by node's @id and type."""
+        spec = TYPES.get(str(node.get("type") or ""))
+        if spec is not None and spec.section != "activities":
+            found = self.d.objects.get(spec.section, {}).get(str(node.get("@id")))
+            if found is not None:
+                return found
+        return self.d.activities[activity]
 
     def fields(self, obj: PipelineObject, scope: ObjectScope) -> dict[str, Any]:
         """The object's fields as JSON: strings rendered, durations in seconds, references by name."""

@@ -34,6 +34,7 @@ LABEL_ACTIVITY = f"{GROUP}/activity"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_KIND = f"{GROUP}/kind"
 LABEL_OBJECT = f"{GROUP}/object"
+LABEL_RERUN = f"{GROUP}/rerun"  # an attempt of a rerun: maxActiveInstances does not count it
 ANNOTATION_OBJECT = f"{GROUP}/object"
 ANNOTATION_ACTIVITY = f"{GROUP}/activity"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kube-datapipeline"}
