@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fixtures.cluster import KubeCluster
 
@@ -31,13 +33,10 @@ def granted(kube_cluster: KubeCluster, namespace: str, account: str) -> dict[str
                                f"--as=system:serviceaccount:{namespace}:{account}").stdout
     rights: dict[str, set[str]] = {}
     for line in out.splitlines()[1:]:
-        columns = line.split()
-        if not columns or columns[0].startswith("[") or not columns[-1].startswith("["):
-            continue  # non-resource URLs
-        resource, verbs = columns[0], columns[-1].strip("[]").split()
-        if resource in BUILT_IN:
-            continue
-        rights.setdefault(resource, set()).update(verbs)
+        row = re.fullmatch(r"(\S+)\s+\[(.*?)\]\s+\[(.*?)\]\s+\[(.*)\]\s*", line)
+        if row is None or row.group(1) in BUILT_IN:
+            continue  # non-resource URLs (no resource column) and the API server's own defaults
+        rights.setdefault(row.group(1), set()).update(row.group(4).split())
     return rights
 
 
