@@ -15,10 +15,7 @@ from datapipeline.controller.settings import SETTINGS
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Progress and diff-base in annotations: nothing in status that the CRD schema does not know.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="datapipeline.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="datapipeline.io",
-                                                                           key="last-handled-configuration")
+    # Every handler is an event watcher or a webhook: kopf stores no progress or diff-base on our objects.
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
