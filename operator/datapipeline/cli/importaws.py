@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import yaml
 
 from datapipeline.awsimport.convert import ImportError_, convert
+from datapipeline.core.loader import LoadError, load_json
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -21,12 +21,9 @@ def _read_json(path: Path, what: str) -> Any:
     except UnicodeDecodeError as error:
         raise ImportError_(f"{path}: {what} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ImportError_(f"{path}: {what} is not valid JSON: line {error.lineno}, column {error.colno}: "
-                           f"{error.msg}") from None
-    except RecursionError:
-        raise ImportError_(f"{path}: {what} is nested too deeply to read") from None
+        return load_json(text)
+    except LoadError as error:
+        raise ImportError_(f"{path}: {what}: {error}") from None
 
 
 def run(args: argparse.Namespace) -> int:
