@@ -156,8 +156,9 @@ BoundedLoader.yaml_implicit_resolvers = {
 def load_yaml_documents(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Any]:
     """Every document of a YAML stream; LoadError naming the line and column of a syntax error or limit."""
     check_size(text, "the file", limits)
-    loader = BoundedLoader(text, limits)
+    loader: BoundedLoader | None = None
     try:
+        loader = BoundedLoader(text, limits)  # the reader refuses unprintable characters right away
         documents = []
         while loader.check_data():  # type: ignore[no-untyped-call]
             documents.append(loader.get_data())
@@ -170,9 +171,14 @@ def load_yaml_documents(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Any]
     except RecursionError:
         raise LoadError(f"nested too deeply: more than {limits.max_depth} levels") from None
     except (yaml.YAMLError, ValueError, TypeError) as error:
-        raise LoadError(f"not valid YAML: {error}") from None
+        raise LoadError(f"not valid YAML: {_one_line(error)}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
 
 
 def load_yaml(text: str, limits: Limits = DEFAULT_LIMITS) -> Any:
