@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import yaml
+
 from datapipeline.core.problems import DefinitionError
 
 
@@ -37,13 +39,15 @@ def _kubernetes_failure(error: BaseException) -> str | None:
     except ImportError:  # pragma: no cover - the CLI's dependencies include both
         return None
     if isinstance(error, ConfigException):
-        return (f"no Kubernetes cluster to talk to: {error}. Point KUBECONFIG at a kubeconfig with a current "
-                "context (as kubectl uses), or run inside a cluster")
+        return (f"no Kubernetes cluster to talk to: {str(error).rstrip('.')}. Point KUBECONFIG at a kubeconfig "
+                "with a current context (as kubectl uses), or run inside a cluster")
     if isinstance(error, ApiException):
         return f"the Kubernetes API server refused the request: {error.status} {error.reason}{_api_detail(error)}"
     if isinstance(error, HTTPError):
         reason = getattr(error, "reason", None) or error
         return f"cannot reach the Kubernetes API server: {reason}"
+    if isinstance(error, yaml.YAMLError):  # every file the commands read goes through the loader: this is kubeconfig
+        return f"the kubeconfig is not valid YAML: {' '.join(str(error).split())}"
     return None
 
 

@@ -165,11 +165,12 @@ def _pipeline(namespace: str, name: str) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from datapipeline.controller.pipelines import run_manifest
 
+    at = _time_option(args.at, "--at") if args.at else datetime.now(UTC).replace(microsecond=0)
+    values = _parse_params(args.param)
     namespace = _ns(args)
     _pipeline(namespace, args.pipeline)
-    at = _time_option(args.at, "--at") if args.at else datetime.now(UTC).replace(microsecond=0)
     name = args.name or run_name(args.pipeline, at, "manual")
-    body = run_manifest(args.pipeline, namespace, at, None, "Manual", name=name, values=_parse_params(args.param))
+    body = run_manifest(args.pipeline, namespace, at, None, "Manual", name=name, values=values)
     if not _kube().create_object(namespace, "pipelineruns", body):
         raise SystemExit(f"error: PipelineRun {name} already exists")
     print(f"pipelinerun/{name} created")
@@ -183,9 +184,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from datapipeline.controller.pipelines import run_manifest
     from datapipeline.core.definition import parse_pipeline
 
+    range_from, range_to = _time_option(args.from_, "--from"), _time_option(args.to, "--to")
+    values = _parse_params(args.param)
     namespace = _ns(args)
     pipeline = _pipeline(namespace, args.pipeline)
-    range_from, range_to = _time_option(args.from_, "--from"), _time_option(args.to, "--to")
     definition = parse_pipeline(pipeline.get("spec") or {}, limits=cli_limits())
     if definition.schedule is None:
         raise SystemExit("error: an ondemand pipeline has no intervals to backfill; use `datapipeline run`")
@@ -197,8 +199,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     except ScheduleError as error:
         raise SystemExit(f"error: {error}") from error
     for interval in intervals:
-        body = run_manifest(args.pipeline, namespace, interval.start, interval.end, "Backfill",
-                            values=_parse_params(args.param))
+        body = run_manifest(args.pipeline, namespace, interval.start, interval.end, "Backfill", values=values)
         if args.dry_run:
             print(f"would create {body['metadata']['name']} for {format_time(interval.start)}")
             continue

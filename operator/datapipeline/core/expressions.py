@@ -947,9 +947,19 @@ class Template:
         return frozenset(node.name for node in self._nodes() if isinstance(node, _Call))
 
 
-@lru_cache(maxsize=2048)
 def parse_template(text: str) -> Template:
-    """Parse a field value; raises ExpressionError for bad syntax, unknown functions or wrong arity."""
+    """Parse a field value; raises ExpressionError for bad syntax, unknown functions or wrong arity.
+
+    Templates are cached, but only short ones: 2,048 cached 64 KiB scripts would hold a quarter of a gigabyte.
+    """
+    return _cached_template(text) if len(text) <= _CACHED_LENGTH else Template(text)
+
+
+_CACHED_LENGTH = 4_096
+
+
+@lru_cache(maxsize=2048)
+def _cached_template(text: str) -> Template:
     return Template(text)
 
 

@@ -92,8 +92,9 @@ class LimitError(ValueError):
 
 # ---------------------------------------------------------------------------- numbers and text
 def too_many_digits(digits: str, limits: Limits = DEFAULT_LIMITS) -> str | None:
-    """A problem when a number written with ``digits`` (sign, '_' and ',' aside) is too long, else None."""
-    count = sum(c.isdigit() for c in digits)
+    """A problem when a number written as ``digits`` is too long, else None (letters count: hexadecimal
+    digits, an exponent's "e"; signs, points and separators do not)."""
+    count = sum(c.isalnum() for c in digits)
     if count > limits.max_number_digits:
         return f"a number of {count} digits is too large; at most {limits.max_number_digits} digits"
     return None
