@@ -148,7 +148,7 @@ def test_a_shared_value_counts_every_time_it_is_reached() -> None:
 def test_long_values_are_clipped_in_messages() -> None:
     (message,) = problems(spec(scheduleType="x" * 1000))
     assert len(message) < 250 and "... (1000 characters)" in message
-    with pytest.raises(DefinitionError, match="^metadata.name: a number of too many digits must be a DNS label"):
+    with pytest.raises(DefinitionError, match=r"^metadata\.name: a number of too many digits must be a DNS label"):
         parse_manifest({"apiVersion": "datapipeline.io/v1alpha1", "kind": "Pipeline", "metadata": {"name": 10**5000},
                         "spec": spec()})
 
