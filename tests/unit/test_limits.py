@@ -290,11 +290,29 @@ def test_evaluation_results_are_bounded() -> None:
             MappingScope({"@scheduledStartTime": START, "digits": "7" * 5000}))
 
 
-def test_variables_that_double_each_other_fail_fast_naming_the_field() -> None:
-    doubling = {f"myV{i}": f"#{{myV{i + 1}}}#{{myV{i + 1}}}" for i in range(15)} | {"myV15": "x" * 100}
+def test_variables_that_double_each_other_are_refused_before_any_run() -> None:
+    doubling = {f"myV{i}": f"#{{myV{i + 1}}}#{{myV{i + 1}}}" for i in range(40)} | {"myV40": "x"}
+    started = time.perf_counter()
+    assert problems(command("#{myV0}", **doubling)) == [
+        "spec.activities[0].vars.myV19: would be longer than 1,048,576 characters once evaluated: it repeats fields "
+        "or variables that repeat others"]
+    fan = {f"myD{i}": f"#{{myD{i + 1}}}" * 50 for i in range(3)} | {"myD3": "x" * 1000}
+    assert problems(spec(defaults={"vars": fan})) == [
+        "spec.defaults.vars.myD1: would be longer than 1,048,576 characters once evaluated: it repeats fields or "
+        "variables that repeat others"]
+    assert time.perf_counter() - started < 0.5
+    script = {"name": "b", "type": "ShellCommandActivity", "command": "x" * 60_000 + "#{myX}" * 10,
+              "vars": {"myX": "y" * 60_000}}
+    assert problems(spec(activities=[script])) == []  # 660,000 characters: long, but within the limit
+
+
+def test_text_that_grows_through_references_fails_fast_naming_the_field() -> None:
+    value = spec(dataNodes=[{"name": "n0", "type": "S3DataNode", "directoryPath": "#{myY}", "vars": {"myY": "y" * 60_000}}],
+                 activities=[{"name": "a", "type": "ShellCommandActivity", "output": ["n0"],
+                              "command": "#{output.directoryPath}" * 20}])
     started = time.perf_counter()
     with pytest.raises(ResolveError) as error:
-        resolve(command("#{myV0}", **doubling))
+        resolve(value)
     assert time.perf_counter() - started < 1
     assert str(error.value).startswith("spec.activities[0].command: the text is longer than 1,048,576 characters")
 

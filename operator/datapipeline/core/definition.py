@@ -31,6 +31,7 @@ from datapipeline.core.limits import (
     DEFAULT_LIMITS,
     Limits,
     clip,
+    expansion_problems,
     int_too_large,
     schedule_problems,
     spec_problems,
@@ -94,7 +95,11 @@ def parse_pipeline(spec: Mapping[str, Any], path: str = "spec", limits: Limits =
     bounds = spec_problems(spec, path, limits)
     if bounds:
         raise DefinitionError(bounds)
-    return _Parser(path, limits).parse(spec)
+    definition = _Parser(path, limits).parse(spec)
+    expanding = expansion_problems(definition, path, limits)
+    if expanding:
+        raise DefinitionError(expanding)
+    return definition
 
 
 def parse_manifest(doc: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> PipelineDefinition:

@@ -942,6 +942,14 @@ class Template:
         """Every reference read, as written: ``myBucket``, ``node.@scheduledStartTime``."""
         return frozenset(node.name for node in self._nodes() if isinstance(node, _Ref))
 
+    def literal_length(self) -> int:
+        """Characters of literal text (the rest of the source is expressions)."""
+        return sum(len(part) for part in self._parts if isinstance(part, str))
+
+    def reference_uses(self) -> tuple[str, ...]:
+        """Every reference read, once per place it is read (``#{a}#{a}`` reads ``a`` twice)."""
+        return tuple(node.name for node in self._nodes() if isinstance(node, _Ref))
+
     def functions(self) -> frozenset[str]:
         """Every function called."""
         return frozenset(node.name for node in self._nodes() if isinstance(node, _Call))

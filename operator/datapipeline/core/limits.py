@@ -23,7 +23,7 @@ from croniter import croniter
 
 from datapipeline.core.catalog import SECTIONS
 from datapipeline.core.durations import DurationError, Period, format_duration, parse_duration
-from datapipeline.core.model import Schedule
+from datapipeline.core.model import PipelineDefinition, PipelineObject, Schedule
 from datapipeline.core.problems import Problem
 
 
@@ -262,3 +262,82 @@ def _values(field: list[Any], size: int) -> list[int]:
 def _words(delta: timedelta) -> str:
     text = format_duration(delta)
     return {"1m": "1 minute", "1s": "1 second", "1h": "1 hour", "1d": "1 day"}.get(text, text)
+
+
+# ---------------------------------------------------------------------------------------------- expansion
+def expansion_problems(definition: PipelineDefinition, path: str = "spec",
+                       limits: Limits = DEFAULT_LIMITS) -> list[Problem]:
+    """Variables and fields whose text would grow past ``max_value_length`` once evaluated (``myA`` reading
+    ``myB`` twice, ``myB`` reading ``myC`` twice, ...), found before any run: an upper bound of each one's
+    length, from its own text and what it reads in its object. The first one past the limit is reported."""
+    problems: dict[str, Problem] = {}
+    tables = [definition.activities, *definition.objects.values()]
+    for obj in (o for table in tables for o in table.values()):
+        sizes = _Expansion(definition, obj)
+        for name, text in [*obj.vars.items(), *((k, v) for k, v in obj.fields.items() if isinstance(v, str))]:
+            if sizes.of(name, text) > limits.max_value_length and not sizes.reads_too_much(text, limits):
+                where = (f"{path}.defaults.vars.{name}" if name in obj.vars and definition.vars.get(name) == text
+                         else f"{obj.path}.vars.{name}" if name in obj.vars else f"{obj.path}.{name}")
+                problems[where] = Problem(where, f"would be longer than {limits.max_value_length:,} characters once "
+                                                 "evaluated: it repeats fields or variables that repeat others")
+    return list(problems.values())
+
+
+class _Expansion:
+    """Upper bounds of evaluated lengths in one object's scope (the lookup order of core.resolve)."""
+
+    READ = 64  # a runtime field, a number, or a field of another object: short
+
+    def __init__(self, definition: PipelineDefinition, obj: PipelineObject) -> None:
+        self.d, self.obj = definition, obj
+        self.known: dict[str, int] = {}
+
+    def of(self, name: str, text: str) -> int:
+        if name not in self.known:
+            self.known[name] = 0  # a cycle reads nothing more (resolving it fails anyway)
+            self.known[name] = self._text(text)
+        return self.known[name]
+
+    def _text(self, text: str) -> int:
+        literal, uses, calls = _reading(text)
+        # Literal text once, and what it reads; expressions that call functions (format() writes "MMMM" as
+        # "September") or compute from literals add up to three times their own source.
+        extra = 3 * (len(text) - literal) if calls or not uses else 0
+        return literal + extra + sum(self._reference(name) for name in uses)
+
+    def _reference(self, name: str) -> int:
+        name = name.lstrip("*")
+        if name in self.obj.vars:
+            return self.of(name, self.obj.vars[name])
+        if isinstance(self.obj.fields.get(name), str):
+            return self.of(name, self.obj.fields[name])
+        if name in self.d.parameters:
+            return _parameter_length(self.d, name)
+        if name in self.d.vars:
+            return self.of(name, self.d.vars[name])
+        return self.READ
+
+    def reads_too_much(self, text: str, limits: Limits) -> bool:
+        """True when something ``text`` reads is already too long (then that one is the one to report)."""
+        return any(self._reference(name) > limits.max_value_length for name in _reading(text)[1])
+
+
+def _reading(text: str) -> tuple[int, tuple[str, ...], bool]:
+    """A field's literal length, every reference it reads, and whether it calls functions."""
+    from datapipeline.core.expressions import (  # expressions imports the limits
+        ExpressionError,
+        parse_template,
+    )
+
+    try:
+        template = parse_template(text)
+    except ExpressionError:
+        return len(text), (), False
+    return template.literal_length(), template.reference_uses(), bool(template.functions())
+
+
+def _parameter_length(definition: PipelineDefinition, name: str) -> int:
+    parameter = definition.parameters[name]
+    value = definition.values.get(name, parameter.default)
+    items = value if isinstance(value, list) else [value or ""]
+    return sum(len(item) + 1 for item in items) + _Expansion.READ
