@@ -12,7 +12,8 @@ that nest or double, alias bombs, schedules at the edges of time). The propertie
   first interval resolves (or fails with a ResolveError naming the field).
 
 The budget is fixed and derandomized, so the run is deterministic and takes well under a minute;
-``KDP_FUZZ_EXAMPLES=2000`` explores more.
+``KDP_FUZZ_EXAMPLES=2000`` explores more, with random
+examples, reporting failures unshrunk.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ SECONDS, MEGABYTES = 2.0, 200
 
 def budget(examples: int) -> Any:
     explore = {"phases": [Phase.explicit, Phase.generate]} if EXAMPLES else {}  # report, do not shrink
-    return settings(max_examples=EXAMPLES or examples, deadline=None, derandomize=True, database=None,
+    return settings(max_examples=EXAMPLES or examples, deadline=None, derandomize=not EXAMPLES, database=None,
                     suppress_health_check=list(HealthCheck), **explore)
 
 
@@ -187,7 +188,7 @@ def schedules(draw: st.DrawFn) -> dict[str, Any]:
     else:
         schedule["startAt"] = "FIRST_ACTIVATION_DATE_TIME"
     if draw(st.booleans()):
-        schedule["occurrences"] = draw(st.sampled_from([1, 3, 100_000, 100_001, 10**12, 0, -1, "2"]))
+        schedule["occurrences"] = draw(st.sampled_from([1, 3, 10_000, 10_001, 10**12, 0, -1, "2"]))
     elif draw(st.booleans()):
         schedule["endDateTime"] = draw(st.sampled_from(["2026-01-02T00:00:00Z", "8999-12-31T00:00:00Z"]))
     schedule["timeZone"] = draw(st.sampled_from(["UTC", "Europe/Berlin", "America/St_Johns", "Nowhere/X",

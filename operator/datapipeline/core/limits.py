@@ -57,8 +57,8 @@ class Limits:
     """Field and variable evaluations to resolve one task (stops exponential fan-out through references)."""
     min_schedule_period: timedelta = timedelta(minutes=1)
     """Shortest schedule period, or gap between two cron fire times; configurable by the operator admin."""
-    max_occurrences: int = 100_000
-    """Largest ``schedule.occurrences``."""
+    max_occurrences: int = 10_000
+    """Largest ``schedule.occurrences`` (a cron schedule counts its fire times: 10,000 take about 0.5 s, once)."""
     max_intervals_per_pass: int = 1_000
     """Intervals one scheduling pass looks at; a longer backlog is worked through over several passes."""
     earliest_date: datetime = datetime(1970, 1, 1, tzinfo=UTC)
