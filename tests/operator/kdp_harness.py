@@ -44,7 +44,9 @@ class Operator:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "DATAPIPELINE_NAMESPACES": self.namespace,
                "DATAPIPELINE_SCHEDULER_INTERVAL": "1", "DATAPIPELINE_RESYNC_INTERVAL": "300",
                "DATAPIPELINE_MISSED_GRACE_SECONDS": "5", "DATAPIPELINE_METRICS_PORT": "0",
-               "DATAPIPELINE_LIVENESS_PORT": "0", "PYTHONPATH": str(ROOT / "operator")}
+               "DATAPIPELINE_LIVENESS_PORT": "0", "PYTHONPATH": str(ROOT / "operator"),
+               # The scenarios use 5- and 10-second schedules (the default minimum period is 1 minute).
+               "DATAPIPELINE_MIN_SCHEDULE_PERIOD": "1s"}
         out = self.log.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "datapipeline.controller.main"], env=env, stdout=out,
                                      stderr=subprocess.STDOUT)

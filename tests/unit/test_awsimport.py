@@ -306,7 +306,8 @@ def test_invalid_json_names_line_and_column(capsys: pytest.CaptureFixture[str], 
     broken = text.replace('"type": "Schedule",', '"type": "Schedule"', 1)  # a missing comma
     err = error_of(broken, capsys, tmp_path)
     line = broken[:broken.index('"type": "Schedule"')].count("\n") + 2
-    assert f"is not valid JSON: line {line}, column 7: a comma is missing between two items (expected ',').\n" in err
+    assert f"the definition: not valid JSON: line {line}, column 7: a comma is missing between two items " \
+           "(expected ',').\n" in err
 
 
 @pytest.mark.parametrize(("change", "expected"), [

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from datapipeline.cli.templates import apply_settings, template_text
+from datapipeline.core.loader import load_yaml
 
 RELEASE = "datapipeline"
 SYSTEM_NAMESPACE = "datapipeline-system"
@@ -59,7 +58,7 @@ def install_chart(args: argparse.Namespace) -> None:
     if crds_managed_elsewhere():
         _step("the CRDs were installed without Helm: applying crds/ and leaving them out of the release")
         for path in sorted((args.chart.parent.parent / "crds").glob("*.yaml")):
-            api.apply_crd(yaml.safe_load(path.read_text()))
+            api.apply_crd(load_yaml(path.read_text()))
         command += ["--set", "crds.install=false"]
     _step("helm " + " ".join(command[1:]))
     subprocess.run(command, check=True)
@@ -68,7 +67,7 @@ def install_chart(args: argparse.Namespace) -> None:
 def apply_pipeline(namespace: str) -> None:
     from datapipeline.k8s import api
 
-    doc: dict[str, Any] = yaml.safe_load(template_text("getting-started-shell"))
+    doc: dict[str, Any] = load_yaml(template_text("getting-started-shell"))
     apply_settings(doc, [f"name={PIPELINE}", f"namespace={namespace}", "myGreeting=hello from the demo"])
     _step(f"kubectl apply Pipeline/{PIPELINE} in namespace {namespace} (template getting-started-shell)")
     api.apply_object(namespace, "pipelines", doc)

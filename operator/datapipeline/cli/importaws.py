@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import yaml
 
 from datapipeline.awsimport import forms
 from datapipeline.awsimport.convert import ImportError_, convert
+from datapipeline.core.loader import LoadError, load_json
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -22,12 +22,9 @@ def _read_json(path: Path, what: str) -> Any:
     except UnicodeDecodeError as error:
         raise ImportError_(f"{path}: {what} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ImportError_(f"{path}: {what} is not valid JSON: line {error.lineno}, column {error.colno}: "
-                           f"{_json_problem(error.msg)}.") from None
-    except RecursionError:
-        raise ImportError_(f"{path}: {what} is nested too deeply to read") from None
+        return load_json(text)
+    except LoadError as error:
+        raise ImportError_(f"{path}: {what}: {error}") from None
 
 
 def _values(args: argparse.Namespace) -> dict[str, Any]:
@@ -63,23 +60,6 @@ def _parameters(args: argparse.Namespace) -> list[Any] | None:
 
 
 # json's messages, as sentences that say what to fix.
-JSON_PROBLEMS = {
-    "Expecting ',' delimiter": "a comma is missing between two items (expected ',')",
-    "Expecting ':' delimiter": "a colon is missing after a key (expected ':')",
-    "Expecting property name enclosed in double quotes": "a key must be a string in double quotes; a comma "
-                                                         "before a closing brace is not allowed either",
-    "Expecting value": "a value is missing here (after a trailing comma, or where a quote is not a double quote)",
-    "Invalid control character at": "a string holds a raw tab or line break; write it as \\t or \\n",
-    "Unterminated string starting at": "a string starts here and is never closed with a double quote",
-    "Extra data": "the JSON document ended before this point; remove what follows, or wrap both in a list",
-    "Invalid \\escape": "a backslash starts an escape JSON does not know; write a backslash as \\\\",
-}
-
-
-def _json_problem(message: str) -> str:
-    return JSON_PROBLEMS.get(message, message[:1].lower() + message[1:])
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         definition = _read_json(args.file, "the definition")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from datapipeline import __version__
+from datapipeline.cli.errors import explain
 
 # Subcommand modules, each with add_parser(subparsers) or add_subparsers(subparsers).
 COMMAND_MODULES = (
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # every failure is one message naming the field or the cause
+        for line in explain(error):
+            print(f"error: {line}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -57,12 +57,21 @@ def _age(stamp: str | None) -> str:
     return f"{max(seconds, 0)}s"
 
 
+def _time_option(value: str, option: str) -> datetime:
+    """An RFC 3339 option value (--at, --from, --to); a clear message naming the option otherwise."""
+    try:
+        return parse_time(value)
+    except (ValueError, OverflowError):
+        raise SystemExit(f'error: {option}: "{value[:60]}" is not a date-time; write it like '
+                         "2026-01-31T00:00:00Z") from None
+
+
 def _parse_params(items: list[str] | None) -> dict[str, str]:
     out = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--param {item!r}: write it as NAME=VALUE")
+            raise SystemExit(f"error: --param {item!r}: write it as NAME=VALUE")
         out[key] = value
     return out
 
@@ -140,7 +149,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def describe_run(namespace: str, name: str) -> tuple[str, bool]:
     run = _kube().get_object(namespace, "pipelineruns", name)
     if run is None:
-        raise SystemExit(f"no PipelineRun {name} in {namespace}")
+        raise SystemExit(f"error: no PipelineRun {name} in {namespace}")
     spec, st = run.get("spec") or {}, run.get("status") or {}
     lines = [f"Run:        {name}", f"Pipeline:   {(spec.get('pipelineRef') or {}).get('name')}",
              f"Scheduled:  {spec.get('scheduledStartTime', '-')} .. {spec.get('scheduledEndTime', '-')}",
@@ -158,7 +167,10 @@ def describe_run(namespace: str, name: str) -> tuple[str, bool]:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     if args.output == "json":
-        print(json.dumps(_kube().get_object(_ns(args), "pipelineruns", args.run), indent=2))
+        run = _kube().get_object(_ns(args), "pipelineruns", args.run)
+        if run is None:
+            raise SystemExit(f"error: no PipelineRun {args.run} in {_ns(args)}")
+        print(json.dumps(run, indent=2))
         return 0
     return _watch(args, lambda: describe_run(_ns(args), args.run)[0], lambda: describe_run(_ns(args), args.run)[1])
 
@@ -166,21 +178,22 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def _pipeline(namespace: str, name: str) -> dict[str, Any]:
     pipeline = _kube().get_object(namespace, "pipelines", name)
     if pipeline is None:
-        raise SystemExit(f"no Pipeline {name} in {namespace}")
+        raise SystemExit(f"error: no Pipeline {name} in {namespace}")
     return dict(pipeline)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from datapipeline.controller.pipelines import run_manifest
 
+    at = _time_option(args.at, "--at") if args.at else datetime.now(UTC).replace(microsecond=0)
+    _parse_params(args.param)  # NAME=VALUE, before any cluster call
     namespace = _ns(args)
     pipeline = _pipeline(namespace, args.pipeline)
     values = _checked_params(pipeline, args.param)
-    at = parse_time(args.at) if args.at else datetime.now(UTC).replace(microsecond=0)
     name = args.name or run_name(args.pipeline, at, "manual")
     body = run_manifest(args.pipeline, namespace, at, None, "Manual", name=name, values=values, owner=pipeline)
     if not _kube().create_object(namespace, "pipelineruns", body):
-        raise SystemExit(f"PipelineRun {name} already exists")
+        raise SystemExit(f"error: PipelineRun {name} already exists")
     print(f"pipelinerun/{name} created")
     if args.watch:
         return _watch(args, lambda: describe_run(namespace, name)[0], lambda: describe_run(namespace, name)[1])
@@ -188,21 +201,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    from datapipeline.cli.validate import cli_limits
     from datapipeline.controller.pipelines import run_manifest
     from datapipeline.core.definition import parse_pipeline
 
+    range_from, range_to = _time_option(args.from_, "--from"), _time_option(args.to, "--to")
+    _parse_params(args.param)  # NAME=VALUE, before any cluster call
     namespace = _ns(args)
     pipeline = _pipeline(namespace, args.pipeline)
-    definition = parse_pipeline(pipeline.get("spec") or {})
+    definition = parse_pipeline(pipeline.get("spec") or {}, limits=cli_limits())
     if definition.schedule is None:
-        raise SystemExit("an ondemand pipeline has no intervals to backfill; use `datapipeline run`")
+        raise SystemExit("error: an ondemand pipeline has no intervals to backfill; use `datapipeline run`")
     activated = (pipeline.get("status") or {}).get("activatedAt")
-    start = effective_start(definition.schedule, parse_time(activated) if activated else parse_time(args.from_))
+    start = effective_start(definition.schedule, parse_time(activated) if activated else range_from)
     assert start is not None
     try:
-        intervals = backfill_intervals(definition.schedule, start, parse_time(args.from_), parse_time(args.to))
+        intervals = backfill_intervals(definition.schedule, start, range_from, range_to)
     except ScheduleError as error:
-        raise SystemExit(str(error)) from error
+        raise SystemExit(f"error: {error}") from error
     values = _checked_params(pipeline, args.param)
     for interval in intervals:
         body = run_manifest(args.pipeline, namespace, interval.start, interval.end, "Backfill",
@@ -291,7 +307,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     namespace = _ns(args)
     run = kube.get_object(namespace, "pipelineruns", args.run)
     if run is None:
-        raise SystemExit(f"no PipelineRun {args.run}")
+        raise SystemExit(f"error: no PipelineRun {args.run}")
     activities = (run.get("status") or {}).get("activities") or {}
     names = [args.activity] if args.activity else list(activities)
     for activity in names:

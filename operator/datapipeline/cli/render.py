@@ -18,9 +18,10 @@ from typing import Any, TextIO
 
 import yaml
 
-from datapipeline.cli.validate import load_yaml_documents, named_path, read_text
+from datapipeline.cli.validate import cli_limits, named_path, read_text
 from datapipeline.core.definition import parse_instant, parse_manifest
 from datapipeline.core.expressions import ExpressionError
+from datapipeline.core.loader import load_yaml_documents
 from datapipeline.core.model import Activity, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.resolve import ResolveError, Resolver, RunContext
@@ -148,7 +149,7 @@ def _stamp(moment: datetime) -> str:
 def render_files(path: Path, at: datetime | None, only: str | None, out: TextIO, err: TextIO,
                  now: datetime | None = None) -> int:
     try:
-        documents = [d for d in load_yaml_documents(read_text(path)) if isinstance(d, Mapping)]
+        documents = [d for d in load_yaml_documents(read_text(path), cli_limits()) if isinstance(d, Mapping)]
     except ValueError as error:
         print(f"{path}: {error}", file=err)
         return 1

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from datapipeline.core.loader import LoadError, load_yaml
 from datapipeline.core.problems import did_you_mean
 
 PACKAGE = "datapipeline.templates"
@@ -54,10 +55,18 @@ def apply_settings(doc: dict[str, Any], settings: list[str]) -> None:
                 target = target.setdefault(part, {})
                 if not isinstance(target, dict):
                     raise ValueError(f"--set {key}: {part} is not an object")
-            target[leaf] = yaml.safe_load(value) if value in ("true", "false") or value.isdigit() else value
+            target[leaf] = _scalar(key, value) if value in ("true", "false") or value.isdigit() else value
         else:
             raise ValueError(f'--set {key}: use name, namespace, a parameter (my...) or a dotted path such as '
                              "spec.activated")
+
+
+def _scalar(key: str, value: str) -> Any:
+    """true, false or a whole number, read as YAML reads them (through the bounded loader)."""
+    try:
+        return load_yaml(value)
+    except LoadError as error:
+        raise ValueError(f"--set {key}: {error}") from None
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
@@ -73,7 +82,7 @@ def cmd_new(args: argparse.Namespace) -> int:
               "`datapipeline templates` lists them", file=sys.stderr)
         return 1
     text = template_text(args.template)
-    doc = yaml.safe_load(text)
+    doc = load_yaml(text)
     try:
         apply_settings(doc, args.set or [])
     except ValueError as error:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import os
 import re
 import sys
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -14,6 +15,8 @@ import yaml
 
 from datapipeline.core.catalog import SECTIONS
 from datapipeline.core.definition import API_VERSION, METADATA_NAME_PATTERN, parse_instant, parse_manifest
+from datapipeline.core.limits import Limits
+from datapipeline.core.loader import BoundedLoader, load_yaml_documents
 from datapipeline.core.problems import DefinitionError, did_you_mean
 
 GROUP = API_VERSION.split("/")[0]
@@ -25,42 +28,8 @@ RERUN_FIELDS = ("id", "activities", "failedOnly", "downstream")
 OBJECT_PATH = re.compile(r"spec\.(" + "|".join(SECTIONS) + r")\[(\d+)\]")
 
 
-class ManifestLoader(yaml.SafeLoader):
-    """Reads YAML the way kubectl does: date-times stay strings; a key written twice is an error."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark,
-                    f'the key "{key}" is written twice (first on line {seen[key].start_mark.line + 1})',
-                    key_node.start_mark)
-            if isinstance(key, Hashable):
-                seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-
-# kubectl (sigs.k8s.io/yaml) keeps 2026-01-31T00:00:00Z a string; so do we, so that string fields accept it.
-ManifestLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def load_yaml_documents(text: str) -> list[Any]:
-    """Every document of a YAML stream; raise ValueError naming the line and column of a syntax error."""
-    try:
-        return list(yaml.load_all(text, Loader=ManifestLoader))  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ValueError(f"not valid YAML: {where}{error.problem or error.context or error}") from None
-    except RecursionError:
-        raise ValueError("not valid YAML: nested too deeply to read") from None
-    except (yaml.YAMLError, ValueError, TypeError) as error:
-        raise ValueError(f"not valid YAML: {error}") from None
+# The one loader (bounded: alias bombs, nesting, huge numbers); re-exported for the commands and tests.
+ManifestLoader = BoundedLoader
 
 
 def read_text(path: Path) -> str:
@@ -122,7 +91,7 @@ def is_ours(doc: Any) -> bool:
     return group == GROUP or bool(did_you_mean(group, [GROUP]))
 
 
-def check_document(doc: Any) -> list[str]:
+def check_document(doc: Any, limits: Limits | None = None) -> list[str]:
     """Problems of one document, as 'path: message' lines; [] when it is fine or not ours."""
     if not isinstance(doc, Mapping):
         return ["document: must be a mapping (a Kubernetes object)"]
@@ -131,7 +100,7 @@ def check_document(doc: Any) -> list[str]:
     kind = doc.get("kind")
     if kind == "Pipeline":
         try:
-            parse_manifest(doc)
+            parse_manifest(doc, limits or cli_limits())
         except DefinitionError as error:
             return [named_path(doc, str(p)) for p in error.problems]
         return []
@@ -212,12 +181,22 @@ def describe(doc: Any) -> str:
     return "?"
 
 
+def cli_limits() -> Limits:
+    """The limits the operator applies, as its administrator configured them (DATAPIPELINE_MIN_SCHEDULE_PERIOD)."""
+    return Limits.from_environ(os.environ)
+
+
 def validate_files(paths: list[Path], out: TextIO, err: TextIO) -> int:
+    try:
+        limits = cli_limits()
+    except ValueError as error:
+        print(f"error: {error}", file=err)
+        return 1
     failed = 0
     for path in paths:
         try:
             text = read_text(path)
-            documents = [(i, d) for i, d in enumerate(load_yaml_documents(text)) if d is not None]
+            documents = [(i, d) for i, d in enumerate(load_yaml_documents(text, limits)) if d is not None]
         except ValueError as error:
             print(f"{path}: {error}", file=err)
             failed += 1
@@ -232,7 +211,7 @@ def validate_files(paths: list[Path], out: TextIO, err: TextIO) -> int:
             continue
         for index, doc in documents:
             try:
-                problems = check_document(doc)
+                problems = check_document(doc, limits)
             except Exception as error:  # a bug must not become a traceback
                 problems = [f"internal error while checking ({type(error).__name__}: {error}); please report it"]
             label = f"{path}" + (f"[{index}]" if len(documents) > 1 else "") + f" {describe(doc)}"

@@ -200,6 +200,7 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
     cursor = skip_cursor(_cursor(status, runs), definition.lifecycle.activate_from)
     _skipped(body, patch, status, definition.lifecycle.activate_from, cursor, _cursor(status, runs))
     decision = plan(definition.schedule, definition.schedule_type, start=start, cursor=cursor, now=now,
+                    max_intervals=SETTINGS.limits.max_intervals_per_pass,
                     missed_run_policy=definition.missed_run_policy, active_runs=len(counted_active(runs)),
                     max_active_runs=definition.max_active_runs, grace=SETTINGS.missed_grace)
     for interval in decision.create:
@@ -285,7 +286,7 @@ def parsed(spec: Mapping[str, Any], generation: Any, cache: dict[str, Any]) -> t
     """The Pipeline's definition, or why it is invalid: parsed once per generation, not once per pass."""
     if cache.get("generation") != generation or "parsed" not in cache:
         try:
-            cache["parsed"] = (parse_pipeline(dict(spec)), "")
+            cache["parsed"] = (parse_pipeline(dict(spec), limits=SETTINGS.limits), "")
         except DefinitionError as error:
             cache["parsed"] = (None, "; ".join(str(p) for p in error.problems))
         cache["generation"] = generation
@@ -339,7 +340,7 @@ def scheduler_probe(**_: Any) -> float:
 
 def validate_pipeline(spec: kopf.Spec, **_: Any) -> None:
     try:
-        parse_pipeline(dict(spec))
+        parse_pipeline(dict(spec), limits=SETTINGS.limits)
     except DefinitionError as error:
         raise kopf.AdmissionError("; ".join(str(p) for p in error.problems)[:4000], code=422) from error
 
@@ -352,7 +353,7 @@ def validate_run(spec: kopf.Spec, namespace: str | None, **_: Any) -> None:
         raise kopf.AdmissionError(f'spec.pipelineRef.name: no Pipeline named "{pipeline}" in namespace {namespace}',
                                   code=422)
     try:
-        definition = parse_pipeline(dict(source.get("spec") or {}))
+        definition = parse_pipeline(dict(source.get("spec") or {}), limits=SETTINGS.limits)
     except DefinitionError:
         return  # the Pipeline's own condition says why; the run will be refused with it
     _, problems = run_values(definition, spec.get("values"))

@@ -260,7 +260,7 @@ def _definition(status: Mapping[str, Any], cache: dict[str, Any]) -> tuple[Pipel
     if cache.get("hash") == digest and "definition" in cache:
         return cache["definition"], generation, None
     try:
-        definition = parse_pipeline(status[FROZEN_SPEC])
+        definition = parse_pipeline(status[FROZEN_SPEC], limits=SETTINGS.limits)
     except DefinitionError as error:
         return None, generation, "; ".join(str(p) for p in error.problems)[:1000]
     cache["definition"], cache["hash"] = definition, digest

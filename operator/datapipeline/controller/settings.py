@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from datapipeline.core.limits import Limits
+
 
 def _float(name: str, default: float) -> float:
     try:
@@ -32,6 +34,7 @@ class Settings:
     webhook_port: int
     webhook_cert_dir: str | None  # tls.crt and tls.key (the chart's Secret); kopf reloads them when they change
     standalone: bool
+    limits: Limits  # input limits; the administrator sets the minimum schedule period
 
 
 def load() -> Settings:
@@ -48,6 +51,7 @@ def load() -> Settings:
         webhook_port=int(_float("DATAPIPELINE_WEBHOOK_PORT", 9443)),
         webhook_cert_dir=os.environ.get("DATAPIPELINE_WEBHOOK_CERT_DIR") or None,
         standalone=_bool("DATAPIPELINE_STANDALONE", True),
+        limits=Limits.from_environ(os.environ),
     )
 
 

@@ -35,6 +35,15 @@ from datapipeline.core.catalog import (
 )
 from datapipeline.core.durations import DurationError, Period, parse_duration, parse_period
 from datapipeline.core.expressions import ExpressionError, Template, has_expression, parse_template
+from datapipeline.core.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    clip,
+    expansion_problems,
+    int_too_large,
+    schedule_problems,
+    spec_problems,
+)
 from datapipeline.core.model import (
     DEFAULT_MAXIMUM_RETRIES,
     DEFAULT_RETRY_DELAY,
@@ -91,12 +100,23 @@ AWS_FIELDS = ("region", "s3EndpointUrl", "snsEndpointUrl", "dynamodbEndpointUrl"
 _CRON_PROBE = datetime(2000, 1, 1)
 
 
-def parse_pipeline(spec: Mapping[str, Any], path: str = "spec") -> PipelineDefinition:
-    """Parse a Pipeline's spec; raise DefinitionError listing every problem."""
-    return _Parser(path).parse(spec)
+def parse_pipeline(spec: Mapping[str, Any], path: str = "spec", limits: Limits = DEFAULT_LIMITS) -> PipelineDefinition:
+    """Parse a Pipeline's spec; raise DefinitionError listing every problem.
+
+    ``limits`` bound its size and schedule (the operator passes its administrator's, e.g. the minimum period);
+    a spec beyond a size limit is refused before anything else reads it.
+    """
+    bounds = spec_problems(spec, path, limits)
+    if bounds:
+        raise DefinitionError(bounds)
+    definition = _Parser(path, limits).parse(spec)
+    expanding = expansion_problems(definition, path, limits)
+    if expanding:
+        raise DefinitionError(expanding)
+    return definition
 
 
-def parse_manifest(doc: Mapping[str, Any]) -> PipelineDefinition:
+def parse_manifest(doc: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> PipelineDefinition:
     """Check a whole Pipeline manifest (apiVersion, kind, metadata) and parse its spec."""
     problems = Collector()
     if not isinstance(doc, Mapping):
@@ -117,7 +137,7 @@ def parse_manifest(doc: Mapping[str, Any]) -> PipelineDefinition:
         problems.raise_if_any()
         raise AssertionError  # unreachable: raise_if_any raised
     try:
-        definition = parse_pipeline(spec)
+        definition = parse_pipeline(spec, limits=limits)
     except DefinitionError as error:
         problems.problems.extend(error.problems)
         problems.raise_if_any()
@@ -130,13 +150,15 @@ def _show(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{clip(value)}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Mapping):
         return "an object"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, int) and int_too_large(value):
+        return "a number of too many digits"
     return str(value)
 
 
@@ -145,8 +167,9 @@ def _scalar(value: Any) -> bool:
 
 
 class _Parser:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, limits: Limits = DEFAULT_LIMITS) -> None:
         self.path = path
+        self.limits = limits
         self.problems = Collector()
         self.masked: frozenset[str] = frozenset()
 
@@ -320,7 +343,9 @@ class _Parser:
         if start and end and end <= start:
             self.problems.add(f"{path}.endDateTime", f"{_show(raw['endDateTime'])} must be after startDateTime "
                               f"{_show(raw['startDateTime'])}")
-        return Schedule(cron=cron, period=period, time_zone=time_zone, start=start, end=end, occurrences=occurrences)
+        schedule = Schedule(cron=cron, period=period, time_zone=time_zone, start=start, end=end, occurrences=occurrences)
+        self.problems.problems.extend(schedule_problems(schedule, path, self.limits))
+        return schedule
 
     def _time_zone(self, value: Any, path: str) -> str:
         if value is None:

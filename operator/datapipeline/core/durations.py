@@ -52,23 +52,35 @@ def parse_period(text: str) -> Period:
         raise DurationError(f'{text!r} is not a duration; write it like "15 minutes", "2 hours" or "1h30m"')
     match = _AWS_FORM.match(text)
     if match:
-        count, unit_word = int(match.group(1)), match.group(2).lower()
+        count, unit_word = _count(match.group(1)), match.group(2).lower()
         unit = _UNITS.get(unit_word)
         if unit is None:
             raise DurationError(
-                f'unknown unit "{match.group(2)}" in "{text}"; use seconds, minutes, hours, days, weeks, months '
+                f'unknown unit "{match.group(2)}" in {_shown(text)}; use seconds, minutes, hours, days, weeks, months '
                 "or years"
             )
         if count <= 0:
-            raise DurationError(f'"{text}" must be greater than zero')
+            raise DurationError(f'{_shown(text)} must be greater than zero')
         period = Period(count, unit)
         if _days(period) > MAX_DAYS:
-            raise DurationError(f'"{text}" is too long; at most {MAX_DAYS // 366} years')
+            raise DurationError(f'{_shown(text)} is too long; at most {MAX_DAYS // 366} years')
         return period
     delta = _parse_short(text)
     if delta is None:
-        raise DurationError(f'"{text}" is not a duration; write it like "15 minutes", "2 hours" or "1h30m"')
+        raise DurationError(f'{_shown(text)} is not a duration; write it like "15 minutes", "2 hours" or "1h30m"')
     return Period(int(delta.total_seconds()), "seconds")
+
+
+def _shown(text: str) -> str:
+    """The text quoted for a message, shortened when long."""
+    return f'"{text}"' if len(text) <= 60 else f'"{text[:57]}..." ({len(text)} characters)'
+
+
+def _count(digits: str) -> int:
+    """The number written; any number past 18 digits is far beyond MAX_DAYS in every unit, so it counts as
+    10**18 (Python refuses to convert more than 4300 digits, and nothing needs them)."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 18 else 10**18
 
 
 def _days(period: Period) -> float:
@@ -91,7 +103,7 @@ def parse_duration(text: str | int | float) -> timedelta:
         return short
     period = parse_period(text)
     if period.is_calendar:
-        raise DurationError(f'"{text}" is a calendar period; use days or weeks for a duration')
+        raise DurationError(f'{_shown(text)} is a calendar period; use days or weeks for a duration')
     return period.as_timedelta()
 
 
@@ -99,12 +111,12 @@ def _parse_short(text: str) -> timedelta | None:
     match = _SHORT_FORM.match(text.strip())
     if not match or not any(match.groups()):
         return None
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    days, hours, minutes, seconds = (_count(g) if g else 0 for g in match.groups())
     if days + (hours / 24) + (minutes / 1440) + (seconds / 86400) > MAX_DAYS:
-        raise DurationError(f'"{text}" is too long; at most {MAX_DAYS // 366} years')
+        raise DurationError(f'{_shown(text)} is too long; at most {MAX_DAYS // 366} years')
     delta = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     if delta <= timedelta(0):
-        raise DurationError(f'"{text}" must be greater than zero')
+        raise DurationError(f'{_shown(text)} must be greater than zero')
     return delta
 
 

@@ -51,6 +51,7 @@ from types import MappingProxyType
 from typing import Protocol, TypeAlias
 
 from datapipeline.core import jodatime
+from datapipeline.core.limits import DEFAULT_LIMITS, int_too_large, too_many_digits
 
 __all__ = [
     "FUNCTIONS",
@@ -69,6 +70,9 @@ __all__ = [
 
 Value: TypeAlias = str | int | float | datetime | list["Value"]
 """What an expression produces. DateTimes are timezone-aware UTC."""
+
+# Expression length and depth, number digits and the size of a value (see datapipeline.core.limits).
+_LIMITS = DEFAULT_LIMITS
 
 
 class ExpressionError(ValueError):
@@ -398,6 +402,9 @@ def _lex(source: str, opening: int) -> tuple[list[_Token], int]:
     tokens: list[_Token] = []
     i, n = opening + 2, len(source)
     while i < n:
+        if i - opening >= _LIMITS.max_expression_length:
+            raise ExpressionError(f"the expression at {_column(opening)} is longer than "
+                                  f"{_LIMITS.max_expression_length:,} characters", opening)
         c = source[i]
         operand_expected = not tokens or tokens[-1].kind not in _ENDS_OPERAND
         if c.isspace():
@@ -411,6 +418,8 @@ def _lex(source: str, opening: int) -> tuple[list[_Token], int]:
             i = end
         elif (number := _NUMBER_RE.match(source, i)) and (c != "." or operand_expected):
             text = number.group()
+            if problem := too_many_digits(text):
+                raise ExpressionError(f"number at {_column(i)}: {problem}", i)
             value: int | float = float(text) if any(ch in text for ch in ".eE") else int(text)
             tokens.append(_Token(_Kind.NUMBER, text, i, value))
             i = number.end()
@@ -503,11 +512,14 @@ class _Parser:
         self._tokens = tokens
         self._index = 0
         self._opening = opening
+        self._depth = 0  # _expression calls under way: every nesting passes through it
 
     def parse(self) -> _Node:
         if self._peek().kind is _Kind.END:
             raise ExpressionError(f'empty expression "#{{}}" at {_column(self._opening)}', self._opening)
         node = self._expression(0)
+        if _tree_depth(node) > _LIMITS.max_expression_depth:
+            raise self._too_deep()
         token = self._peek()
         if token.kind is not _Kind.END:
             raise ExpressionError(
@@ -531,13 +543,21 @@ class _Parser:
                 token.position)
         return token
 
+    def _too_deep(self) -> ExpressionError:
+        return ExpressionError(f"the expression at {_column(self._opening)} nests parentheses, calls and operators "
+                               f"more than {_LIMITS.max_expression_depth} levels deep", self._opening)
+
     def _expression(self, min_power: int) -> _Node:
+        self._depth += 1
+        if self._depth > _LIMITS.max_expression_depth:
+            raise self._too_deep()
         left = self._prefix()
         while (token := self._peek()).kind is _Kind.OP and _INFIX_POWER[token.text] > min_power:
             self._next()
             power = _INFIX_POWER[token.text]
             right = self._expression(power - 1 if token.text == "^" else power)
             left = _Binary(token.text, left, right, token.position)
+        self._depth -= 1
         return left
 
     def _prefix(self) -> _Node:
@@ -635,6 +655,26 @@ def _suggest(name: str, candidates: Iterable[str]) -> str:
     return f'; did you mean "{close[0]}"?' if close else ""
 
 
+def _children(node: _Node) -> tuple[_Node, ...]:
+    if isinstance(node, _Call):
+        return node.args
+    if isinstance(node, _Negate):
+        return (node.operand,)
+    if isinstance(node, _Binary):
+        return (node.left, node.right)
+    return ()
+
+
+def _tree_depth(node: _Node) -> int:
+    """How deep the syntax tree is (iterative: ``1+1+...+1`` is deep without any parenthesis)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in _children(current))
+    return deepest
+
+
 def _walk(node: _Node) -> Iterator[_Node]:
     yield node
     if isinstance(node, _Call):
@@ -684,7 +724,7 @@ def _coerce(value: Value, expected: ArgType, function: str, index: int, position
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str) and _INTEGER_RE.fullmatch(value):
-            return int(value)
+            return _integer(value, f"{function} argument {index}", position)
     elif isinstance(value, str):
         return value
     article = "an" if expected is ArgType.INTEGER else "a"
@@ -698,9 +738,37 @@ def _number(value: Value, op: str, position: int) -> int | float:
     if isinstance(value, int | float):
         return value
     if isinstance(value, str) and _DOUBLE_RE.fullmatch(value):
-        return int(value) if _INTEGER_RE.fullmatch(value) else float(value)
+        return _integer(value, f'operator "{op}"', position) if _INTEGER_RE.fullmatch(value) else float(value)
     raise ExpressionError(f'operator "{op}" at {_column(position)} needs numbers, got {_describe(value)}',
                           position)
+
+
+def _integer(text: str, what: str, position: int) -> int:
+    """A String holding an Integer, as an int (one of thousands of digits is refused, not converted)."""
+    if problem := too_many_digits(text):
+        raise ExpressionError(f"{what} at {_column(position)}: {problem}", position)
+    return int(text)
+
+
+def _value_size(value: Value) -> int:
+    """Roughly how many characters the value takes as text."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_value_size(item) + 1 for item in value)
+    return 24
+
+
+def _bounded(value: Value, position: int) -> Value:
+    """The value, unless it is larger than any field may be: integers past the digit limit, or text past the
+    value limit (variables that double each other would otherwise grow exponentially)."""
+    if isinstance(value, int) and not isinstance(value, bool) and int_too_large(value):
+        raise ExpressionError(f"the result at {_column(position)} has more than {_LIMITS.max_number_digits} "
+                              "digits", position)
+    if _value_size(value) > _LIMITS.max_value_length:
+        raise ExpressionError(f"the result at {_column(position)} is longer than {_LIMITS.max_value_length:,} "
+                              "characters", position)
+    return value
 
 
 def _add(left: Value, right: Value, position: int) -> Value:
@@ -758,9 +826,9 @@ class _Evaluator:
             return _broadcast(lambda a: -_number(a[0], "-", node.position), [operand], node.position)
         if isinstance(node, _Binary):
             left, right = self.evaluate(node.left), self.evaluate(node.right)
-            return _broadcast(lambda a: _arithmetic(node.op, a[0], a[1], node.position), [left, right],
-                              node.position)
-        return self._call(node)
+            return _bounded(_broadcast(lambda a: _arithmetic(node.op, a[0], a[1], node.position), [left, right],
+                                       node.position), node.position)
+        return _bounded(self._call(node), node.position)
 
     def _reference(self, node: _Ref) -> Value:
         try:
@@ -851,9 +919,7 @@ class Template:
 
     def render(self, scope: Scope) -> str:
         """The text with every expression replaced by its value (see :func:`to_string`)."""
-        evaluator = _Evaluator(scope)
-        return "".join(part if isinstance(part, str) else to_string(evaluator.evaluate(part.node))
-                       for part in self._parts)
+        return self.render_each(scope, lambda _before, evaluate, _bare: to_string(evaluate()))
 
     def render_each(self, scope: Scope, embed: Callable[[str, Callable[[], Value], str | None], str]) -> str:
         """Like :meth:`render`, but ``embed(text_so_far, evaluate, bare_reference)`` writes each expression.
@@ -862,15 +928,22 @@ class Template:
         ``bare_reference`` is the name when the expression is a plain reference such as ``#{myX}``.
         """
         evaluator = _Evaluator(scope)
-        out: list[str] = []
+        pieces: list[str] = []
+        size = 0
         for part in self._parts:
             if isinstance(part, str):
-                out.append(part)
-                continue
-            node = part.node
-            bare = node.name if isinstance(node, _Ref) else None
-            out.append(embed("".join(out), lambda node=node: evaluator.evaluate(node), bare))  # type: ignore[misc]
-        return "".join(out)
+                piece = part
+            else:
+                node = part.node
+                bare = node.name if isinstance(node, _Ref) else None
+                piece = embed("".join(pieces), lambda node=node: evaluator.evaluate(node), bare)  # type: ignore[misc]
+            size += len(piece)
+            if size > _LIMITS.max_value_length:
+                start = part.start if isinstance(part, _Expression) else 0
+                raise ExpressionError(f"the text is longer than {_LIMITS.max_value_length:,} characters once "
+                                      f"the expression at {_column(start)} is evaluated", start)
+            pieces.append(piece)
+        return "".join(pieces)
 
     def evaluate(self, scope: Scope) -> Value:
         """The raw value if the whole string is one expression (a DateTime stays a DateTime), else render()."""
@@ -886,14 +959,32 @@ class Template:
         """References that are a whole expression on their own, like ``#{myToken}``."""
         return frozenset(e.node.name for e in self._expressions() if isinstance(e.node, _Ref))
 
+    def literal_length(self) -> int:
+        """Characters of literal text (the rest of the source is expressions)."""
+        return sum(len(part) for part in self._parts if isinstance(part, str))
+
+    def reference_uses(self) -> tuple[str, ...]:
+        """Every reference read, once per place it is read (``#{a}#{a}`` reads ``a`` twice)."""
+        return tuple(node.name for node in self._nodes() if isinstance(node, _Ref))
+
     def functions(self) -> frozenset[str]:
         """Every function called."""
         return frozenset(node.name for node in self._nodes() if isinstance(node, _Call))
 
 
-@lru_cache(maxsize=2048)
 def parse_template(text: str) -> Template:
-    """Parse a field value; raises ExpressionError for bad syntax, unknown functions or wrong arity."""
+    """Parse a field value; raises ExpressionError for bad syntax, unknown functions or wrong arity.
+
+    Templates are cached, but only short ones: 2,048 cached 64 KiB scripts would hold a quarter of a gigabyte.
+    """
+    return _cached_template(text) if len(text) <= _CACHED_LENGTH else Template(text)
+
+
+_CACHED_LENGTH = 4_096
+
+
+@lru_cache(maxsize=2048)
+def _cached_template(text: str) -> Template:
     return Template(text)
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from datapipeline.core.catalog import CODE_FIELDS, SHELL_CODE_FIELDS, TYPES, Kind
 from datapipeline.core.durations import format_duration
 from datapipeline.core.expressions import ExpressionError, Value, parse_datetime, parse_template, to_string
+from datapipeline.core.limits import DEFAULT_LIMITS
 from datapipeline.core.model import Parameter, PipelineDefinition, PipelineObject
 from datapipeline.core.shellwords import env_reference
 from datapipeline.core.task import (
@@ -168,7 +169,7 @@ class ObjectScope:
 
     def __init__(self, definition: PipelineDefinition, obj: PipelineObject, run: RunContext,
                  params: Mapping[str, Value], runtime: Mapping[str, Value] | None = None,
-                 node: ObjectScope | None = None, depth: int = 0) -> None:
+                 node: ObjectScope | None = None, depth: int = 0, budget: list[int] | None = None) -> None:
         self.d = definition
         self.obj = obj
         self.run = run
@@ -176,6 +177,8 @@ class ObjectScope:
         self.node = node
         self.depth = depth
         self._active: set[str] = set()
+        self._memo: dict[tuple[str, str], Value] = {}  # a field's value does not change within one scope
+        self._budget = budget if budget is not None else [0, 0]  # evaluations so far, nesting now (shared)
         self.runtime: dict[str, Value] = {
             "@scheduledStartTime": run.scheduled_start, "@scheduledEndTime": run.scheduled_end,
             "@id": obj.name, "@name": obj.name, "@pipelineId": run.pipeline, "@runName": run.run,
@@ -234,7 +237,7 @@ class ObjectScope:
         inherited = {k: v for k, v in self.runtime.items()
                      if k in ("@scheduledStartTime", "@scheduledEndTime", "@actualStartTime", "@triggerTime")}
         return ObjectScope(self.d, obj, self.run, self.params, {**inherited, **(runtime or {})}, self.node,
-                           self.depth + 1)
+                           self.depth + 1, self._budget)
 
     def _field_value(self, name: str, value: Any) -> Value:
         if isinstance(value, str):
@@ -252,11 +255,29 @@ class ObjectScope:
     def _evaluate(self, name: str, text: str) -> Value:
         if name in self._active:
             raise ExpressionError(f'field "{name}" refers to itself')
+        if (name, text) in self._memo:
+            return self._memo[(name, text)]
+        self._spend(name)
         self._active.add(name)
         try:
-            return parse_template(text).evaluate(self)
+            value = self._memo[(name, text)] = parse_template(text).evaluate(self)
+            return value
         finally:
             self._active.discard(name)
+            self._budget[1] -= 1
+
+    def _spend(self, name: str) -> None:
+        """Count one evaluation and one level of nesting against the limits (shared with child scopes)."""
+        self._budget[0] += 1
+        self._budget[1] += 1
+        if self._budget[0] > DEFAULT_LIMITS.max_evaluation_steps:
+            self._budget[1] -= 1
+            raise ExpressionError(f'evaluating "{name}" takes more than {DEFAULT_LIMITS.max_evaluation_steps:,} '
+                                  "steps: fields and variables read each other too many times")
+        if self._budget[1] > DEFAULT_LIMITS.max_reference_depth:
+            self._budget[1] -= 1
+            raise ExpressionError(f'"{name}" is reached through more than {DEFAULT_LIMITS.max_reference_depth} '
+                                  "references inside each other")
 
     def render(self, text: str) -> str:
         return parse_template(text).render(self)
@@ -497,6 +518,8 @@ def resolve_command(definition: PipelineDefinition, run: RunContext, kind: str, 
             return resolver.action(obj, activity, attempt, node or {})
     except ExpressionError as error:
         raise ResolveError(str(error)) from error
+    except RecursionError:  # the limits keep expressions well below this; never a traceback for one
+        raise ResolveError("expressions and the references they read nest too deeply to evaluate") from None
     except KeyError as error:
         raise ResolveError(f"unknown object {error}") from error
     raise ResolveError(f"unknown task kind {kind!r}")

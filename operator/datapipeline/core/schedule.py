@@ -29,12 +29,14 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
 from datapipeline.core.durations import Period
+from datapipeline.core.limits import DEFAULT_LIMITS
 from datapipeline.core.model import Schedule
 
 MAX_NAME = 63
@@ -58,6 +60,10 @@ class Interval:
 
 class ScheduleError(ValueError):
     pass
+
+
+# What datetime arithmetic raises past the year 9999 (or before year 1): the end of every schedule.
+_END_OF_TIME = (OverflowError, ValueError)
 
 
 # ---------------------------------------------------------------------------- time zone helpers
@@ -107,10 +113,12 @@ def cron_fire_times(expression: str, zone_name: str, after: datetime, inclusive:
     after = _utc(after)
     six = len(cron_fields(expression)) == 6
     both = _hour_is_wildcard(expression)
-    origin = _local_naive(after, zone)
-    origin -= _slack(origin, zone)
     try:
+        origin = _local_naive(after, zone)
+        origin -= _slack(origin, zone)
         it = croniter(expression, origin - timedelta(microseconds=1), second_at_beginning=six)
+    except (OverflowError, CroniterBadDateError):
+        return  # at the end of representable time (year 9999) no schedule fires
     except (ValueError, KeyError) as error:
         raise ScheduleError(f"bad cron expression {expression!r}: {error}") from error
     heap: list[datetime] = []
@@ -118,13 +126,13 @@ def cron_fire_times(expression: str, zone_name: str, after: datetime, inclusive:
     while True:
         try:
             naive = it.get_next(datetime)
-        except (CroniterBadDateError, OverflowError):
+            candidates = _both_folds(naive, zone) if both else [to_utc_local(naive, zone)]
+            # Anything later from croniter is at least this late in UTC.
+            floor = to_utc_local(naive, zone) - _slack(naive, zone)
+        except (CroniterBadDateError, OverflowError, ValueError):
             break
-        candidates = _both_folds(naive, zone) if both else [to_utc_local(naive, zone)]
         for candidate in candidates:
             heapq.heappush(heap, candidate)
-        # Anything later from croniter is at least this late in UTC.
-        floor = to_utc_local(naive, zone) - _slack(naive, zone)
         while heap and heap[0] < floor:
             moment = heapq.heappop(heap)
             if (moment < after if inclusive else moment <= after) or (last is not None and moment <= last):
@@ -197,10 +205,16 @@ def _boundaries(schedule: Schedule, start: datetime, after: datetime) -> Iterato
         return
     if schedule.period is None:
         raise ScheduleError("a schedule needs cron or period")
-    index = _period_index_at_or_after(start, schedule.period, lower, schedule.time_zone)
+    try:
+        index = _period_index_at_or_after(start, schedule.period, lower, schedule.time_zone)
+    except _END_OF_TIME:
+        return  # ``lower`` is past the last interval a datetime can hold
     previous: datetime | None = None
     while True:
-        moment = period_start(start, schedule.period, index, schedule.time_zone)
+        try:
+            moment = period_start(start, schedule.period, index, schedule.time_zone)
+        except _END_OF_TIME:
+            return  # every schedule ends with the year 9999
         if previous is None or moment > previous:
             yield moment
             previous = moment
@@ -211,12 +225,23 @@ def _limit(schedule: Schedule, start: datetime) -> datetime | None:
     """The instant no interval may start at or after (from endDateTime or occurrences)."""
     if schedule.end is not None:
         return _utc(schedule.end)
-    if schedule.occurrences is not None:
-        for count, moment in enumerate(_boundaries(schedule, start, start), start=1):
-            if count > schedule.occurrences:
-                return moment
-        return None  # pragma: no cover - boundaries are infinite unless cron never fires
-    return None
+    if schedule.occurrences is None:
+        return None
+    if schedule.period is not None and not schedule.cron:
+        try:  # period starts strictly increase with their index: the first one too many is direct
+            return period_start(start, schedule.period, schedule.occurrences, schedule.time_zone)
+        except _END_OF_TIME:
+            return None
+    return _nth_boundary(schedule, start, schedule.occurrences)
+
+
+@lru_cache(maxsize=256)
+def _nth_boundary(schedule: Schedule, start: datetime, count: int) -> datetime | None:
+    """The boundary after ``count`` intervals (cron schedules must count; the parser bounds ``count``)."""
+    for seen, moment in enumerate(_boundaries(schedule, start, start), start=1):
+        if seen > count:
+            return moment
+    return None  # the schedule stops firing (or time ends) first
 
 
 def intervals(schedule: Schedule, start: datetime, after: datetime | None = None,
@@ -262,20 +287,30 @@ class SchedulePlan:
 
 def plan(schedule: Schedule, schedule_type: str, *, start: datetime, cursor: datetime | None, now: datetime,
          missed_run_policy: str = "RunAll", active_runs: int = 0, max_active_runs: int = 1,
-         grace: timedelta = DEFAULT_MISSED_GRACE, batch: int = DEFAULT_BATCH) -> SchedulePlan:
+         grace: timedelta = DEFAULT_MISSED_GRACE, batch: int = DEFAULT_BATCH,
+         max_intervals: int = DEFAULT_LIMITS.max_intervals_per_pass) -> SchedulePlan:
     """Decide which intervals to turn into runs now.
 
     ``cursor`` is the scheduled start of the newest interval already created or skipped (None on first
     activation: then every due interval since ``start`` is backfilled whatever the policy).
+
+    One pass looks at ``max_intervals`` due intervals at most. A longer backlog (a one-second schedule
+    after a month down) is worked through over several passes: the cursor moves past what this pass
+    skipped, and ``next_run_time`` is the next due interval, so the next pass comes at once. Under
+    ``RunLatest`` no interval of a backlog is the latest, so all of them are skipped.
     """
     now = _utc(now)
     lower = start if cursor is None else _utc(cursor) + timedelta(microseconds=1)
     due: list[Interval] = []
     upcoming: Interval | None = None
+    backlog: Interval | None = None  # the first due interval this pass does not look at
     dropped: list[Interval] = []  # missed intervals beyond what is kept in memory (RunLatest/Skip)
-    for interval in intervals(schedule, start, after=lower):
+    for seen, interval in enumerate(intervals(schedule, start, after=lower)):
         if interval.run_time(schedule_type) > now:
             upcoming = interval
+            break
+        if seen >= max_intervals:
+            backlog = interval
             break
         due.append(interval)
         if missed_run_policy == "RunAll" or cursor is None:
@@ -286,7 +321,9 @@ def plan(schedule: Schedule, schedule_type: str, *, start: datetime, cursor: dat
             del due[:-batch]
     skipped: list[Interval] = []
     if cursor is not None and due:
-        if missed_run_policy == "RunLatest" and len(due) > 1:
+        if missed_run_policy == "RunLatest" and backlog is not None:
+            skipped, due = [*dropped, *due], []
+        elif missed_run_policy == "RunLatest" and len(due) > 1:
             skipped, due = [*dropped, *due[:-1]], due[-1:]
         elif missed_run_policy == "Skip":
             kept = [i for i in due if now - i.run_time(schedule_type) <= grace]
@@ -302,12 +339,13 @@ def plan(schedule: Schedule, schedule_type: str, *, start: datetime, cursor: dat
         newest = [m for m in newest if m < held]
     new_cursor: datetime | None = max(newest) if newest else cursor
     next_run: datetime | None
+    following = backlog or upcoming
     if waiting:
         next_run = due[len(create)].run_time(schedule_type)
     else:
-        next_run = upcoming.run_time(schedule_type) if upcoming else None
+        next_run = following.run_time(schedule_type) if following else None
     return SchedulePlan(create=tuple(create), skipped=tuple(skipped), cursor=new_cursor,
-                        next_run_time=next_run, waiting=waiting, finished=upcoming is None and not waiting)
+                        next_run_time=next_run, waiting=waiting, finished=following is None and not waiting)
 
 
 def backfill_intervals(schedule: Schedule, start: datetime, range_from: datetime, range_to: datetime,
