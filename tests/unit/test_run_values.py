@@ -273,3 +273,30 @@ def test_validate_refuses_a_masked_parameter_where_it_cannot_be_read(field: dict
     with pytest.raises(DefinitionError) as error:
         parse_pipeline(spec)
     assert any(str(p).startswith(message) for p in error.value.problems), error.value.problems
+
+
+# ------------------------------------------------------------------ cached values stay untrusted
+def test_a_variable_read_twice_is_deferred_both_times() -> None:
+    """A value computed once and reused is as untrusted the second time (the scope caches it)."""
+    spec = definition(command="echo #{myX}; echo #{myX}", defaults={"vars": {"myX": "#{myGreeting}"}})
+    assert resolve(spec, myGreeting="$(id)").task.fields["command"] == \
+        'echo "${DATAPIPELINE_VALUE_1}"; echo "${DATAPIPELINE_VALUE_1}"'
+
+
+def test_a_variable_first_read_by_a_plain_field_is_still_deferred_in_the_command() -> None:
+    spec = parse_pipeline({**_raw("echo #{myX}"), "defaults": {"vars": {"myX": "#{myGreeting}"}},
+                           "activities": [{"name": "say", "type": "ShellCommandActivity", "command": "echo #{myX}",
+                                           "stdout": "s3://b/#{myX}"}]})
+    fields = resolve(spec, myGreeting="$(id)").task.fields
+    assert fields["stdout"] == "s3://b/$(id)" and fields["command"] == 'echo "${DATAPIPELINE_VALUE_1}"'
+
+
+def test_a_cached_value_cannot_reach_sql_unconstrained() -> None:
+    spec = parse_pipeline({**_raw("true"), "databases": [
+        {"name": "pg", "type": "JdbcDatabase", "connectionString": "jdbc:postgresql://db/app", "username": "app",
+         "passwordSecret": {"name": "pg", "key": "password"}}],
+        "activities": [{"name": "sql", "type": "SqlActivity", "database": "pg", "scriptArgument": ["#{myX}"],
+                        "script": "select 1 where x = '#{myX}'"}],
+        "defaults": {"vars": {"myX": "#{myGreeting}"}}})
+    with pytest.raises(ResolveError, match='parameter "myGreeting" is set by the run and would be pasted'):
+        resolve(spec, "sql", myGreeting="' or 1=1; drop table t; --")

@@ -129,6 +129,21 @@ class ParameterValues(Mapping[str, Value]):
     def __len__(self) -> int:
         return len(self._values) + len(self.masked)
 
+    def nested(self) -> set[str]:
+        """Start recording the reads of a nested evaluation; pass the result to :meth:`unnest`."""
+        outer, self.read = self.read, set()
+        return outer
+
+    def unnest(self, outer: set[str]) -> frozenset[str]:
+        """The untrusted names the nested evaluation read; they count as read by the outer one too."""
+        inner = frozenset(self.read)
+        self.read = outer | inner
+        return inner
+
+
+def _reads(params: Mapping[str, Value]) -> ParameterValues | None:
+    return params if isinstance(params, ParameterValues) else None
+
 
 def parameter_values(definition: PipelineDefinition, overrides: Mapping[str, str | list[str]]) -> ParameterValues:
     """Each parameter's typed value: run override, else pipeline value, else default (optional: absent)."""
@@ -177,7 +192,9 @@ class ObjectScope:
         self.node = node
         self.depth = depth
         self._active: set[str] = set()
-        self._memo: dict[tuple[str, str], Value] = {}  # a field's value does not change within one scope
+        # A field's value does not change within one scope; kept with the run-supplied names it read, so a
+        # cached value is as untrusted as the first evaluation found it.
+        self._memo: dict[tuple[str, str], tuple[Value, frozenset[str]]] = {}
         self._budget = budget if budget is not None else [0, 0]  # evaluations so far, nesting now (shared)
         self.runtime: dict[str, Value] = {
             "@scheduledStartTime": run.scheduled_start, "@scheduledEndTime": run.scheduled_end,
@@ -255,16 +272,23 @@ class ObjectScope:
     def _evaluate(self, name: str, text: str) -> Value:
         if name in self._active:
             raise ExpressionError(f'field "{name}" refers to itself')
+        reads = _reads(self.params)
         if (name, text) in self._memo:
-            return self._memo[(name, text)]
+            value, tainted = self._memo[(name, text)]
+            if reads is not None:
+                reads.read |= tainted
+            return value
         self._spend(name)
         self._active.add(name)
+        outer = reads.nested() if reads is not None else set()
         try:
-            value = self._memo[(name, text)] = parse_template(text).evaluate(self)
-            return value
+            value = parse_template(text).evaluate(self)
         finally:
+            tainted = reads.unnest(outer) if reads is not None else frozenset()
             self._active.discard(name)
             self._budget[1] -= 1
+        self._memo[(name, text)] = (value, tainted)
+        return value
 
     def _spend(self, name: str) -> None:
         """Count one evaluation and one level of nesting against the limits (shared with child scopes)."""
