@@ -200,8 +200,9 @@ def test_sql_takes_run_values_only_when_they_are_constrained() -> None:
     assert resolve(spec, "sql", myRegion="us", myCount="5").task.fields["script"] == \
         "select * from t where region = 'us' and n > 5"
     loose = definition(script="select * from t where name = '#{myGreeting}'")
-    with pytest.raises(ResolveError, match=r'spec.activities\[1\].script: parameter "myGreeting" is set by the run and would be '
-                                           "pasted into code; give it allowedValues or a pattern"):
+    with pytest.raises(ResolveError, match=r'spec.activities\[1\].script: parameter "myGreeting" is set by the '
+                                           "run and would decide what runs or where data goes; give it "
+                                           "allowedValues or a pattern"):
         resolve(loose, "sql", myGreeting="x' or '1'='1")
     assert resolve(loose, "sql").task.fields["script"] == "select * from t where name = 'hello'"
 
@@ -298,5 +299,53 @@ def test_a_cached_value_cannot_reach_sql_unconstrained() -> None:
         "activities": [{"name": "sql", "type": "SqlActivity", "database": "pg", "scriptArgument": ["#{myX}"],
                         "script": "select 1 where x = '#{myX}'"}],
         "defaults": {"vars": {"myX": "#{myGreeting}"}}})
-    with pytest.raises(ResolveError, match='parameter "myGreeting" is set by the run and would be pasted'):
+    with pytest.raises(ResolveError, match='parameter "myGreeting" is set by the run and would decide'):
         resolve(spec, "sql", myGreeting="' or 1=1; drop table t; --")
+
+
+# ------------------------------------------------------------------ fields that decide what runs or where data goes
+def _actions_spec(url: str, secret: str = "hooks") -> dict[str, Any]:
+    return {**_raw("exit 1"), "actions": [{"name": "hook", "type": "Webhook", "url": url, "headersFromSecret": secret,
+                        "subject": "failed", "message": "#{node.@id} failed"}],
+            "activities": [{"name": "say", "type": "ShellCommandActivity", "command": "exit 1", "onFail": ["hook"]}]}
+
+
+def test_a_run_cannot_send_an_alarm_or_a_secret_header_where_it_likes() -> None:
+    from datapipeline.core.resolve import RunContext as Context
+
+    spec = parse_pipeline(_actions_spec("#{myGreeting}"))
+    context = Context(pipeline="p", run="r", scheduled_start=START, scheduled_end=END,
+                      overrides={"myGreeting": "https://attacker.example/"})
+    with pytest.raises(ResolveError, match=r'url: parameter "myGreeting" is set by the run and would decide'):
+        resolve_command(spec, context, "action", "hook", "say", 1, node={"@status": "FAILED"})
+
+
+def test_a_secret_name_is_never_computed() -> None:
+    with pytest.raises(DefinitionError) as error:
+        parse_pipeline(_actions_spec("https://hooks.example/", "#{myGreeting}"))
+    assert [str(p) for p in error.value.problems] == [
+        "spec.actions[0].headersFromSecret: is used as written, never evaluated (a Secret's name is not computed); "
+        "write the name itself"]
+
+
+def test_a_profile_is_never_computed() -> None:
+    raw = {**_raw("true"), "computeProfiles": [{"name": "cp", "type": "ComputeProfile", "image": "#{myGreeting}"}],
+           "defaults": {"runsOn": "cp"}}
+    with pytest.raises(DefinitionError) as error:
+        parse_pipeline(raw)
+    assert "spec.computeProfiles[0].image: is used as written: a profile's fields are not evaluated" in \
+        str(error.value.problems[0])
+
+
+@pytest.mark.parametrize(("field", "value"), [("table", "#{myGreeting}"), ("connectionString", "#{myGreeting}")])
+def test_table_names_and_connections_take_only_constrained_run_values(field: str, value: str) -> None:
+    raw = {**_raw("true"), "databases": [{"name": "pg", "type": "JdbcDatabase",
+                                           "connectionString": "jdbc:postgresql://db/app", "username": "app",
+                                           "passwordSecret": {"name": "pg", "key": "password"}}],
+           "dataNodes": [{"name": "t", "type": "SqlDataNode", "database": "pg", "table": "orders"}],
+           "activities": [{"name": "say", "type": "ShellCommandActivity", "command": "true", "input": ["t"],
+                           "stage": False}]}
+    target = raw["dataNodes"][0] if field == "table" else raw["databases"][0]
+    target[field] = value
+    with pytest.raises(ResolveError, match=f'{field}: parameter "myGreeting" is set by the run'):
+        resolve(parse_pipeline(raw), myGreeting='orders"; drop table x; --')

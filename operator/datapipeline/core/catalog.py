@@ -61,12 +61,18 @@ def _f(name: str, kind: Kind, doc: str, *, refs: tuple[str, ...] = (), enum: tup
     return FieldSpec(name, kind, doc, refs, enum, required)
 
 
-# Fields whose text is code: a value the author did not write never enters them as code. In shell
-# fields it becomes a quoted environment variable; in the others (SQL, Hive, Pig) it must be a number,
-# or be limited by allowedValues or a pattern.
-SHELL_CODE_FIELDS = frozenset({"command", "preStepCommand", "postStepCommand", "step"})
-CODE_FIELDS = frozenset({"script", "selectQuery", "insertQuery", "createTableSql", "transformSql", "query",
-                         "hiveScript", "filterSql"})
+# Fields whose text decides what runs or where things go. A value the author did not write (a run's
+# spec.values) never enters them as code: in the shell fields it becomes a quoted environment variable; in
+# the control fields (SQL, Hive, Pig and EMR step text, table names, the program to run, where logs, alarms
+# and webhooks go, which workers run it) it must be a number or be limited by allowedValues or a pattern.
+SHELL_CODE_FIELDS = frozenset({"command", "preStepCommand", "postStepCommand"})
+CONTROL_FIELDS = frozenset({
+    "script", "selectQuery", "insertQuery", "createTableSql", "transformSql", "query", "hiveScript", "filterSql",
+    "step", "table", "tableName", "schemaName", "scriptUri", "jarUri", "mainClass", "workerGroup",
+    "pipelineLogUri", "url", "headersFromSecret", "topicArn", "connectionString", "jdbcDriverJarUri",
+})
+# Fields used as written, never evaluated: a Secret's name is never computed.
+LITERAL_FIELDS = frozenset({"headersFromSecret"})
 
 S, INT, B, D, L = Kind.STRING, Kind.INT, Kind.BOOL, Kind.DURATION, Kind.STRINGS
 

@@ -26,6 +26,7 @@ from croniter.croniter import CroniterBadDateError
 from datapipeline.core import catalog, kubevalues
 from datapipeline.core.catalog import (
     COMMON_FIELDS,
+    LITERAL_FIELDS,
     SECTIONS,
     SHELL_CODE_FIELDS,
     TYPES,
@@ -789,7 +790,13 @@ class _Parser:
                   ("serviceAccountName", kubevalues.dns_subdomain_problem), ("image", kubevalues.image_problem))
         for field_name, check in checks:
             value = obj.fields.get(field_name)
-            if isinstance(value, str) and not has_expression(value) and (problem := check(value)):
+            if not isinstance(value, str):
+                continue
+            if has_expression(value):
+                self.problems.add(f"{obj.path}.{field_name}", "is used as written: a profile's fields are not "
+                                  "evaluated (#{...}), so a run can never choose an image, a service account or "
+                                  "resources")
+            elif problem := check(value):
                 self.problems.add(f"{obj.path}.{field_name}", problem)
         for key, value in (obj.fields.get("nodeSelector") or {}).items():
             problem = kubevalues.label_key_problem(str(key)) or kubevalues.label_value_problem(str(value))
@@ -954,6 +961,10 @@ class _Parser:
         except ExpressionError as error:
             self.problems.add(where, f"bad expression: {error}")
             return
+        if _field_of(where) in LITERAL_FIELDS and not template.is_constant:
+            self.problems.add(where, "is used as written, never evaluated (a Secret's name is not computed); "
+                              "write the name itself")
+            return
         for ref in sorted(template.references()):
             problem = (_reference_problem(ref, local, names, ref_fields, refs_set, section)
                        or _runtime_scope_problem(ref, section) or self._masked_problem(ref, template, where))
@@ -965,11 +976,16 @@ class _Parser:
         name = ref.lstrip("*")
         if name not in self.masked:
             return None
-        field_name = re.sub(r"\[\d+\]$", "", where).rsplit(".", 1)[-1]
+        field_name = _field_of(where)
         if field_name in SHELL_CODE_FIELDS and ref in template.bare_references():
             return None
         return (f'#{{{ref}}}: masked parameter "{name}" comes from a Secret, so only a shell command can use it, '
                 f"alone in its expression (#{{*{name}}}); there it is the variable ${masked_env_name(name)}")
+
+
+def _field_of(where: str) -> str:
+    """The field a path ends in: spec.activities[0].command -> command, ...scriptArgument[2] -> scriptArgument."""
+    return re.sub(r"\[\d+\]$", "", where).rsplit(".", 1)[-1]
 
 
 def _expression_names(parameters: Mapping[str, Parameter], top_vars: Mapping[str, str]) -> frozenset[str]:

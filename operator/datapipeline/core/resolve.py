@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from datapipeline.core.catalog import CODE_FIELDS, SHELL_CODE_FIELDS, TYPES, Kind
+from datapipeline.core.catalog import CONTROL_FIELDS, SHELL_CODE_FIELDS, TYPES, Kind
 from datapipeline.core.durations import format_duration
 from datapipeline.core.expressions import ExpressionError, Value, parse_datetime, parse_template, to_string
 from datapipeline.core.limits import DEFAULT_LIMITS
@@ -404,7 +404,7 @@ class Resolver:
                 if kind is Kind.STRING and isinstance(value, str):
                     out[key] = self.render(scope, key, value)
                 elif kind is Kind.STRINGS:
-                    code = key in SHELL_CODE_FIELDS or key in CODE_FIELDS
+                    code = key in SHELL_CODE_FIELDS or key in CONTROL_FIELDS
                     out[key] = [self.render(scope, key, v) for v in value] if code else scope.render_list(value)
                 elif isinstance(value, timedelta):
                     out[key] = int(value.total_seconds())
@@ -427,7 +427,7 @@ class Resolver:
         """A string field's text; values the author did not write enter code fields only as data."""
         if field_name in SHELL_CODE_FIELDS:
             return parse_template(text).render_each(scope, self._shell_embed)
-        if field_name in CODE_FIELDS:
+        if field_name in CONTROL_FIELDS:
             return parse_template(text).render_each(scope, self._code_embed)
         return scope.render(text)
 
@@ -454,8 +454,8 @@ class Resolver:
         value = evaluate()
         loose = sorted(p for p in self.params.read if _unconstrained(self.params.untrusted[p]))
         if loose:
-            raise ExpressionError(f'parameter "{loose[0]}" is set by the run and would be pasted into code; '
-                                  "give it allowedValues or a pattern, or type Integer or Double")
+            raise ExpressionError(f'parameter "{loose[0]}" is set by the run and would decide what runs or where '
+                                  "data goes; give it allowedValues or a pattern, or type Integer or Double")
         return to_string(value)
 
     def data_node(self, name: str, via: ObjectScope) -> DataNodeSpec:
@@ -501,7 +501,7 @@ class Resolver:
         if not text:
             return None
         try:
-            return scope.render(str(text))
+            return self.render(scope, "pipelineLogUri", str(text))
         except ExpressionError as error:
             raise ResolveError(f"pipelineLogUri: {error}") from error
 
