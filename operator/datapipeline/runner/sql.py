@@ -35,6 +35,11 @@ _SCHEMES = {"postgresql": "postgresql", "postgres": "postgresql", "redshift": "p
 _DEFAULT_PORTS = {"postgresql": 5432, "redshift": 5439, "mysql": 3306, "mariadb": 3306}
 
 
+# A table name the user quoted: one or two quoted identifiers (schema.table), nothing after them.
+_IDENTIFIER = r'(?:"(?:[^"]|"")+"|`(?:[^`]|``)+`)'
+_QUOTED_NAME = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?")
+
+
 @dataclass(frozen=True)
 class ConnInfo:
     dialect: str  # postgresql | mysql | sqlite
@@ -165,11 +170,12 @@ class Database:
             raise TaskError(error_id, f"{where}: {text}") from None
 
     def table_ref(self, table: str, schema: str | None = None) -> str:
-        """The quoted name; a table already written 'schema.table' is split on its dot."""
-        if not schema and "." in table and not table.startswith('"'):
-            schema, table = table.split(".", 1)
-        if table.startswith('"') or table.startswith("`"):
+        """The quoted name; a table already written 'schema.table' is split on its dot. A name the user quoted
+        passes as written only when it is exactly quoted identifiers ("s"."t"): anything else is one name."""
+        if _QUOTED_NAME.fullmatch(table):
             return table if not schema else f"{self.quote(schema)}.{table}"
+        if not schema and "." in table:
+            schema, table = table.split(".", 1)
         return f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)
 
     def execute_on(self, cur: Any, sql: str, params: Sequence[Any] = ()) -> Any:
