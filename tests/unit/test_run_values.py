@@ -349,3 +349,25 @@ def test_table_names_and_connections_take_only_constrained_run_values(field: str
     target[field] = value
     with pytest.raises(ResolveError, match=f'{field}: parameter "myGreeting" is set by the run'):
         resolve(parse_pipeline(raw), myGreeting='orders"; drop table x; --')
+
+
+@pytest.mark.parametrize(("text", "state"), [
+    ("true # don't\necho ", Quote.NONE), ("echo a#b '", Quote.SINGLE), ("# it's\n", Quote.NONE),
+    ("cat <<EOF\nhello ", Quote.HEREDOC), ("cat <<'EOF'\nhi\nEOF\necho '", Quote.SINGLE),
+    ("cat <<-EOF\n\tx\n\tEOF\necho ", Quote.NONE), ("cat <<< '", Quote.SINGLE),
+])
+def test_quote_state_knows_comments_and_here_documents(text: str, state: Quote) -> None:
+    assert quote_state(text) is state
+
+
+@pytest.mark.parametrize("command", [
+    "true # don't\nprintf '%s' #{myGreeting}",
+    "cat <<EOF\n#{myGreeting}\nEOF",
+])
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_run_value_after_a_comment_or_in_a_here_document_is_text(command: str, value: str, tmp_path: Any) -> None:
+    resolved = resolve(definition(command=command), myGreeting=value)
+    out = subprocess.run(["/bin/sh", "-c", resolved.task.fields["command"]], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", **dict(resolved.env)}, cwd=tmp_path, check=True).stdout
+    assert out.rstrip("\n") == value.rstrip("\n") if "EOF" in command else out == value
+    assert not (tmp_path / "pwned-kdp").exists()

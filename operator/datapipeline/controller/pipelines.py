@@ -345,8 +345,14 @@ def validate_pipeline(spec: kopf.Spec, **_: Any) -> None:
         raise kopf.AdmissionError("; ".join(str(p) for p in error.problems)[:4000], code=422) from error
 
 
-def validate_run(spec: kopf.Spec, namespace: str | None, **_: Any) -> None:
-    """A run's values pass the same check as in the operator, before the run exists."""
+def validate_run(spec: kopf.Spec, namespace: str | None, old: Any = None, **_: Any) -> None:
+    """A run's values pass the same check as in the operator, before the run exists.
+
+    An update that leaves the values as they were (cancel, rerun, a label) is never refused, even when
+    the Pipeline has since tightened its parameters: those values were checked when the run was made.
+    """
+    if old is not None and ((old.get("spec") or {}).get("values") or {}) == (spec.get("values") or {}):
+        return
     pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
     source = kube.get_object(namespace or "default", PLURAL, pipeline) if pipeline else None
     if source is None:
