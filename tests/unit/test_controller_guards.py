@@ -73,3 +73,21 @@ def test_runs_made_by_hand_are_owned_by_their_pipeline() -> None:
     assert body["metadata"]["ownerReferences"] == [
         {"apiVersion": "datapipeline.io/v1alpha1", "kind": "Pipeline", "name": "p", "uid": "u-1",
          "controller": True, "blockOwnerDeletion": True}]
+
+
+def test_a_frozen_copy_has_no_nulls_so_a_merge_patch_keeps_it_whole() -> None:
+    from datapipeline.controller.frozen import without_nulls
+
+    spec = {**SPEC, "description": None, "activities": [{**SPEC["activities"][0], "vars": {"myA": None}}]}
+    frozen = freeze(spec, 1)
+    assert frozen[FROZEN_SPEC] == without_nulls(spec) and "description" not in frozen[FROZEN_SPEC]
+    assert frozen_problem(frozen) is None
+
+
+def test_a_spec_too_big_to_copy_into_a_run_is_refused_with_its_size() -> None:
+    from datapipeline.controller.frozen import MAX_FROZEN_BYTES, size_problem
+
+    assert size_problem(SPEC) is None
+    big = {**SPEC, "description": "x" * MAX_FROZEN_BYTES}
+    message = size_problem(big)
+    assert message is not None and message.startswith("the Pipeline's spec is ") and "at most 524,288 bytes" in message

@@ -11,7 +11,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from datapipeline.awsimport import forms
@@ -27,7 +27,8 @@ from datapipeline.core.expressions import (
     to_string,
 )
 from datapipeline.core.problems import did_you_mean
-from datapipeline.core.task import masked_env_name
+from datapipeline.core.task import masked_env_name, utc_text
+from datapipeline.k8s.jobs import LABEL_WORKER_GROUP
 
 # AWS types that map to a section here under another name.
 RESOURCE_TYPES = {"Ec2Resource": ("computeProfiles", "ComputeProfile"), "EmrCluster": ("clusterProfiles", "ClusterProfile")}
@@ -96,7 +97,7 @@ CLUSTER_REASONS = {
                    "emrManagedMasterSecurityGroupId", "emrManagedSlaveSecurityGroupId")},
 }
 CLUSTER_IMAGE = "apache/spark:3.5.1"
-GROUP_LABEL = "datapipeline.io/worker-group"
+GROUP_LABEL = LABEL_WORKER_GROUP
 PARAMETER_KEYS = ("id", "type", "description", "helpText", "default", "optional", "isArray", "allowedValues",
                   "watermark")
 NAME_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -820,7 +821,7 @@ def _json_kind(value: Any) -> str:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(moment)
 
 
 def _period(text: str) -> str:

@@ -59,7 +59,6 @@ def _parameters(args: argparse.Namespace) -> list[Any] | None:
     return raw
 
 
-# json's messages, as sentences that say what to fix.
 def run(args: argparse.Namespace) -> int:
     try:
         definition = _read_json(args.file, "the definition")

@@ -85,8 +85,10 @@ def _checked_params(pipeline: Mapping[str, Any], items: list[str] | None) -> dic
     raw = _parse_params(items)
     if not raw:
         return {}
+    from datapipeline.cli.validate import cli_limits
+
     try:
-        definition = parse_pipeline(pipeline.get("spec") or {})
+        definition = parse_pipeline(pipeline.get("spec") or {}, limits=cli_limits())
     except DefinitionError as error:
         raise SystemExit(f"Pipeline {pipeline['metadata']['name']} is invalid: {error.problems[0]}") from None
     values, problems = run_values(definition, raw, path="--param")
@@ -258,11 +260,7 @@ def lifecycle_patch(verb: str, start_timestamp: str | None = None, cancel_active
     if verb == "activate":
         spec: dict[str, Any] = {"activated": True}
         if start_timestamp:
-            try:
-                spec["activateFrom"] = format_time(parse_time(start_timestamp))
-            except ValueError as error:
-                raise SystemExit(f"--start-timestamp {start_timestamp!r}: not an RFC 3339 time "
-                                 "(YYYY-MM-DDTHH:MM:SSZ)") from error
+            spec["activateFrom"] = format_time(_time_option(start_timestamp, "--start-timestamp"))
         return {"spec": spec}
     if verb == "deactivate":
         return {"spec": {"activated": False, "cancelActiveOnDeactivate": cancel_active}}

@@ -26,6 +26,7 @@ from datapipeline.core.model import Activity, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.resolve import ResolveError, Resolver, RunContext
 from datapipeline.core.schedule import Interval, effective_start, intervals, run_name
+from datapipeline.core.task import NODE_TEXT_KEYS, utc_text
 
 # What an action or precondition sees as node.* for a value only the run knows.
 AT_RUN_TIME = "<set at run time>"
@@ -43,17 +44,15 @@ def interval_for(definition: PipelineDefinition, at: datetime | None, now: datet
         raise ValueError("the schedule has no start")
     for interval in intervals(schedule, start, after=at):
         return interval
-    raise ValueError("the schedule has no interval " + (f"at or after {at:%Y-%m-%dT%H:%M:%SZ}" if at else "at all"))
+    raise ValueError("the schedule has no interval " + (f"at or after {utc_text(at)}" if at else "at all"))
 
 
 def node_fields(name: str, interval: Interval, event: str) -> dict[str, Any]:
     """node.* as the state machine passes it (runstate.node_fields), with run-time values as placeholders."""
-    stamp = interval.start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = utc_text(interval.start)
     return {"@id": name, "name": name, "@status": EVENT_STATUS.get(event, "RUNNING"), "@attemptCount": 1,
-            "@scheduledStartTime": stamp, "@scheduledEndTime": interval.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "@actualStartTime": stamp, "@actualEndTime": stamp, "errorId": AT_RUN_TIME,
-            "errorMessage": AT_RUN_TIME, "errorStackTrace": AT_RUN_TIME, "@cascadeFailedOn": AT_RUN_TIME,
-            "@waitingOn": AT_RUN_TIME, "cancellationReason": AT_RUN_TIME, "@failureReason": AT_RUN_TIME}
+            "@scheduledStartTime": stamp, "@scheduledEndTime": utc_text(interval.end),
+            "@actualStartTime": stamp, "@actualEndTime": stamp, **dict.fromkeys(NODE_TEXT_KEYS, AT_RUN_TIME)}
 
 
 def render_activity(definition: PipelineDefinition, resolver: Resolver, activity: Activity,
@@ -143,7 +142,7 @@ def _message(error: Exception, activity: Activity) -> str:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(moment)
 
 
 def render_files(path: Path, at: datetime | None, only: str | None, out: TextIO, err: TextIO,

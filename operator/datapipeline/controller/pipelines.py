@@ -21,7 +21,7 @@ from datapipeline.controller import errors, metrics
 from datapipeline.controller.lifecycle import VIEWS, is_rerun, needs_wake, view_of
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.workers import Workers
-from datapipeline.core.definition import parse_pipeline
+from datapipeline.core.definition import API_VERSION, GROUP, VERSION, parse_pipeline
 from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.runstate import FINAL_PHASES, PHASE_FAILED, SUCCEEDED
@@ -37,7 +37,7 @@ from datapipeline.core.schedule import (
 )
 from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
-from datapipeline.k8s.jobs import API_VERSION, GROUP, LABEL_PIPELINE, VERSION, Owner, label_value
+from datapipeline.k8s.jobs import LABEL_PIPELINE, Owner, label_value
 
 PLURAL = "pipelines"
 LABEL_TRIGGER = f"{GROUP}/trigger"

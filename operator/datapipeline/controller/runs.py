@@ -19,12 +19,20 @@ from kubernetes.client.exceptions import ApiException
 
 from datapipeline.controller import errors, metrics
 from datapipeline.controller.facts import job_facts, pod_job_name, running_since
-from datapipeline.controller.frozen import FROZEN_HASH, FROZEN_SPEC, FROZEN_VALUES, freeze, frozen_problem
+from datapipeline.controller.frozen import (
+    FROZEN_GENERATION,
+    FROZEN_HASH,
+    FROZEN_SPEC,
+    FROZEN_VALUES,
+    freeze,
+    frozen_problem,
+    size_problem,
+)
 from datapipeline.controller.lifecycle import VIEWS, PipelineView, queue_reason, run_lifecycle, view_of
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import merge_patch, step
 from datapipeline.controller.workers import Workers
-from datapipeline.core.definition import parse_pipeline
+from datapipeline.core.definition import GROUP, VERSION, parse_pipeline
 from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.resolve import RunContext
@@ -39,16 +47,17 @@ from datapipeline.core.runstate import (
     attempt_job_name,
 )
 from datapipeline.core.schedule import format_time, interval_at, parse_time
+from datapipeline.core.task import KIND_ACTIVITY
 from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
 from datapipeline.k8s.jobs import (
-    GROUP,
     LABEL_ACTIVITY,
+    LABEL_KIND,
     LABEL_PIPELINE,
     LABEL_RERUN,
     LABEL_RUN,
-    VERSION,
     Owner,
+    label_value,
 )
 
 PLURAL = "pipelineruns"
@@ -125,12 +134,10 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     definition, generation, problem = _definition(status, cache)
     if definition is None:
         return _refuse(namespace, name, run, "InvalidDefinition", problem or "", now)
-    if FROZEN_VALUES in status:  # checked once, then fixed: editing spec.values later changes nothing
-        values = dict(status[FROZEN_VALUES])
-    else:
-        values, refused = run_values(definition, spec.get("values"))
-        if refused:
-            return _refuse(namespace, name, run, "InvalidValues", "; ".join(str(p) for p in refused), now)
+    # Checked once and then fixed (editing spec.values later changes nothing); checked again on every pass.
+    values, refused = run_values(definition, status[FROZEN_VALUES] if FROZEN_VALUES in status else spec.get("values"))
+    if refused:
+        return _refuse(namespace, name, run, "InvalidValues", "; ".join(str(p) for p in refused), now)
     run_spec = _with_lifecycle(namespace, pipeline, run, run_spec_of(run, definition))
     state = RunState.from_dict(status)
     pods = kube.list_pods(namespace, name)
@@ -245,14 +252,17 @@ def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str,
     if source is None:
         return _refuse(namespace, name, run, "PipelineNotFound",
                        f'spec.pipelineRef.name: no Pipeline named "{pipeline}" in namespace {namespace}', now)
-    frozen = freeze(source.get("spec") or {}, int(source["metadata"].get("generation") or 0))
+    spec = source.get("spec") or {}
+    if problem := size_problem(spec):
+        return _refuse(namespace, name, run, "InvalidDefinition", problem, now)
+    frozen = freeze(spec, int(source["metadata"].get("generation") or 0))
     _save(namespace, name, run, frozen)
     return True, now  # act on the frozen copy in the next pass
 
 
 def _definition(status: Mapping[str, Any], cache: dict[str, Any]) -> tuple[PipelineDefinition | None, int, str | None]:
     """The run's frozen definition, parsed once per worker (the frozen copy never changes)."""
-    generation = int(status.get("pipelineGeneration") or 0)
+    generation = int(status.get(FROZEN_GENERATION) or 0)
     problem = frozen_problem(status)  # hashed on every pass: a copy changed under a live worker is caught too
     if problem:
         return None, generation, problem
@@ -308,8 +318,8 @@ def _capacity(namespace: str, pipeline: str, run: str, definition: PipelineDefin
     limited = {n: a.max_active_instances for n, a in definition.activities.items() if a.max_active_instances}
     if not limited:
         return {}
-    jobs = kube.batch().list_namespaced_job(namespace, label_selector=f"{LABEL_PIPELINE}={pipeline},"
-                                                                      "datapipeline.io/kind=activity")
+    jobs = kube.batch().list_namespaced_job(
+        namespace, label_selector=f"{LABEL_PIPELINE}={label_value(pipeline)},{LABEL_KIND}={KIND_ACTIVITY}")
     busy: dict[str, int] = {}
     for job in jobs.items:
         labels = (job.metadata.labels if job.metadata else None) or {}
@@ -355,7 +365,7 @@ def build_status(old: Mapping[str, Any], state: RunState, run: Mapping[str, Any]
     status: dict[str, Any] = {
         **data,
         **{key: old[key] for key in (FROZEN_SPEC, FROZEN_HASH) if key in old},
-        "pipelineGeneration": generation,
+        FROZEN_GENERATION: generation,
         "observedGeneration": run["metadata"].get("generation"),
         "conditions": conditions(old, phase, reason, message, run["metadata"].get("generation"), now),
     }

@@ -63,7 +63,9 @@ from datapipeline.core.problems import Collector, DefinitionError, Problem, did_
 from datapipeline.core.task import masked_env_name
 from datapipeline.core.values import pattern_problem, value_problem
 
-API_VERSION = "datapipeline.io/v1alpha1"
+GROUP = "datapipeline.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 VAR_PATTERN = re.compile(r"^\*?my[A-Za-z0-9_]+$")
 METADATA_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")

@@ -53,6 +53,12 @@ class Limits:
     """References evaluated inside each other (a field reading a variable reading a field of an input ...)."""
     max_value_length: int = 1_048_576
     """Characters an expression or a field may evaluate to (stops variables that double each other)."""
+    max_parameter_value_length: int = 4_096
+    """Characters of one parameter value (a Pipeline's or a run's)."""
+    max_array_items: int = 256
+    """Values of one isArray parameter."""
+    max_pattern_length: int = 1_024
+    """Characters of a parameter's ``pattern`` (RE2: matching time is linear in the value whatever the pattern)."""
     max_evaluation_steps: int = 10_000
     """Field and variable evaluations to resolve one task (stops exponential fan-out through references)."""
     min_schedule_period: timedelta = timedelta(minutes=1)

@@ -235,6 +235,7 @@ def _constant(name: str) -> float:
     raise LoadError(f"not valid JSON: {name} is not a JSON number")
 
 
+# json's messages, as sentences that say what to fix.
 JSON_PROBLEMS = {
     "Expecting ',' delimiter": "a comma is missing between two items (expected ',')",
     "Expecting ':' delimiter": "a colon is missing after a key (expected ':')",

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from datapipeline.core.catalog import CONTROL_FIELDS, SHELL_CODE_FIELDS, TYPES, Kind
@@ -40,12 +40,14 @@ from datapipeline.core.task import (
     KIND_ACTION,
     KIND_ACTIVITY,
     KIND_PRECONDITION,
+    NODE_TEXT_KEYS,
     AwsSpec,
     DatabaseSpec,
     DataFormatSpec,
     DataNodeSpec,
     TaskSpec,
     masked_env_name,
+    utc_text,
 )
 
 # Which section each reference field points into, for #{field.sub} lookups.
@@ -57,9 +59,6 @@ _REF_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-# node.* text fields the state machine sets only when they apply.
-NODE_TEXT_FIELDS = ("errorId", "errorMessage", "errorStackTrace", "cancellationReason", "@failureReason",
-                    "@cascadeFailedOn", "@waitingOn")
 
 
 class ResolveError(ValueError):
@@ -378,7 +377,7 @@ class Resolver:
                     pass
             if isinstance(value, str | int | float):
                 runtime[key] = value
-        for key in NODE_TEXT_FIELDS:  # set only when something went wrong; empty otherwise, never unknown
+        for key in NODE_TEXT_KEYS:  # set only when something went wrong; empty otherwise, never unknown
             runtime.setdefault(key, "")
         return ObjectScope(self.d, self.node_object(activity, node), self.run, self.params, runtime)
 
@@ -520,7 +519,7 @@ def _json_node(node: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in node.items():
         if isinstance(value, datetime):
-            out[key] = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out[key] = utc_text(value)
         elif isinstance(value, str | int | float | bool) or value is None:
             out[key] = value
         else:

@@ -29,7 +29,13 @@ from datapipeline.core.model import (
     PipelineDefinition,
     PipelineObject,
 )
-from datapipeline.core.task import EXIT_INVALID_TASK, EXIT_PRECONDITION_NOT_MET, TaskResult
+from datapipeline.core.task import (
+    EXIT_INVALID_TASK,
+    EXIT_PRECONDITION_NOT_MET,
+    NODE_TEXT_KEYS,
+    TaskResult,
+    utc_text,
+)
 
 # Activity states (AWS names)
 WAITING_ON_DEPENDENCIES = "WAITING_ON_DEPENDENCIES"
@@ -67,10 +73,6 @@ MAX_ERROR_MESSAGE = 200
 # A Job with activeDeadlineSeconds is stopped by Kubernetes; the operator steps in only after this margin.
 DEADLINE_MARGIN = timedelta(seconds=30)
 MAX_NAME = 63
-# node.* text fields: present for every triggering object, empty when they do not apply (the last four are
-# runtime fields the guide lists that we have no value for; validation lets #{node.hostname} through).
-NODE_TEXT_KEYS = ("errorId", "errorMessage", "errorStackTrace", "cancellationReason", "@failureReason",
-                  "@cascadeFailedOn", "@waitingOn", "hostname", "reportProgressTime", "emrStepLog", "hadoopJobLog")
 
 
 # ---------------------------------------------------------------------------- names
@@ -1165,7 +1167,7 @@ def _clip(text: str) -> str:
 
 
 def _fmt(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(moment)
 
 
 def _parse(value: Any) -> datetime | None:

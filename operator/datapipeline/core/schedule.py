@@ -38,6 +38,7 @@ from croniter.croniter import CroniterBadDateError
 from datapipeline.core.durations import Period
 from datapipeline.core.limits import DEFAULT_LIMITS
 from datapipeline.core.model import Schedule
+from datapipeline.core.task import TIME_FORMAT
 
 MAX_NAME = 63
 # Local clocks move by at most this much around a DST transition (the largest real shift is 2h).
@@ -400,7 +401,7 @@ def format_time(moment: datetime) -> str:
     moment = _utc(moment)
     if moment.microsecond:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.strftime(TIME_FORMAT)
 
 
 def parse_time(text: str) -> datetime:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 TASK_ENV = "DATAPIPELINE_TASK"
@@ -28,6 +29,8 @@ ENV_PARAMETER_PREFIX = "DATAPIPELINE_PARAM_"  # masked parameters, from their Se
 # lists every variable it fills from a Secret) and every file under SECRET_MOUNT_DIR (the Secrets a compute
 # profile passes whole with envFromSecrets, mounted read-only so their values are known to the redactor).
 SECRET_ENV_LIST = "DATAPIPELINE_SECRET_ENV"
+HEADER_ENV_PREFIX = "DATAPIPELINE_HEADER_"  # a Webhook's headersFromSecret Secret, mounted with this envFrom prefix
+PROGRESS_ENV = "DATAPIPELINE_PROGRESS_INTERVAL"  # seconds between the runner's progress lines
 SECRET_MOUNT_DIR = "/var/run/datapipeline/secrets"
 TASK_VERSION = 1
 TERMINATION_LOG = "/dev/termination-log"
@@ -38,6 +41,20 @@ PROGRESS_INTERVAL_SECONDS = 10
 def masked_env_name(parameter: str) -> str:
     """The variable a shell command reads a masked parameter from."""
     return ENV_PARAMETER_PREFIX + "".join(c if c.isascii() and c.isalnum() else "_" for c in parameter.upper())
+
+
+# Times in status, node.* fields, results and log lines: RFC 3339 in UTC, whole seconds.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+# node.* text fields: present for every triggering object, empty when they do not apply (the last four are
+# runtime fields the guide lists that we have no value for; validation lets #{node.hostname} through).
+NODE_TEXT_KEYS = ("errorId", "errorMessage", "errorStackTrace", "cancellationReason", "@failureReason",
+                  "@cascadeFailedOn", "@waitingOn", "hostname", "reportProgressTime", "emrStepLog", "hadoopJobLog")
 
 
 # Exit codes

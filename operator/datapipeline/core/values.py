@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from datapipeline.core.limits import DEFAULT_LIMITS
 from datapipeline.core.problems import Problem
 
-MAX_VALUE_LENGTH = 4096  # characters of one parameter value
-MAX_ARRAY_ITEMS = 256  # values of one isArray parameter
-MAX_PATTERN_LENGTH = 1024
+MAX_VALUE_LENGTH = DEFAULT_LIMITS.max_parameter_value_length
+MAX_ARRAY_ITEMS = DEFAULT_LIMITS.max_array_items
+MAX_PATTERN_LENGTH = DEFAULT_LIMITS.max_pattern_length
 
 RunValues = dict[str, str | list[str]]
 

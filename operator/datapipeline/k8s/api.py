@@ -15,7 +15,8 @@ from kubernetes import client
 from kubernetes import config as _config
 from kubernetes.client.exceptions import ApiException
 
-from datapipeline.k8s.jobs import GROUP, LABEL_PIPELINE, LABEL_RUN, VERSION, label_value
+from datapipeline.core.definition import GROUP, VERSION
+from datapipeline.k8s.jobs import LABEL_PIPELINE, LABEL_RUN, label_value
 
 config: Any = _config
 _client: Any = None

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from datapipeline.core.definition import API_VERSION, GROUP
 from datapipeline.core.model import PipelineDefinition, PipelineObject
 from datapipeline.core.resolve import SecretEnv
 from datapipeline.core.task import (
+    HEADER_ENV_PREFIX,
+    PROGRESS_ENV,
     PROGRESS_INTERVAL_SECONDS,
     SECRET_ENV_LIST,
     SECRET_MOUNT_DIR,
@@ -25,15 +28,13 @@ from datapipeline.core.task import (
     TaskSpec,
 )
 
-GROUP = "datapipeline.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
 LABEL_PIPELINE = f"{GROUP}/pipeline"
 LABEL_RUN = f"{GROUP}/run"
 LABEL_ACTIVITY = f"{GROUP}/activity"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_KIND = f"{GROUP}/kind"
 LABEL_OBJECT = f"{GROUP}/object"
+LABEL_WORKER_GROUP = f"{GROUP}/worker-group"  # the node label a workerGroup selects
 LABEL_RERUN = f"{GROUP}/rerun"  # an attempt of a rerun: maxActiveInstances does not count it
 ANNOTATION_OBJECT = f"{GROUP}/object"
 ANNOTATION_ACTIVITY = f"{GROUP}/activity"
@@ -41,8 +42,6 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "kube-datapipeline"}
 DEFAULT_IMAGE = "localhost/kube-datapipeline:dev"
 IMAGE_ENV = "DATAPIPELINE_RUNNER_IMAGE"
 RUNNER_COMMAND = ["datapipeline-runner"]
-HEADER_ENV_PREFIX = "DATAPIPELINE_HEADER_"
-PROGRESS_ENV = "DATAPIPELINE_PROGRESS_INTERVAL"  # seconds between the runner's progress: lines
 RUNNER_UID = 10001
 # Requests and limits of a Job whose compute profile sets neither cpu nor memory (the chart's jobs.resources,
 # as JSON); without it, these. A Job without limits could starve its node.
@@ -147,7 +146,7 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
             pod_extra["serviceAccountName"] = profile.get("serviceAccountName")
     worker_group = task.fields.get("workerGroup") if task.kind == "activity" else None
     if worker_group and profile is None:
-        pod_extra["nodeSelector"] = {f"{GROUP}/worker-group": str(worker_group)}
+        pod_extra["nodeSelector"] = {LABEL_WORKER_GROUP: str(worker_group)}
     if task.kind == "action" and task.fields.get("headersFromSecret"):
         env_from.append({"prefix": HEADER_ENV_PREFIX, "secretRef": {"name": str(task.fields["headersFromSecret"])}})
     container: dict[str, Any] = {

@@ -15,14 +15,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from datapipeline.core.task import TaskResult
+from datapipeline.core.task import HEADER_ENV_PREFIX, TaskResult
 from datapipeline.runner.aws import client, errors_as
 from datapipeline.runner.context import Context
 from datapipeline.runner.errors import InvalidTask, TaskError
 from datapipeline.runner.log import get
 
 log = get("action")
-HEADER_ENV_PREFIX = "DATAPIPELINE_HEADER_"  # the Secret named by headersFromSecret, mounted with envFrom prefix
 SNS_SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 

@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from typing import IO, TextIO
 
-from datapipeline.core.task import PROGRESS_INTERVAL_SECONDS
+from datapipeline.core.task import PROGRESS_INTERVAL_SECONDS, utc_text
 
 MASK = "***"
 
@@ -124,7 +124,7 @@ class Tee(io.TextIOBase):
 
 
 def utc_stamp(t: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(datetime.fromtimestamp(time.time() if t is None else t, UTC))
 
 
 class LineFormatter(logging.Formatter):

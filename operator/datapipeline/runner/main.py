@@ -33,9 +33,11 @@ from datapipeline.core.task import (
     EXIT_FINISHED,
     EXIT_INVALID_TASK,
     EXIT_PRECONDITION_NOT_MET,
+    HEADER_ENV_PREFIX,
     KIND_ACTION,
     KIND_ACTIVITY,
     KIND_PRECONDITION,
+    PROGRESS_ENV,
     PROGRESS_INTERVAL_SECONDS,
     SECRET_ENV_LIST,
     SECRET_MOUNT_DIR,
@@ -58,7 +60,6 @@ LOG_KEY = "{uri}/{pipeline}/{run}/{activity}/attempt-{attempt}.log"
 
 # Environment variables whose values are secrets wherever they appear.
 SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-HEADER_ENV_PREFIX = "DATAPIPELINE_HEADER_"
 
 
 def _handlers(kind: str, type_: str) -> Handler | None:
@@ -216,7 +217,7 @@ def run(text: str | None) -> tuple[int, TaskResult]:
     if handler is None:
         return EXIT_INVALID_TASK, TaskResult("FAILED", error_id="Task.UnsupportedType",
                                              error_message=f"this runner has no handler for {spec.kind} type {spec.type}")
-    interval = float(os.environ.get("DATAPIPELINE_PROGRESS_INTERVAL", PROGRESS_INTERVAL_SECONDS))
+    interval = float(os.environ.get(PROGRESS_ENV, PROGRESS_INTERVAL_SECONDS))
     progress = Progress(interval)
     ctx = Context(spec, progress)
     log.info("%s %s %r of pipeline %s run %s, attempt %d", spec.kind, spec.type, spec.name, spec.pipeline,
