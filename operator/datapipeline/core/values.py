@@ -65,8 +65,8 @@ def value_problem(ptype: str, allowed: Sequence[str], value: str, pattern: str |
         return f"{_quoted(value)} is not an Integer (at most 18 digits)"
     if ptype == "Double" and not _is_double(value):
         return f"{_quoted(value)} is not a Double"
-    if ptype == "AWS::S3::ObjectKey" and not value.startswith("s3://"):
-        return f'{_quoted(value)} is not an S3 key; write it like "s3://bucket/key"'
+    if ptype == "AWS::S3::ObjectKey" and (problem := _s3_key_problem(value)):
+        return f'{_quoted(value)} is not an S3 key: {problem}; write it like "s3://bucket/key" or "key"'
     if pattern is not None and pattern_problem(pattern) is None and _compiled(pattern).fullmatch(value) is None:
         return f"{_quoted(value)} does not match the parameter's pattern {pattern}"
     return None
@@ -125,6 +125,15 @@ def _items(param: Any, value: Any) -> tuple[list[str], str | None]:
     if not _scalar(value):
         return [], "must be a string (or a list of strings for an isArray parameter)"
     return [_text(value)], None
+
+
+def _s3_key_problem(value: str) -> str | None:
+    """AWS takes a full URI or a plain key (the guide's own templates use both)."""
+    if not value:
+        return "it is empty"
+    if value.startswith("s3://") and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?", value):
+        return "a bucket name has no spaces" if " " in value.split("/")[2] else "the bucket name is not valid"
+    return None
 
 
 def _scalar(value: Any) -> bool:
