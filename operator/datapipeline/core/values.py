@@ -131,8 +131,8 @@ def _s3_key_problem(value: str) -> str | None:
     """AWS takes a full URI or a plain key (the guide's own templates use both)."""
     if not value:
         return "it is empty"
-    if value.startswith("s3://") and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?", value):
-        return "a bucket name has no spaces" if " " in value.split("/")[2] else "the bucket name is not valid"
+    if value.startswith("s3://") and not re.fullmatch(r"s3://[^/\s]+(/.*)?", value, flags=re.S):
+        return "a bucket name has no spaces" if " " in value.split("/")[2] else "the bucket name is missing"
     return None
 
 
