@@ -110,3 +110,18 @@ def test_render_names_each_field_that_does_not_resolve(tmp_path: Path) -> None:
     assert render_files(path, None, "work", io.StringIO(), err, now=NOW) == 1
     assert err.getvalue().startswith(f"{path} Pipeline/promise: spec.activities[0] (work).command: ")
     assert "Traceback" not in err.getvalue()
+
+
+@pytest.mark.parametrize(("uri", "problem"), [
+    ("s3://logs/#{@pipelineId}/#{@id}/#{format(@scheduledStartTime,'YYYY-MM-dd')}/", None),
+    ("s3://logs/#{myNope}/", 'spec.pipelineLogUri: #{myNope} refers to nothing: no field, parameter or runtime '
+                             'field "myNope"'),
+    ("s3://logs/#{node.@status}/", "spec.pipelineLogUri: #{node.@status}: node.* is only known inside actions and "
+                                   "preconditions"),
+    ("s3://logs/#{format(}/", "spec.pipelineLogUri: bad expression"),
+])
+def test_the_pipeline_log_uri_is_checked_like_an_activity_field(uri: str, problem: str | None) -> None:
+    doc = manifest()
+    doc["spec"]["pipelineLogUri"] = uri
+    found = check_document(doc)
+    assert (found == []) if problem is None else any(p.startswith(problem) for p in found), found

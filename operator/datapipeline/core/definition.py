@@ -209,6 +209,7 @@ class _Parser:
                 merged = activities.get(obj.name, obj) if section == "activities" else obj
                 self._check_expressions(obj, merged, names, section)
         self._check_default_expressions(defaults, names, f"{self.path}.defaults")
+        self._check_log_uri(spec.get("pipelineLogUri"), names)
         definition = PipelineDefinition(
             schedule=schedule,
             schedule_type=schedule_type,
@@ -955,6 +956,14 @@ class _Parser:
                                  "activities")
         for var, text in (defaults.get("vars") or {}).items():
             self._check_text(text, f"{path}.vars.{var}", local, names, ref_fields, ref_fields, "activities")
+
+    def _check_log_uri(self, text: Any, names: frozenset[str]) -> None:
+        """spec.pipelineLogUri is evaluated for each attempt, in the scope of its activity."""
+        if not isinstance(text, str):
+            return
+        local = {f.name for f in catalog.ACTIVITY_COMMON} | OBJECT_FIELDS
+        ref_fields = {f.name for f in catalog.ACTIVITY_COMMON if f.kind in (Kind.REF, Kind.REFS)}
+        self._check_text(text, f"{self.path}.pipelineLogUri", local, names, ref_fields, ref_fields, "activities")
 
     def _check_text(self, text: str, where: str, local: set[str], names: frozenset[str], ref_fields: set[str],
                     refs_set: set[str], section: str) -> None:
