@@ -25,8 +25,8 @@ class DefinitionError(ValueError):
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """'; did you mean "x"?' when a close choice exists, else ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    """'; did you mean "x"?' when a choice is close enough to be the intended word (a far one misleads), else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
     return f'; did you mean "{close[0]}"?' if close else ""
 
 
