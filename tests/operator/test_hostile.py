@@ -14,6 +14,8 @@ ONDEMAND: dict[str, Any] = {"scheduleType": "ondemand", "activated": False}
 TOKEN = "tok-9f8e7d6c5b4a-masked"
 TEAM_KEY = "team-key-1a2b3c4d5e6f"
 PASSWORD = "pw-0a1b2c3d4e5f6071"
+AWS_KEY = "aws-secret-5e6f7a8b9c0d"
+HEADER = "hdr-token-11aa22bb33cc"
 
 
 def conditions(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -87,21 +89,37 @@ def test_no_secret_reaches_logs_termination_messages_status_events_or_job_specs(
     operator.kubectl("create", "secret", "generic", "team-env", f"--from-literal=TEAM_KEY={TEAM_KEY}")
     operator.kubectl("create", "secret", "generic", "db", f"--from-literal=password={PASSWORD}",
                      "--from-literal=user=svc-user-77aa")
+    operator.kubectl("create", "secret", "generic", "aws-creds", "--from-literal=AWS_ACCESS_KEY_ID=akid-9988776655",
+                     f"--from-literal=AWS_SECRET_ACCESS_KEY={AWS_KEY}")
+    operator.kubectl("create", "secret", "generic", "hook-headers", f"--from-literal=Authorization={HEADER}")
     operator.apply(pipeline_doc("leak", [
         shell("a", 'echo "token #{*myToken}"; echo "team $TEAM_KEY"; echo "pw $DATAPIPELINE_DB_PG_PASSWORD"; '
-                   'echo "user $DATAPIPELINE_DB_PG_USERNAME"; echo "$TEAM_KEY" >&2; exit 3', runsOn="cp",
-              maximumRetries=0, input=["tbl"], stage=False),
-    ], **ONDEMAND, parameters=[{"id": "*myToken", "valueFromSecret": {"name": "api-token", "key": "token"}}],
+                   'echo "user $DATAPIPELINE_DB_PG_USERNAME"; echo "aws $AWS_SECRET_ACCESS_KEY $AWS_ACCESS_KEY_ID"; '
+                   'echo "$TEAM_KEY" >&2; exit 3', runsOn="cp", maximumRetries=0, input=["tbl"], stage=False,
+              onFail=["hook"]),
+    ], **ONDEMAND, aws={"region": "us-east-1", "credentialsSecret": "aws-creds"},
+        actions=[{"name": "hook", "type": "Webhook", "url": "http://127.0.0.1:9/alarm", "subject": "failed",
+                  "message": "#{node.@id}: #{node.errorMessage}", "headersFromSecret": "hook-headers"}],
+        parameters=[{"id": "*myToken", "valueFromSecret": {"name": "api-token", "key": "token"}}],
         computeProfiles=[{"name": "cp", "type": "ComputeProfile", "envFromSecrets": ["team-env"]}],
         dataNodes=[{"name": "tbl", "type": "SqlDataNode", "database": "pg", "table": "t"}],
         databases=[{"name": "pg", "type": "JdbcDatabase", "connectionString": "jdbc:postgresql://db:5432/app",
                     "usernameSecret": {"name": "db", "key": "user"},
                     "passwordSecret": {"name": "db", "key": "password"}}]))
     operator.apply(run_doc("leak-1", "leak"))
-    run = operator.wait_phase("leak-1", ("Failed",), timeout=120)
+    operator.wait_phase("leak-1", ("Failed",), timeout=120)
+
+    def action_done() -> bool:  # the Webhook (onFail), with its header Secret, ran too
+        return any(j["metadata"]["labels"].get("datapipeline.io/kind") == "action"
+                   and ((j.get("status") or {}).get("failed") or (j.get("status") or {}).get("succeeded"))
+                   for j in operator.jobs("leak-1"))
+
+    operator.wait(action_done, timeout=120)
+    run = operator.get("pipelinerun", "leak-1")
     pods = operator.get("pods", selector="datapipeline.io/run=leak-1")["items"]
     logs = "".join(operator.kubectl("logs", p["metadata"]["name"]) for p in pods)
     assert "token ***" in logs and "team ***" in logs and "pw ***" in logs and "user ***" in logs
+    assert "aws *** ***" in logs
     seen = {
         "pod logs": logs,
         "termination messages": json.dumps([s.get("state") for p in pods
@@ -111,7 +129,7 @@ def test_no_secret_reaches_logs_termination_messages_status_events_or_job_specs(
         "job specs": json.dumps(operator.jobs("leak-1")),
     }
     for place, text in seen.items():
-        for secret in (TOKEN, TEAM_KEY, PASSWORD, "svc-user-77aa"):
+        for secret in (TOKEN, TEAM_KEY, PASSWORD, "svc-user-77aa", AWS_KEY, "akid-9988776655", HEADER):
             assert secret not in text, f"{secret} leaked into {place}"
 
 
