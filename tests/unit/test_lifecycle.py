@@ -20,7 +20,7 @@ from datapipeline.controller.lifecycle import (
     run_lifecycle,
     view_of,
 )
-from datapipeline.controller.pipelines import (
+from datapipeline.controller.pipeline_plan import (
     counted_active,
     deactivation_time,
     pipeline_state,
@@ -222,17 +222,17 @@ def test_cli_verb_messages(argv: list[str], printed: str, monkeypatch: pytest.Mo
     assert fake.patches[0][:2] == ("pipelines", "p")
 
 
-def test_skipped_intervals_are_reported_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_skipped_intervals_are_reported_once() -> None:
     """Every user-visible message is tested: the IntervalsSkipped Event of activateFrom."""
-    from datapipeline.controller import pipelines
+    from datapipeline.controller.pipeline_plan import PipelinePlan, _skipped
 
-    told: list[str] = []
-    monkeypatch.setattr(pipelines.kopf, "info", lambda body, reason, message: told.append(f"{reason}: {message}"))
     start = datetime(2026, 11, 19, tzinfo=UTC)
-    patch = pipelines.StatusPatch()
-    pipelines._skipped({}, patch, {}, start, skip_cursor(None, start), None)
-    assert told == ["IntervalsSkipped: intervals starting before 2026-11-19T00:00:00Z are SKIPPED: the pipeline is "
-                    "activated from then (activateFrom)"]
-    assert patch.status == {"skippedUntil": "2026-11-19T00:00:00Z"}
-    pipelines._skipped({}, pipelines.StatusPatch(), patch.status, start, skip_cursor(None, start), None)
-    assert len(told) == 1
+    first = PipelinePlan()
+    _skipped(first, {}, start, skip_cursor(None, start), None)
+    assert [(n.reason, n.message) for n in first.notices] == [
+        ("IntervalsSkipped", "intervals starting before 2026-11-19T00:00:00Z are SKIPPED: the pipeline is "
+                             "activated from then (activateFrom)")]
+    assert first.status == {"skippedUntil": "2026-11-19T00:00:00Z"}
+    again = PipelinePlan()
+    _skipped(again, first.status, start, skip_cursor(None, start), None)
+    assert again.notices == []
