@@ -187,11 +187,7 @@ def test_failed_precondition_cascade_fails_its_consumer_which_can_be_rerun() -> 
     sim = Sim(pipeline(shell("a", precondition=["ready"], onFail=["alarm"], **CASCADE), preconditions=[pre],
                        actions=[ALARM]))
     sim.step()
-    for _ in range(3):
-        for name in sim.created_kinds("precondition"):
-            if sim.jobs[name].state == "active":
-                sim.finish(name, code=EXIT_PRECONDITION_NOT_MET)
-        sim.step(10)
+    sim.checks_say_not_yet(3, 10)
     a = sim.state.activities["a"]
     assert a.status == CASCADE_FAILED and a.cascade_failed_on == "ready"
     assert "did not hold within 25s (preconditionTimeout)" in (a.error_message or "")
@@ -229,11 +225,7 @@ def test_data_node_on_fail_fires_when_its_precondition_times_out() -> None:
                                  "preconditionTimeout": "30s"}], actions=[ALARM])
     sim = Sim(d)
     sim.step()
-    for _ in range(4):
-        for name in sim.created_kinds("precondition"):
-            if sim.jobs[name].state == "active":
-                sim.finish(name, code=EXIT_PRECONDITION_NOT_MET)
-        sim.step(11)
+    sim.checks_say_not_yet(4, 11)
     assert sim.state.nodes["in"].status == FAILED
     fired = actions(sim)
     assert len(fired) == 1 and fired[0].node["@id"] == "in" and fired[0].node["type"] == "S3DataNode"

@@ -97,6 +97,14 @@ class Sim:
     def created_kinds(self, kind: str) -> list[str]:
         return [c.name for c in self.created if c.kind == kind]
 
+    def checks_say_not_yet(self, rounds: int, seconds: float) -> None:
+        """Every running precondition check answers "not met", then time moves on, ``rounds`` times."""
+        for _ in range(rounds):
+            for name in self.created_kinds("precondition"):
+                if self.jobs[name].state == "active":
+                    self.finish(name, code=EXIT_PRECONDITION_NOT_MET)
+            self.step(seconds)
+
 
 def test_chain_runs_in_order_and_succeeds() -> None:
     sim = Sim(pipeline(shell("a"), shell("b", "a"), shell("c", "b")))

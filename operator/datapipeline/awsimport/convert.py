@@ -97,7 +97,6 @@ CLUSTER_REASONS = {
                    "emrManagedMasterSecurityGroupId", "emrManagedSlaveSecurityGroupId")},
 }
 CLUSTER_IMAGE = "apache/spark:3.5.1"
-GROUP_LABEL = LABEL_WORKER_GROUP
 PARAMETER_KEYS = ("id", "type", "description", "helpText", "default", "optional", "isArray", "allowedValues",
                   "watermark")
 NAME_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -408,8 +407,8 @@ class _Converter:
                 defaults[key] = self._value("Default", key, known[key], value)
                 if key == "workerGroup":
                     self.warn("Default", f'workerGroup "{value}": activities without runsOn run only on nodes '
-                              f"labelled {GROUP_LABEL}={value}; label them (kubectl label nodes NODE "
-                              f"{GROUP_LABEL}={value}) or remove workerGroup so that they run on any node "
+                              f"labelled {LABEL_WORKER_GROUP}={value}; label them (kubectl label nodes NODE "
+                              f"{LABEL_WORKER_GROUP}={value}) or remove workerGroup so that they run on any node "
                               f"({', '.join(EMR_FAMILY)} get a cluster profile instead)")
             elif key in DROPPED_FIELDS:
                 if DROPPED_FIELDS[key]:
@@ -606,7 +605,7 @@ class _Converter:
             return
         result["workerGroup"] = group
         self.warn(obj_id, f'workerGroup "{group}": its pods run only on nodes labelled '
-                  f"{GROUP_LABEL}={group}; label them (kubectl label nodes NODE {GROUP_LABEL}={group}) "
+                  f"{LABEL_WORKER_GROUP}={group}; label them (kubectl label nodes NODE {LABEL_WORKER_GROUP}={group}) "
                   "or remove workerGroup so that they run on any node")
 
     def _group_profile(self, group: str) -> str:
