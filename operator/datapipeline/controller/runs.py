@@ -61,7 +61,9 @@ from datapipeline.k8s.jobs import (
 )
 
 PLURAL = "pipelineruns"
-QUEUE_RECHECK = timedelta(seconds=10)  # a queued on-demand run looks again this often
+QUEUE_RECHECK = timedelta(seconds=10)  # a queued on-demand run looks again this often at the latest
+# Queued on-demand runs by (namespace, pipeline): a run of that pipeline ending wakes them at once.
+QUEUED: dict[tuple[str, str], set[str]] = {}
 
 
 # ---------------------------------------------------------------------------- filters
@@ -98,6 +100,10 @@ async def run_event(type: str | None, name: str, namespace: str | None, spec: ko
                     meta: kopf.Meta, **_: Any) -> None:
     """A run that needs work gets a worker; a spec change (cancel, rerun, markFinished) wakes it."""
     namespace = namespace or "default"
+    pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
+    if type == "DELETED" or status.get("phase") in FINAL_PHASES:
+        for queued in list(QUEUED.get((namespace, pipeline), ())):
+            RUNS.wake(namespace, queued)  # room for the next on-demand run (maxActiveInstances)
     if type == "DELETED":
         RUNS.wake(namespace, name)  # it finds the run gone and exits
         return
@@ -139,6 +145,7 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     if refused:
         return _refuse(namespace, name, run, "InvalidValues", "; ".join(str(p) for p in refused), now)
     run_spec = _with_lifecycle(namespace, pipeline, run, run_spec_of(run, definition))
+    _note_queued(namespace, pipeline, name, bool(run_spec.queued))
     state = RunState.from_dict(status)
     pods = kube.list_pods(namespace, name)
     facts = job_facts(kube.list_jobs(namespace, name), pods)
@@ -173,6 +180,16 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     if run_spec.queued:
         wake_at = min(wake_at or now + QUEUE_RECHECK, now + QUEUE_RECHECK)
     return run_is_live(spec, new_status, run["metadata"]), wake_at
+
+
+def _note_queued(namespace: str, pipeline: str, name: str, queued: bool) -> None:
+    names = QUEUED.setdefault((namespace, pipeline), set())
+    if queued:
+        names.add(name)
+    else:
+        names.discard(name)
+        if not names:
+            QUEUED.pop((namespace, pipeline), None)
 
 
 def _view(namespace: str, pipeline: str) -> PipelineView:
