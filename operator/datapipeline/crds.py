@@ -161,6 +161,11 @@ def pipeline_spec_schema() -> dict[str, Any]:
                                                     "deactivate-pipeline) or let them finish (false, like "
                                                     "--no-cancel-active)."},
         "schedule": schedule,
+        "schedules": {"type": "object", "maxProperties": 20,
+                      "description": "More schedules by name (a DNS label of at most 20 characters), for objects "
+                                     "that say schedule: <name>. Each schedule makes its own runs; spec.schedule "
+                                     "is the one named default.",
+                      "additionalProperties": {**schedule, "description": "A named schedule (cron or period)."}},
         "scheduleType": {"type": "string", "enum": ["cron", "timeseries", "ondemand"], "default": "cron",
                          "description": "cron: a run starts at the start of its interval; timeseries: at its end; "
                                         "ondemand: one run per activation or request."},
@@ -227,6 +232,9 @@ def pipelinerun_spec_schema() -> dict[str, Any]:
                 "scheduledStartTime": {"type": "string", "description": "Start of the interval "
                                        "(#{@scheduledStartTime}); default: when the run was created."},
                 "scheduledEndTime": {"type": "string", "description": "End of the interval (#{@scheduledEndTime})."},
+                "schedule": {"type": "string", "default": "default",
+                             "description": "Which of the Pipeline's schedules this run is an interval of: it holds "
+                                            "the activities on that schedule (default: spec.schedule's)."},
                 "trigger": {"type": "string", "enum": ["Scheduled", "Manual", "Backfill", "OnDemand"],
                             "default": "Manual", "description": "What created the run."},
                 "values": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,

@@ -275,6 +275,19 @@ def test_shell_staging_script_and_stdout(runner: Runner, minio: S3Server, bucket
     assert run.result.output_uris == (f"s3://{bucket}/dst/all.txt",)
 
 
+def test_shell_staging_keeps_the_folders_below_a_directory(runner: Runner, minio: S3Server, bucket: str) -> None:
+    """Two days' access.log stay two files (they used to overwrite each other in the staging folder)."""
+    put(minio, bucket, "logs/2026-11-02/access.log", "monday\n")
+    put(minio, bucket, "logs/2026-11-03/access.log", "tuesday\n")
+    spec = task("activity", "ShellCommandActivity",
+                {"command": 'cd "$INPUT1_STAGING_DIR" && find . -type f | sort && cat */access.log', "stage": "true",
+                 "stdout": f"s3://{bucket}/out.txt"},
+                inputs=[s3_node("Logs", directoryPath=f"s3://{bucket}/logs/")], aws=s3_aws(minio))
+    run = runner(spec, minio.env())
+    assert run.code == 0, run.output
+    assert get(minio, bucket, "out.txt") == b"./2026-11-02/access.log\n./2026-11-03/access.log\nmonday\ntuesday\n"
+
+
 def test_shell_script_uri_missing(runner: Runner, minio: S3Server, bucket: str) -> None:
     spec = task("activity", "ShellCommandActivity", {"scriptUri": f"s3://{bucket}/nope.sh"}, aws=s3_aws(minio))
     run = runner(spec, minio.env())

@@ -291,14 +291,29 @@ def test_an_unknown_type_names_the_object(capsys: pytest.CaptureFixture[str], tm
            'did you mean "ShellCommandActivity"?' in err
 
 
-def test_two_schedules_are_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_each_object_keeps_its_own_schedule(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """#11: "Any activity, data node or resource may name its own schedule"; import-aws keeps each AWS object's
+    own schedule (the Default's is spec.schedule; the others go to spec.schedules by name), and a resource's
+    schedule is dropped with a warning (each attempt has its own pod)."""
     definition = base_definition()
-    definition["objects"].append({"id": "Hourly", "type": "Schedule", "period": "1 hour",
+    definition["objects"].append({"id": "Hourly_Report", "type": "Schedule", "period": "1 hour",
                                   "startAt": "FIRST_ACTIVATION_DATE_TIME"})
-    definition["objects"][-2]["schedule"] = {"ref": "Hourly"}  # CountGetRequests
-    err = error_of(definition, capsys, tmp_path)
-    assert 'the definition uses 2 different schedules ("Every15Minutes" by Default; "Hourly" by CountGetRequests); ' \
-           "a Pipeline has one schedule: split the definition into one Pipeline per schedule" in err
+    counted = next(o for o in definition["objects"] if o["id"] == "CountGetRequests")
+    counted["schedule"] = {"ref": "Hourly_Report"}
+    resource = next(o for o in definition["objects"] if o.get("type") == "Ec2Resource")
+    resource["schedule"] = {"ref": "Hourly_Report"}
+    path = tmp_path / "definition.json"
+    path.write_text(json.dumps(definition))
+    code, out, err = import_aws(capsys, path)
+    assert code == 0, err
+    spec = pipeline_of(out)["spec"]
+    assert spec["schedule"]["period"] == "15 minutes"
+    assert spec["schedules"] == {"hourly-report": {"period": "1 hour", "startAt": "FIRST_ACTIVATION_DATE_TIME"}}
+    (activity,) = [a for a in spec["activities"] if a["name"] == "CountGetRequests"]
+    assert activity["schedule"] == "hourly-report"
+    assert all("schedule" not in p for p in spec.get("computeProfiles", ()))
+    assert f'object "{resource["id"]}": schedule "hourly-report" dropped: each attempt gets its own pod' in err
+    parse_manifest(pipeline_of(out))
 
 
 def test_invalid_json_names_line_and_column(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -77,7 +77,10 @@ def check_schedule(source: dict[str, dict[str, Any]], spec: dict[str, Any]) -> N
         return
     assert spec["scheduleType"] == str(default.get("scheduleType", "cron")).lower()
     used = {r for o in source.values() if "schedule" in o for r in refs(o["schedule"])}
-    (schedule_id,) = used or [i for i, o in source.items() if o.get("type") == "Schedule"]
+    named = dict(spec.get("schedules") or {})
+    assert len(named) == max(0, len(used) - 1)  # each Schedule in use is kept: the default one, then by name
+    (schedule_id,) = [refs(default["schedule"])[0]] if "schedule" in default else \
+        [i for i in used if len(used) == 1] or [i for i, o in source.items() if o.get("type") == "Schedule"]
     raw, schedule = source[schedule_id], spec["schedule"]
     assert schedule["period"] == raw["period"].lower()
     if "occurrences" in raw:
@@ -91,6 +94,8 @@ def check_schedule(source: dict[str, dict[str, Any]], spec: dict[str, Any]) -> N
 
 def check_field(obj_id: str, key: str, value: Any, spec: catalog.FieldSpec, target: dict[str, Any]) -> None:
     where = f"{obj_id}.{key}"
+    if key == "schedule":  # a name from spec.schedules, absent for the default one (check_schedule)
+        return
     if spec.kind in (Kind.REF, Kind.REFS):
         if key == "runsOn" and target.get("runsOn") is None:
             raise AssertionError(f"{where}: runsOn lost")

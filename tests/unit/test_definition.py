@@ -69,6 +69,8 @@ def sample(field: FieldSpec, type_name: str) -> Any:
                 "executorMemory": "1Gi", "serviceAccountName": "runner", "image": "registry.example/img:1"}
         if type_name in ("ComputeProfile", "ClusterProfile") and field.name in kube:
             return kube[field.name]
+        if field.name == "schedule":
+            return "default"  # a schedule's name
         return field.enum[0] if field.enum else f"value of {field.name}"
     if field.kind is Kind.INT:
         return 3

@@ -26,6 +26,7 @@ from datapipeline.core.expressions import (
     parse_template,
     to_string,
 )
+from datapipeline.core.model import DEFAULT_SCHEDULE
 from datapipeline.core.problems import did_you_mean
 from datapipeline.core.task import masked_env_name, utc_text
 from datapipeline.k8s.jobs import LABEL_WORKER_GROUP
@@ -172,6 +173,7 @@ class _Converter:
         self.secrets: list[dict[str, Any]] = []
         self.names: dict[str, str] = {}
         self.schedule_type = "cron"
+        self.schedule_names: dict[str, str] = {}  # Schedule object id -> its name in spec.schedules (or default)
         self.parameter_values: dict[str, Any] = {}  # id -> value or default, for fields that take no expressions
         self.list_vars: dict[str, tuple[str, list[str]]] = {}  # my* fields holding lists -> (object, values)
         self.password_params: set[str] = set()  # parameters read by *password fields (now Secret references)
@@ -309,20 +311,35 @@ class _Converter:
             if ref not in self.objects or self.objects[ref].get("type") != "Schedule":
                 raise ImportError_(f'object "{by[0]}": field "schedule" refers to "{ref}", which is not a Schedule '
                                    "object of this definition")
-        if len(users) > 1:
-            detail = "; ".join(f'"{ref}" by {", ".join(by)}' for ref, by in sorted(users.items()))
-            raise ImportError_(f"the definition uses {len(users)} different schedules ({detail}); a Pipeline has "
-                               "one schedule: split the definition into one Pipeline per schedule, or make every "
-                               "object use the same Schedule")
-        chosen = next(iter(users), None) or (schedules[0] if len(schedules) == 1 else None)
+        chosen = _ref_id(default.get("schedule")) if default.get("schedule") is not None else None
+        if chosen is None and users:  # no Default.schedule: the schedule most objects use is the default one
+            chosen = max(users, key=lambda ref: len(users[ref]))
+        chosen = chosen or (schedules[0] if len(schedules) == 1 else None)
         if chosen is None:
             raise ImportError_('object "Default": no Schedule found; set Default.schedule to a Schedule object, or '
                                'scheduleType to "ondemand"' + (f" (there are {len(schedules)} Schedule objects and "
                                                                "none is referenced)" if schedules else ""))
         for schedule_id in schedules:
-            if schedule_id != chosen:
+            if schedule_id != chosen and schedule_id not in users:
                 self.warn(schedule_id, f'unused Schedule dropped (the pipeline runs on "{chosen}")')
         spec["schedule"] = self._schedule_fields(chosen, self.objects[chosen])
+        self.schedule_names = {chosen: DEFAULT_SCHEDULE}
+        taken = {DEFAULT_SCHEDULE}
+        for ref in users:
+            if ref != chosen:
+                self.schedule_names[ref] = _schedule_name(ref, taken)
+                spec.setdefault("schedules", {})[self.schedule_names[ref]] = self._schedule_fields(
+                    ref, self.objects[ref])
+
+    def _schedule_ref(self, obj_id: str, type_name: str, value: Any, result: dict[str, Any]) -> None:
+        """Each object keeps its own Schedule: by name, unless it is the pipeline's default one."""
+        name = self.schedule_names.get(_ref_id(value) or "", DEFAULT_SCHEDULE)
+        if type_name in RESOURCE_TYPES:
+            if name != DEFAULT_SCHEDULE:
+                self.warn(obj_id, f'schedule "{name}" dropped: each attempt gets its own pod here, so a resource\'s '
+                          "schedule changes nothing")
+        elif name != DEFAULT_SCHEDULE:
+            result["schedule"] = name
 
     def _schedule_fields(self, chosen: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Schedule fields take no expressions here: #{...} and makeDate(...) are evaluated now."""
@@ -436,6 +453,8 @@ class _Converter:
                 result["passwordSecret"] = self._secret(obj_id, "password", key, value)
             elif key == "*username" and "usernameSecret" in type_spec.field_map:
                 result["usernameSecret"] = self._secret(obj_id, "username", key, value)
+            elif key == "schedule":
+                self._schedule_ref(obj_id, type_name, value, result)
             elif key == "workerGroup" and "workerGroup" in type_spec.field_map:
                 self._worker_group(obj_id, obj, type_name, self._string(obj_id, key, value), result)
             elif key in type_spec.field_map:
@@ -494,6 +513,8 @@ class _Converter:
         result: dict[str, Any] = {"name": self.names[obj_id], "type": new_type}
         if type_name == "Ec2Resource":
             for key, value in obj.items():
+                if key == "schedule":
+                    self._schedule_ref(obj_id, type_name, value, result)
                 if key in ("id", "name", "type", "schedule", "scheduleType"):
                     continue
                 if key == "instanceType":
@@ -510,6 +531,8 @@ class _Converter:
         result["image"] = CLUSTER_IMAGE
         self.warn(obj_id, f'became a cluster profile with image "{CLUSTER_IMAGE}"; pick the image with your tools')
         for key, value in obj.items():
+            if key == "schedule":
+                self._schedule_ref(obj_id, type_name, value, result)
             if key in ("id", "name", "type", "schedule", "scheduleType"):
                 continue
             if key in CLUSTER_FIELDS:
@@ -826,3 +849,14 @@ def _iso(moment: datetime) -> str:
 def _period(text: str) -> str:
     # AWS writes "1 Day", "15 Minutes", "1 hour"; keep the words, lower case.
     return text.strip().lower()
+
+
+def _schedule_name(obj_id: str, taken: set[str]) -> str:
+    """A spec.schedules name for a Schedule object: a DNS label of at most 20 characters, unique."""
+    base = re.sub(r"[^a-z0-9]+", "-", obj_id.lower()).strip("-")[:20].strip("-") or "schedule"
+    name, counter = base, 2
+    while name in taken:
+        suffix = f"-{counter}"
+        name, counter = base[:20 - len(suffix)].strip("-") + suffix, counter + 1
+    taken.add(name)
+    return name

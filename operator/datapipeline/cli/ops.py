@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from datapipeline.controller.frozen import FROZEN_SPEC
+from datapipeline.core.model import DEFAULT_SCHEDULE, Schedule
 from datapipeline.core.schedule import (
     ScheduleError,
     backfill_intervals,
@@ -133,15 +134,18 @@ def _runs_table(namespace: str, pipeline: str, status: str | None) -> str:
     runs = _kube().list_runs(namespace, pipeline)
     runs.sort(key=lambda r: (r.get("spec") or {}).get("scheduledStartTime") or "")
     rows = []
+    mixed = any((r.get("spec") or {}).get("schedule") not in (None, DEFAULT_SCHEDULE) for r in runs)
     for r in runs:
         st = r.get("status") or {}
         phase = st.get("phase") or "Pending"
         if status and phase.lower() != status.lower():
             continue
-        rows.append([r["metadata"]["name"], (r.get("spec") or {}).get("scheduledStartTime", "-"), phase,
-                     st.get("progress", "-"), st.get("startTime", "-"), st.get("completionTime") or "-",
-                     (r.get("spec") or {}).get("trigger", "-")])
-    return _table(rows, ["NAME", "SCHEDULED START", "STATUS", "PROGRESS", "STARTED", "ENDED", "TRIGGER"])
+        row = [r["metadata"]["name"], (r.get("spec") or {}).get("scheduledStartTime", "-"), phase,
+               st.get("progress", "-"), st.get("startTime", "-"), st.get("completionTime") or "-",
+               (r.get("spec") or {}).get("trigger", "-")]
+        rows.append(row + ([(r.get("spec") or {}).get("schedule") or DEFAULT_SCHEDULE] if mixed else []))
+    return _table(rows, ["NAME", "SCHEDULED START", "STATUS", "PROGRESS", "STARTED", "ENDED", "TRIGGER",
+                         *(["SCHEDULE"] if mixed else [])])
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -154,7 +158,8 @@ def describe_run(namespace: str, name: str) -> tuple[str, bool]:
         raise SystemExit(f"error: no PipelineRun {name} in {namespace}")
     spec, st = run.get("spec") or {}, run.get("status") or {}
     lines = [f"Run:        {name}", f"Pipeline:   {(spec.get('pipelineRef') or {}).get('name')}",
-             f"Scheduled:  {spec.get('scheduledStartTime', '-')} .. {spec.get('scheduledEndTime', '-')}",
+             f"Scheduled:  {spec.get('scheduledStartTime', '-')} .. {spec.get('scheduledEndTime', '-')}"
+             + (f"   schedule {spec['schedule']}" if spec.get("schedule") not in (None, DEFAULT_SCHEDULE) else ""),
              f"Phase:      {st.get('phase', 'Pending')}   progress {st.get('progress', '-')}",
              f"Started:    {st.get('startTime', '-')}   completed {st.get('completionTime') or '-'}", ""]
     rows = []
@@ -164,6 +169,9 @@ def describe_run(namespace: str, name: str) -> tuple[str, bool]:
         rows.append([activity, a.get("status", "-"), str(a.get("attempt", 0)), a.get("startTime", "-"),
                      a.get("endTime", "-"), str(a.get("exitCode", "-")), str(detail)[:80]])
     lines.append(_table(rows, ["ACTIVITY", "STATUS", "ATTEMPT", "STARTED", "ENDED", "EXIT", "DETAIL"]))
+    for activity, a in (st.get("activities") or {}).items():  # a wait for other runs is worth reading whole
+        if len(str(a.get("waitingOn") or "")) > 80 and not a.get("errorMessage"):
+            lines.append(f"{activity} is waiting on: {a['waitingOn']}")
     return "\n".join(lines), st.get("phase") in ("Succeeded", "Failed", "Cancelled")
 
 
@@ -192,8 +200,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     namespace = _ns(args)
     pipeline = _pipeline(namespace, args.pipeline)
     values = _checked_params(pipeline, args.param)
-    name = args.name or run_name(args.pipeline, at, "manual")
-    body = run_manifest(args.pipeline, namespace, at, None, "Manual", name=name, values=values, owner=pipeline)
+    schedule = str(args.schedule)
+    known = list((pipeline.get("spec") or {}).get("schedules") or {})
+    if schedule != DEFAULT_SCHEDULE and schedule not in known:
+        raise SystemExit(f'error: --schedule: the Pipeline has no schedule named "{schedule}" '
+                         f"(its schedules: {', '.join([DEFAULT_SCHEDULE, *known])})")
+    kind = "manual" if schedule == DEFAULT_SCHEDULE else f"{schedule}-manual"
+    name = args.name or run_name(args.pipeline, at, kind)
+    body = run_manifest(args.pipeline, namespace, at, None, "Manual", name=name, values=values, owner=pipeline,
+                        schedule=schedule)
     if not _kube().create_object(namespace, "pipelineruns", body):
         raise SystemExit(f"error: PipelineRun {name} already exists")
     print(f"pipelinerun/{name} created")
@@ -204,7 +219,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from datapipeline.cli.validate import cli_limits
-    from datapipeline.controller.pipelines import run_manifest
     from datapipeline.core.definition import parse_pipeline
 
     range_from, range_to = _time_option(args.from_, "--from"), _time_option(args.to, "--to")
@@ -214,23 +228,40 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     definition = parse_pipeline(pipeline.get("spec") or {}, limits=cli_limits())
     if definition.schedule is None:
         raise SystemExit("error: an ondemand pipeline has no intervals to backfill; use `datapipeline run`")
+    names = definition.schedule_names
+    if args.schedule is not None:
+        if args.schedule not in names:
+            raise SystemExit(f'error: --schedule: no activity runs on a schedule named "{args.schedule}" '
+                             f"(schedules with activities: {', '.join(names)})")
+        names = [args.schedule]
     activated = (pipeline.get("status") or {}).get("activatedAt")
-    start = effective_start(definition.schedule, parse_time(activated) if activated else range_from)
+    values = _checked_params(pipeline, args.param)
+    for name in names:  # fine schedules first: a coarse run waits for the fine runs created beside it
+        _backfill_schedule(args, namespace, pipeline, definition.schedules[name], name, activated, values,
+                           range_from, range_to)
+    return 0
+
+
+def _backfill_schedule(args: argparse.Namespace, namespace: str, pipeline: Mapping[str, Any], schedule: Schedule,
+                       name: str, activated: str | None, values: Mapping[str, Any], range_from: datetime,
+                       range_to: datetime) -> None:
+    from datapipeline.controller.pipelines import run_manifest
+
+    start = effective_start(schedule, parse_time(activated) if activated else range_from)
     assert start is not None
     try:
-        intervals = backfill_intervals(definition.schedule, start, range_from, range_to)
+        intervals = backfill_intervals(schedule, start, range_from, range_to)
     except ScheduleError as error:
-        raise SystemExit(f"error: {error}") from error
-    values = _checked_params(pipeline, args.param)
+        where = "" if name == DEFAULT_SCHEDULE else f"schedule {name}: "
+        raise SystemExit(f"error: {where}{error}") from error
     for interval in intervals:
         body = run_manifest(args.pipeline, namespace, interval.start, interval.end, "Backfill",
-                            values=values, owner=pipeline)
+                            values=values, owner=pipeline, schedule=name)
         if args.dry_run:
             print(f"would create {body['metadata']['name']} for {format_time(interval.start)}")
             continue
         created = _kube().create_object(namespace, "pipelineruns", body)
         print(f"pipelinerun/{body['metadata']['name']} {'created' if created else 'exists'}")
-    return 0
 
 
 def _patch_run(args: argparse.Namespace, patch: Mapping[str, Any], done: str) -> int:
@@ -368,11 +399,14 @@ def add_subparsers(subparsers: Any) -> None:
     p.add_argument("--param", action="append", help="NAME=VALUE parameter override (repeatable)")
     p.add_argument("--at", help="scheduled start time, RFC 3339 (default: now)")
     p.add_argument("--name", help="run name (default: <pipeline>-manual-<time>)")
+    p.add_argument("--schedule", default=DEFAULT_SCHEDULE,
+                   help="run the activities of this schedule (a name from spec.schedules; default: spec.schedule's)")
     p.add_argument("-w", "--watch", action="store_true")
     p = add("backfill", cmd_backfill, "create runs for every interval between --from and --to")
     p.add_argument("pipeline")
     p.add_argument("--from", dest="from_", required=True)
     p.add_argument("--to", required=True)
+    p.add_argument("--schedule", help="only this schedule's runs (default: every schedule that has activities)")
     p.add_argument("--param", action="append")
     p.add_argument("--dry-run", action="store_true")
     p = add("cancel", cmd_cancel, "cancel a run: stop its Jobs, mark the rest CANCELED")

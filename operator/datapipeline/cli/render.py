@@ -22,7 +22,7 @@ from datapipeline.cli.validate import cli_limits, named_path, read_text
 from datapipeline.core.definition import parse_instant, parse_manifest
 from datapipeline.core.expressions import ExpressionError
 from datapipeline.core.loader import load_yaml_documents
-from datapipeline.core.model import Activity, PipelineDefinition
+from datapipeline.core.model import DEFAULT_SCHEDULE, Activity, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.resolve import ResolveError, Resolver, RunContext
 from datapipeline.core.schedule import Interval, effective_start, intervals, run_name
@@ -33,9 +33,10 @@ AT_RUN_TIME = "<set at run time>"
 EVENT_STATUS = {"onSuccess": "FINISHED", "onFail": "FAILED", "onLateAction": "RUNNING"}
 
 
-def interval_for(definition: PipelineDefinition, at: datetime | None, now: datetime) -> Interval:
-    """The first interval scheduled at or after ``at`` (default: the schedule's first one)."""
-    schedule = definition.schedule
+def interval_for(definition: PipelineDefinition, at: datetime | None, now: datetime,
+                 schedule_name: str = DEFAULT_SCHEDULE) -> Interval:
+    """The first interval of the schedule at or after ``at`` (default: the schedule's first one)."""
+    schedule = definition.schedules.get(schedule_name)
     if schedule is None:  # ondemand: a run starts when it is asked for
         moment = at or now
         return Interval(moment, moment)
@@ -113,23 +114,36 @@ def render_pipeline(doc: Mapping[str, Any], at: datetime | None, only: str | Non
     if only is not None and only not in definition.activities:
         print(f'{label}: --activity: no activity named "{only}"', file=err)
         return False
-    try:
-        interval = interval_for(definition, at, now)
-    except ValueError as error:
-        print(f"{label}: spec.schedule: {error}", file=err)
-        return False
     pipeline = str(doc["metadata"]["name"])
-    context = RunContext(pipeline=pipeline, run=run_name(pipeline, interval.start), scheduled_start=interval.start,
-                         scheduled_end=interval.end, trigger_time=interval.run_time(definition.schedule_type))
+    contexts: dict[str, tuple[Interval, RunContext]] = {}
+    for schedule in definition.schedule_names or [DEFAULT_SCHEDULE]:  # each activity in its own schedule's run
+        try:
+            interval = interval_for(definition, at, now, schedule)
+        except ValueError as error:
+            where = "spec.schedule" if schedule == DEFAULT_SCHEDULE else f"spec.schedules.{schedule}"
+            print(f"{label}: {where}: {error}", file=err)
+            return False
+        kind = "" if schedule == DEFAULT_SCHEDULE else schedule
+        contexts[schedule] = (interval, RunContext(
+            pipeline=pipeline, run=run_name(pipeline, interval.start, kind), scheduled_start=interval.start,
+            scheduled_end=interval.end, trigger_time=interval.run_time(definition.schedule_type)))
     rendered, ok = [], True
     for name, activity in definition.activities.items():
         if only is not None and name != only:
             continue
+        interval, context = contexts[activity.schedule]
         try:
-            rendered.append(render_activity(definition, Resolver(definition, context), activity, interval))
+            entry = render_activity(definition, Resolver(definition, context), activity, interval)
         except (ResolveError, ExpressionError, KeyError) as error:
             print(f"{label}: {named_path(doc, _message(error, activity))}", file=err)
             ok = False
+            continue
+        if activity.schedule != DEFAULT_SCHEDULE:
+            entry = {"activity": name, "schedule": activity.schedule, "run": context.run,
+                     "scheduledStartTime": _stamp(interval.start), "scheduledEndTime": _stamp(interval.end),
+                     **{k: v for k, v in entry.items() if k != "activity"}}
+        rendered.append(entry)
+    interval, context = contexts.get(DEFAULT_SCHEDULE) or next(iter(contexts.values()))
     header = {"pipeline": pipeline, "run": context.run, "scheduledStartTime": _stamp(interval.start),
               "scheduledEndTime": _stamp(interval.end)}
     out.write(yaml.safe_dump({**header, "activities": rendered}, sort_keys=False, width=120, allow_unicode=True))

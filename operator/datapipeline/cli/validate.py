@@ -220,6 +220,8 @@ def validate_files(paths: list[Path], out: TextIO, err: TextIO) -> int:
                 for problem in problems:
                     print(f"{label}: {problem}", file=err)
             elif is_ours(doc) and not comments:
+                for warning in _warnings(doc, limits):
+                    print(f"{label}: warning: {warning}", file=err)
                 print(f"{label}: valid", file=out)
     return 1 if failed else 0
 
@@ -230,3 +232,10 @@ def add_parser(subparsers: Any) -> None:
         description="Check manifests offline. Prints each problem with its field path; exits 1 if any.")
     parser.add_argument("files", nargs="+", type=Path, help="YAML files (- for standard input)")
     parser.set_defaults(func=lambda args: validate_files(args.files, sys.stdout, sys.stderr))
+
+
+def _warnings(doc: Mapping[str, Any], limits: Limits) -> tuple[str, ...]:
+    """What a valid Pipeline accepts but does not act on (e.g. a resource's schedule)."""
+    if doc.get("kind") != "Pipeline":
+        return ()
+    return parse_manifest(doc, limits).warnings

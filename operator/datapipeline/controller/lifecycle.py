@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from datapipeline.core.model import DEFAULT_ONDEMAND_MAX_ACTIVE
+from datapipeline.core.model import DEFAULT_ONDEMAND_MAX_ACTIVE, DEFAULT_SCHEDULE
 from datapipeline.core.runstate import FINAL_PHASES, PENDING, PHASE_PAUSED
 from datapipeline.core.schedule import format_time, parse_time
 
@@ -29,6 +29,13 @@ class PipelineView:
     deactivated_at: datetime | None = None  # status.lastDeactivatedTime
     ondemand: bool = False
     max_active: int = DEFAULT_ONDEMAND_MAX_ACTIVE  # on-demand: runs active at once (defaults.maxActiveInstances)
+    # For dependencies across schedules: when the schedules started, and how far each has made runs.
+    activated_at: datetime | None = None  # status.activatedAt (FIRST_ACTIVATION_DATE_TIME schedules start here)
+    activate_from: datetime | None = None  # spec.activateFrom: earlier intervals are SKIPPED
+    cursors: tuple[tuple[str, datetime], ...] = ()  # (schedule, lastScheduledTime)
+
+    def cursor(self, schedule: str) -> datetime | None:
+        return dict(self.cursors).get(schedule)
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,26 @@ def view_of(spec: Mapping[str, Any], status: Mapping[str, Any]) -> PipelineView:
     deactivated = status.get("lastDeactivatedTime")
     return PipelineView(activated=bool(spec.get("activated")), paused=bool(spec.get("paused")),
                         cancel_active=spec.get("cancelActiveOnDeactivate") is not False,
-                        deactivated_at=parse_time(str(deactivated)) if deactivated else None,
+                        deactivated_at=_instant(deactivated),
                         ondemand=spec.get("scheduleType") == "ondemand",
-                        max_active=int(defaults.get("maxActiveInstances") or DEFAULT_ONDEMAND_MAX_ACTIVE))
+                        max_active=int(defaults.get("maxActiveInstances") or DEFAULT_ONDEMAND_MAX_ACTIVE),
+                        activated_at=_instant(status.get("activatedAt")),
+                        activate_from=_instant(spec.get("activateFrom")),
+                        cursors=_cursors(status))
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        return parse_time(str(value)) if value else None
+    except ValueError:
+        return None  # the parser reports it on the Pipeline; here it only means "not known"
+
+
+def _cursors(status: Mapping[str, Any]) -> tuple[tuple[str, datetime], ...]:
+    found = [(DEFAULT_SCHEDULE, _instant(status.get("lastScheduledTime")))]
+    found += [(str(name), _instant((fields or {}).get("lastScheduledTime")))
+              for name, fields in (status.get("schedules") or {}).items()]
+    return tuple((name, moment) for name, moment in found if moment is not None)
 
 
 def _created(run: Mapping[str, Any]) -> str:

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from datapipeline.controller.lifecycle import is_rerun
-from datapipeline.core.model import PipelineDefinition
-from datapipeline.core.runstate import FINAL_PHASES, PHASE_FAILED, SUCCEEDED
-from datapipeline.core.schedule import Interval, effective_start, format_time, parse_time, plan
+from datapipeline.core.model import DEFAULT_SCHEDULE, PipelineDefinition
+from datapipeline.core.runstate import FINAL_PHASES, PHASE_FAILED, SUCCEEDED, WAITING_EXTERNAL_KEY
+from datapipeline.core.schedule import Interval, SchedulePlan, effective_start, format_time, parse_time, plan
 from datapipeline.core.schedule import describe as describe_schedule
 
 TRIGGER_SCHEDULED, TRIGGER_ON_DEMAND = "Scheduled", "OnDemand"
@@ -28,6 +28,7 @@ class NewRun:
     end: datetime | None
     trigger: str
     lag: float = 0.0  # seconds from its due time to now (a metric)
+    schedule: str = DEFAULT_SCHEDULE  # which of the pipeline's schedules it is an interval of
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ def plan_pipeline(definition: PipelineDefinition | None, problem: str, status: M
     if definition is None:
         _invalid(out, status, problem, generation, now)
         return out
+    if status.get("observedGeneration") != generation:
+        out.notices.extend(Notice("Warning", "DefinitionWarning", text) for text in definition.warnings)
     _set(out, status, "conditions", valid_conditions(status, True, "the definition is valid", generation, now))
     _set(out, status, "observedGeneration", generation)
     _set(out, status, "schedule", describe_schedule(definition.schedule, definition.schedule_type))
@@ -110,37 +113,77 @@ def _on_demand(out: PipelinePlan, status: Mapping[str, Any], now: datetime) -> N
 
 def _scheduled(out: PipelinePlan, definition: PipelineDefinition, status: Mapping[str, Any],
                runs: list[Mapping[str, Any]], now: datetime, settings: PlanSettings) -> None:
-    """The intervals that are due, bounded by maxActiveRuns and missedRunPolicy."""
-    assert definition.schedule is not None
-    start = effective_start(definition.schedule, parse_time(str(status["activatedAt"])))
+    """Each schedule that holds activities plans its own runs, with its own cursor and maxActiveRuns."""
+    finished, wakes, next_runs, queued = True, [], [], 0
+    for name in definition.schedule_names:
+        decision = _plan_schedule(out, definition, name, status, runs_of_schedule(runs, name), now, settings)
+        finished &= decision.finished
+        next_runs += [decision.next_run_time] if decision.next_run_time else []
+        wakes += [decision.next_run_time] if decision.next_run_time and not decision.waiting else []
+        queued += decision.waiting
+    _set(out, status, "state", pipeline_state(True, True, True, False, finished and not out.active))
+    _set(out, status, "nextRunTime", format_time(min(next_runs)) if next_runs else None)
+    out.queued = queued
+    # The next interval's due time; held-back runs wait for a run to finish, which wakes the worker.
+    out.wake_at = min(wakes) if wakes else None
+
+
+def _plan_schedule(out: PipelinePlan, definition: PipelineDefinition, name: str, status: Mapping[str, Any],
+                   runs: list[Mapping[str, Any]], now: datetime, settings: PlanSettings) -> SchedulePlan:
+    """The intervals of one schedule that are due, bounded by maxActiveRuns and missedRunPolicy."""
+    schedule = definition.schedules[name]
+    start = effective_start(schedule, parse_time(str(status["activatedAt"])))
     assert start is not None
-    observed = cursor_of(status, runs)
+    saved = schedule_status(status, name)
+    observed = cursor_of(saved, runs)
     cursor = skip_cursor(observed, definition.lifecycle.activate_from)
     _skipped(out, status, definition.lifecycle.activate_from, cursor, observed)
-    decision = plan(definition.schedule, definition.schedule_type, start=start, cursor=cursor, now=now,
+    decision = plan(schedule, definition.schedule_type, start=start, cursor=cursor, now=now,
                     max_intervals=settings.max_intervals, missed_run_policy=definition.missed_run_policy,
                     active_runs=len(counted_active(runs)), max_active_runs=definition.max_active_runs,
                     grace=settings.missed_grace)
-    out.create.extend(_new_run(interval, definition, now) for interval in decision.create)
+    out.create.extend(_new_run(interval, definition, now, name) for interval in decision.create)
     if decision.skipped:
-        out.notices.append(Notice("Warning", "RunsSkipped", f"{len(decision.skipped)} missed interval(s) skipped "
-                                  f"by missedRunPolicy {definition.missed_run_policy}, from "
-                                  f"{format_time(decision.skipped[0].start)} to "
+        out.notices.append(Notice("Warning", "RunsSkipped", f"{len(decision.skipped)} missed interval(s) "
+                                  f"{_of_schedule(name)}skipped by missedRunPolicy {definition.missed_run_policy}, "
+                                  f"from {format_time(decision.skipped[0].start)} to "
                                   f"{format_time(decision.skipped[-1].start)}"))
-    if decision.cursor is not None and decision.cursor != cursor:
-        _set(out, status, "lastScheduledTime", format_time(decision.cursor))
-    finished = decision.finished and not out.active
-    _set(out, status, "state", pipeline_state(True, True, True, False, finished))
-    _set(out, status, "nextRunTime", format_time(decision.next_run_time) if decision.next_run_time else None)
-    _set(out, status, "queueDepth", decision.waiting)
-    out.queued = decision.waiting
-    # The next interval's due time; held-back runs wait for a run to finish, which wakes the worker.
-    out.wake_at = decision.next_run_time if decision.next_run_time and not decision.waiting else None
+    moved = decision.cursor is not None and decision.cursor != cursor
+    fields = {"lastScheduledTime": format_time(decision.cursor) if moved and decision.cursor else
+              saved.get("lastScheduledTime"),
+              "nextRunTime": format_time(decision.next_run_time) if decision.next_run_time else None,
+              "queueDepth": decision.waiting}
+    if name == DEFAULT_SCHEDULE:  # the default schedule's fields stay where they always were
+        _set(out, status, "lastScheduledTime", fields["lastScheduledTime"])
+        _set(out, status, "queueDepth", decision.waiting)
+    else:
+        merged = {**(status.get("schedules") or {}), **out.status.get("schedules", {}), name: fields}
+        _set(out, status, "schedules", merged)
+    return decision
 
 
-def _new_run(interval: Interval, definition: PipelineDefinition, now: datetime) -> NewRun:
+def schedule_status(status: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A schedule's own status fields (the default schedule's are the Pipeline status's top-level ones)."""
+    if name == DEFAULT_SCHEDULE:
+        return status
+    return dict((status.get("schedules") or {}).get(name) or {})
+
+
+def run_schedule(run: Mapping[str, Any]) -> str:
+    return str((run.get("spec") or {}).get("schedule") or DEFAULT_SCHEDULE)
+
+
+def runs_of_schedule(runs: Iterable[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
+    return [r for r in runs if run_schedule(r) == name]
+
+
+def _of_schedule(name: str) -> str:
+    return "" if name == DEFAULT_SCHEDULE else f"of schedule {name} "
+
+
+def _new_run(interval: Interval, definition: PipelineDefinition, now: datetime, schedule: str) -> NewRun:
     due = interval.run_time(definition.schedule_type)
-    return NewRun(interval.start, interval.end, TRIGGER_SCHEDULED, max(0.0, (now - due).total_seconds()))
+    return NewRun(interval.start, interval.end, TRIGGER_SCHEDULED, max(0.0, (now - due).total_seconds()), schedule)
 
 
 def _skipped(out: PipelinePlan, status: Mapping[str, Any], activate_from: datetime | None,
@@ -156,15 +199,31 @@ def _skipped(out: PipelinePlan, status: Mapping[str, Any], activate_from: dateti
 
 
 def _history(definition: PipelineDefinition, runs: list[Mapping[str, Any]], out: PipelinePlan) -> list[Mapping[str, Any]]:
-    """Keep the newest N succeeded and N failed/cancelled runs; the older finished ones are deleted."""
-    succeeded = sorted((r for r in runs if _phase(r) == SUCCEEDED), key=run_time)
-    failed = sorted((r for r in runs if _phase(r) in ("Failed", "Cancelled")), key=run_time)
-    doomed = succeeded[: max(0, len(succeeded) - definition.successful_runs_history_limit)]
-    doomed += failed[: max(0, len(failed) - definition.failed_runs_history_limit)]
-    names = {str(r["metadata"]["name"]) for r in doomed}
+    """Per schedule, keep the newest N succeeded and N failed/cancelled runs; the older finished ones are
+    deleted, except those an unfinished run of another schedule may still wait for (its interval overlaps)."""
+    doomed: list[Mapping[str, Any]] = []
+    for name in {run_schedule(r) for r in runs}:
+        mine = runs_of_schedule(runs, name)
+        succeeded = sorted((r for r in mine if _phase(r) == SUCCEEDED), key=run_time)
+        failed = sorted((r for r in mine if _phase(r) in ("Failed", "Cancelled")), key=run_time)
+        doomed += succeeded[: max(0, len(succeeded) - definition.successful_runs_history_limit)]
+        doomed += failed[: max(0, len(failed) - definition.failed_runs_history_limit)]
+    names = {str(r["metadata"]["name"]) for r in doomed if not still_needed(r, runs)}
     out.delete.extend(sorted(names))
     out.kept_runs = [r for r in runs if str(r["metadata"]["name"]) not in names]
     return out.kept_runs
+
+
+def still_needed(run: Mapping[str, Any], runs: Iterable[Mapping[str, Any]]) -> bool:
+    """An unfinished run of another schedule whose interval overlaps this run's may depend on it."""
+    start, end = run_time(run), run_end(run)
+    return any(run_schedule(other) != run_schedule(run) and _phase(other) not in FINAL_PHASES
+               and run_time(other) < end and start < run_end(other) for other in runs)
+
+
+def run_end(run: Mapping[str, Any]) -> datetime:
+    end = (run.get("spec") or {}).get("scheduledEndTime")
+    return parse_time(str(end)) if end else run_time(run)
 
 
 def _last_run(out: PipelinePlan, status: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> None:
@@ -223,8 +282,10 @@ def skip_cursor(cursor: datetime | None, activate_from: datetime | None) -> date
 
 
 def counted_active(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Runs that count against maxActiveRuns: not finished, and not a rerun."""
-    return [r for r in runs if _phase(r) not in FINAL_PHASES and not is_rerun(r)]
+    """Runs that count against maxActiveRuns: not finished, not a rerun, and not merely waiting for another
+    schedule's runs (a weekly run waiting for its days must not hold the slot its days need)."""
+    return [r for r in runs if _phase(r) not in FINAL_PHASES and not is_rerun(r)
+            and not (r.get("status") or {}).get(WAITING_EXTERNAL_KEY)]
 
 
 def cursor_of(status: Mapping[str, Any], runs: Iterable[Mapping[str, Any]]) -> datetime | None:

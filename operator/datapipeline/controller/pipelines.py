@@ -28,7 +28,7 @@ from datapipeline.controller.pipeline_plan import (
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.workers import Workers
 from datapipeline.core.definition import API_VERSION, GROUP, VERSION, parse_pipeline
-from datapipeline.core.model import PipelineDefinition
+from datapipeline.core.model import DEFAULT_SCHEDULE, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.schedule import (
     format_time,
@@ -40,21 +40,27 @@ from datapipeline.k8s.jobs import LABEL_PIPELINE, Owner, label_value
 
 PLURAL = "pipelines"
 LABEL_TRIGGER = f"{GROUP}/trigger"
+LABEL_SCHEDULE = f"{GROUP}/schedule"
 LAST_TICK: dict[str, float] = {"scheduler": time.time()}
 
 
 def run_manifest(pipeline: str, namespace: str, start: datetime, end: datetime | None, trigger: str,
                  name: str | None = None, values: Mapping[str, Any] | None = None,
-                 owner: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A PipelineRun for one interval (also used by the CLI), owned by its Pipeline: deleting it deletes its runs."""
+                 owner: Mapping[str, Any] | None = None, schedule: str = DEFAULT_SCHEDULE) -> dict[str, Any]:
+    """A PipelineRun for one interval of one schedule (also used by the CLI), owned by its Pipeline: deleting
+    it deletes its runs. Runs of the default schedule are <pipeline>-<stamp>, others <pipeline>-<schedule>-<stamp>."""
     spec: dict[str, Any] = {"pipelineRef": {"name": pipeline}, "scheduledStartTime": format_time(start),
                             "trigger": trigger}
     if end is not None:
         spec["scheduledEndTime"] = format_time(end)
     if values:
         spec["values"] = dict(values)
-    metadata: dict[str, Any] = {"name": name or run_name(pipeline, start), "namespace": namespace,
-                                "labels": {LABEL_PIPELINE: label_value(pipeline), LABEL_TRIGGER: trigger}}
+    labels = {LABEL_PIPELINE: label_value(pipeline), LABEL_TRIGGER: trigger}
+    if schedule != DEFAULT_SCHEDULE:
+        spec["schedule"] = schedule
+        labels[LABEL_SCHEDULE] = schedule
+    default_name = run_name(pipeline, start, "" if schedule == DEFAULT_SCHEDULE else schedule)
+    metadata: dict[str, Any] = {"name": name or default_name, "namespace": namespace, "labels": labels}
     if owner is not None:
         metadata["ownerReferences"] = [Owner(name=str(owner["metadata"]["name"]), uid=str(owner["metadata"]["uid"]),
                                              kind="Pipeline").reference()]
@@ -143,7 +149,7 @@ def _act(name: str, namespace: str, body: Mapping[str, Any], decision: PipelineP
         logger.info("history limit: deleting run %s", run)
         kube.delete_object(namespace, "pipelineruns", run)
     for new in decision.create:
-        manifest = run_manifest(name, namespace, new.start, new.end, new.trigger, owner=body)
+        manifest = run_manifest(name, namespace, new.start, new.end, new.trigger, owner=body, schedule=new.schedule)
         if not kube.create_object(namespace, "pipelineruns", manifest):
             continue  # an earlier pass (or another replica) made it: names are deterministic
         metrics.RUNS_CREATED.labels(namespace, name).inc()
@@ -152,7 +158,8 @@ def _act(name: str, namespace: str, body: Mapping[str, Any], decision: PipelineP
             kopf.info(cast(Any, body), reason="RunCreated", message=f"on-demand run {run}")
         else:
             metrics.SCHEDULE_LAG.labels(namespace, name).observe(new.lag)
-            kopf.info(cast(Any, body), reason="RunCreated", message=f"run {run} for {format_time(new.start)}")
+            kopf.info(cast(Any, body), reason="RunCreated", message=f"run {run} for {format_time(new.start)}"
+                      + ("" if new.schedule == DEFAULT_SCHEDULE else f" (schedule {new.schedule})"))
     for notice in decision.notices:
         kopf.event(cast(Any, body), type=notice.type, reason=notice.reason, message=notice.message)
 

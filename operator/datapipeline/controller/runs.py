@@ -17,7 +17,7 @@ from typing import Any, cast
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from datapipeline.controller import errors, metrics
+from datapipeline.controller import errors, metrics, run_index
 from datapipeline.controller.facts import job_facts, pod_job_name, running_since
 from datapipeline.controller.frozen import (
     FROZEN_GENERATION,
@@ -32,8 +32,9 @@ from datapipeline.controller.lifecycle import VIEWS, PipelineView, queue_reason,
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import merge_patch, step
 from datapipeline.controller.workers import Workers
+from datapipeline.core.crossrun import ExternalState
 from datapipeline.core.definition import GROUP, VERSION, parse_pipeline
-from datapipeline.core.model import PipelineDefinition
+from datapipeline.core.model import DEFAULT_SCHEDULE, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.resolve import RunContext
 from datapipeline.core.runstate import (
@@ -46,7 +47,7 @@ from datapipeline.core.runstate import (
     RunState,
     attempt_job_name,
 )
-from datapipeline.core.schedule import format_time, interval_at, parse_time
+from datapipeline.core.schedule import Interval, format_time, interval_at, parse_time
 from datapipeline.core.task import KIND_ACTIVITY
 from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
@@ -104,6 +105,11 @@ async def run_event(type: str | None, name: str, namespace: str | None, spec: ko
     if type == "DELETED" or status.get("phase") in FINAL_PHASES:
         for queued in list(QUEUED.get((namespace, pipeline), ())):
             RUNS.wake(namespace, queued)  # room for the next on-demand run (maxActiveInstances)
+    key, changed = run_index.observe(namespace, spec, status, name, type == "DELETED")
+    if changed:  # runs waiting for (or failed because of) other runs of this pipeline look again
+        for watcher in run_index.watchers(key):
+            if watcher != name:
+                RUNS.ensure(namespace, watcher, wake=True)
     if type == "DELETED":
         RUNS.wake(namespace, name)  # it finds the run gone and exits
         return
@@ -137,14 +143,21 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
     if FROZEN_SPEC not in status:
         return _freeze(namespace, name, run, pipeline, now)
-    definition, generation, problem = _definition(status, cache)
-    if definition is None:
+    full, generation, problem = _definition(status, cache)
+    if full is None:
         return _refuse(namespace, name, run, "InvalidDefinition", problem or "", now)
+    schedule = str(spec.get("schedule") or DEFAULT_SCHEDULE)
+    if schedule != DEFAULT_SCHEDULE and schedule not in full.schedules:
+        return _refuse(namespace, name, run, "InvalidDefinition", f'spec.schedule: the Pipeline has no schedule '
+                       f'named "{schedule}" (its schedules: {", ".join(full.schedules) or "none"})', now)
+    definition = full.for_schedule(schedule)
     # Checked once and then fixed (editing spec.values later changes nothing); checked again on every pass.
     values, refused = run_values(definition, status[FROZEN_VALUES] if FROZEN_VALUES in status else spec.get("values"))
     if refused:
         return _refuse(namespace, name, run, "InvalidValues", "; ".join(str(p) for p in refused), now)
     run_spec = _with_lifecycle(namespace, pipeline, run, run_spec_of(run, definition))
+    if any(definition.external_dependencies(n) for n in definition.activities):
+        run_spec = replace(run_spec, external=_external(namespace, pipeline, full, schedule, run_spec, cache))
     _note_queued(namespace, pipeline, name, bool(run_spec.queued))
     state = RunState.from_dict(status)
     pods = kube.list_pods(namespace, name)
@@ -180,6 +193,22 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     if run_spec.queued:
         wake_at = min(wake_at or now + QUEUE_RECHECK, now + QUEUE_RECHECK)
     return run_is_live(spec, new_status, run["metadata"]), wake_at
+
+
+def _external(namespace: str, pipeline: str, full: PipelineDefinition, schedule: str, run_spec: RunSpec,
+              cache: dict[str, Any]) -> dict[str, ExternalState]:
+    """The states of other schedules' activities this run depends on, from the watch-fed run index. An
+    instance counted as done only because no run of it is known is confirmed with one LIST per worker (the
+    watch may not have delivered every run yet after a restart)."""
+    interval = Interval(run_spec.scheduled_start, run_spec.scheduled_end)
+    key, view = (namespace, pipeline), _view(namespace, pipeline)
+    limit = SETTINGS.limits.max_instances_per_wait
+    found = run_index.external_states(full, schedule, interval, view, key, limit)
+    if any(state.assumed for state in found.values()) and not cache.get("listed"):
+        run_index.observe_listed(namespace, kube.list_runs(namespace, pipeline))
+        cache["listed"] = True
+        found = run_index.external_states(full, schedule, interval, view, key, limit)
+    return found
 
 
 def _note_queued(namespace: str, pipeline: str, name: str, queued: bool) -> None:
@@ -315,9 +344,10 @@ def run_spec_of(run: Mapping[str, Any], definition: PipelineDefinition) -> RunSp
     end = _time(spec.get("scheduledEndTime"))
     if end is None:
         interval = None
-        if definition.schedule is not None and (definition.schedule.cron or definition.schedule.period):
+        schedule = definition.own_schedule
+        if schedule is not None and (schedule.cron or schedule.period):
             try:
-                interval = interval_at(definition.schedule, start, start)
+                interval = interval_at(schedule, start, start)
             except ValueError:
                 interval = None
         end = interval.end if interval else start

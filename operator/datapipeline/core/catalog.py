@@ -72,7 +72,7 @@ CONTROL_FIELDS = frozenset({
     "pipelineLogUri", "url", "headersFromSecret", "topicArn", "connectionString", "jdbcDriverJarUri",
 })
 # Fields used as written, never evaluated: a Secret's name is never computed.
-LITERAL_FIELDS = frozenset({"headersFromSecret"})
+LITERAL_FIELDS = frozenset({"headersFromSecret", "schedule"})
 
 S, INT, B, D, L = Kind.STRING, Kind.INT, Kind.BOOL, Kind.DURATION, Kind.STRINGS
 
@@ -97,7 +97,14 @@ FAILURE_AND_RERUN_MODE = _f(
     "cascade: it becomes CASCADE_FAILED (its onFail runs) when a dependency fails, and a rerun of the dependency "
     "reruns it if it is CASCADE_FAILED; none (default): it keeps waiting.", enum=("none", "cascade"))
 
+SCHEDULE_REF = _f(
+    "schedule", S, "The schedule this object runs on: a name from spec.schedules, or default (spec.schedule, "
+    "the default). One PipelineRun per schedule and interval holds its activities; a dependency on an activity "
+    "of another schedule waits for that activity's instances in other runs (a finer schedule: every instance "
+    "inside this interval; a coarser one: the instance covering its start).")
+
 ACTIVITY_COMMON: tuple[FieldSpec, ...] = (
+    SCHEDULE_REF,
     _f("dependsOn", Kind.REFS, "Activities that must finish before this one starts.", refs=("activities",)),
     _f("input", Kind.REFS, "Input data nodes; their preconditions must hold before this activity runs.",
        refs=("dataNodes",)),
@@ -141,6 +148,7 @@ STAGE = _f("stage", B, "Stage inputs into ${INPUT1_STAGING_DIR}... before the ru
 SCRIPT_VARIABLE = _f("scriptVariable", L, "Variables for the script, as NAME=VALUE.")
 
 DATA_NODE_COMMON: tuple[FieldSpec, ...] = (
+    SCHEDULE_REF,
     _f("precondition", Kind.REFS, "Preconditions that must hold before the data node is ready.",
        refs=("preconditions",)),
     _f("onFail", Kind.REFS, "Actions to run when a precondition of the node fails (timed out or out of "
@@ -188,6 +196,12 @@ MESSAGE_FIELDS: tuple[FieldSpec, ...] = (
     _f("subject", S, "Subject line; may use #{node.*} expressions."),
     _f("message", S, "Message body; may use #{node.*} expressions.", required=True),
 )
+
+# AWS lets a resource run on a coarser schedule than its activities so that one EC2 instance serves several
+# activity instances; here each attempt gets its own pod, so the field is accepted (imports keep working) and a
+# warning says it changes nothing.
+RESOURCE_SCHEDULE = _f("schedule", S, "Accepted for AWS compatibility and ignored: each attempt has its own "
+                       "pod, so a resource's schedule changes nothing (a warning says so).")
 
 _TYPES: tuple[TypeSpec, ...] = (
     # ---------------------------------------------------------------- activities
@@ -334,7 +348,8 @@ _TYPES: tuple[TypeSpec, ...] = (
               _f("env", Kind.MAP, "Extra environment variables (not for secrets)."),
               _f("terminateAfter", D, "Hard limit on any attempt run on this profile: past it the resource is "
                  "TIMEDOUT and the activity FAILED (ResourceTimeout), not retried."),
-              _f("instanceType", S, "The AWS instance type it replaces (informational)."))),
+              _f("instanceType", S, "The AWS instance type it replaces (informational)."),
+              RESOURCE_SCHEDULE)),
     TypeSpec("ClusterProfile", "clusterProfiles",
              "A big-data runtime for Emr/Hive/Pig/Hadoop activities (stands in for EmrCluster).",
              (_f("image", S, "Image with the big-data tools (for example a Spark image).", required=True),
@@ -351,7 +366,8 @@ _TYPES: tuple[TypeSpec, ...] = (
               _f("nodeSelector", Kind.MAP, "Node labels the pods must match."),
               _f("envFromSecrets", L, "Names of Secrets whose keys become environment variables."),
               _f("terminateAfter", D, "Hard limit on any attempt run on this profile: past it the resource is "
-                 "TIMEDOUT and the activity FAILED (ResourceTimeout), not retried."))),
+                 "TIMEDOUT and the activity FAILED (ResourceTimeout), not retried."),
+              RESOURCE_SCHEDULE)),
     # ---------------------------------------------------------------- actions
     TypeSpec("SnsAlarm", "actions", "Publishes a message to an SNS topic.",
              (_f("topicArn", S, "The topic's ARN.", required=True), *MESSAGE_FIELDS,

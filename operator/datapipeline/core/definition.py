@@ -34,6 +34,7 @@ from datapipeline.core.catalog import (
     Kind,
     TypeSpec,
 )
+from datapipeline.core.crossrun import wait_problems
 from datapipeline.core.durations import DurationError, Period, parse_duration, parse_period
 from datapipeline.core.expressions import ExpressionError, Template, has_expression, parse_template
 from datapipeline.core.limits import (
@@ -48,6 +49,7 @@ from datapipeline.core.limits import (
 from datapipeline.core.model import (
     DEFAULT_MAXIMUM_RETRIES,
     DEFAULT_RETRY_DELAY,
+    DEFAULT_SCHEDULE,
     MISSED_RUN_POLICIES,
     SCHEDULE_TYPES,
     Activity,
@@ -68,6 +70,8 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 VAR_PATTERN = re.compile(r"^\*?my[A-Za-z0-9_]+$")
+MAX_NAMED_SCHEDULES = 20  # spec.schedules (the CRD says the same)
+SCHEDULE_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$")
 METADATA_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 
 PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
@@ -93,7 +97,7 @@ SPEC_FIELDS: dict[str, str] = {
     "activated": "bool", "schedule": "object", "scheduleType": "enum", "missedRunPolicy": "enum",
     "maxActiveRuns": "int", "successfulRunsHistoryLimit": "int", "failedRunsHistoryLimit": "int",
     "pipelineLogUri": "string", "runnerImage": "string", "aws": "object", "parameters": "list",
-    "values": "object", "defaults": "object", "description": "string",
+    "values": "object", "defaults": "object", "description": "string", "schedules": "object",
     "paused": "bool", "activateFrom": "string", "cancelActiveOnDeactivate": "bool",  # the pipeline's lifecycle
     **{s: "list" for s in SECTIONS},
 }
@@ -185,6 +189,7 @@ class _Parser:
         schedule_type = self._enum(spec, "scheduleType", SCHEDULE_TYPES, "cron", self.path)
         schedule = self._schedule(spec.get("schedule"), f"{self.path}.schedule", schedule_type,
                                   misspelt="schedule" in misspelt)
+        named = self._named_schedules(spec.get("schedules"), f"{self.path}.schedules", schedule_type)
         parameters = self._parameters(spec.get("parameters"), f"{self.path}.parameters")
         self.masked = frozenset(p.id for p in parameters.values() if p.masked)
         values = self._values(spec.get("values"), parameters, f"{self.path}.values")
@@ -197,6 +202,7 @@ class _Parser:
             for obj in table.values():
                 self._check_object(obj, objects)
         self._check_defaults(defaults, objects, f"{self.path}.defaults")
+        warnings = self._check_schedule_refs(objects, defaults, named, schedule is not None)
         activities = {name: self._activity(obj, defaults) for name, obj in objects["activities"].items()}
         if not activities and not raw_objects["activities"]:
             self.problems.add(f"{self.path}.activities", "a pipeline needs at least one activity")
@@ -230,7 +236,10 @@ class _Parser:
             objects={s: t for s, t in objects.items() if s != "activities"},
             lifecycle=self._lifecycle(spec, schedule_type),
             defaults=defaults,
+            named_schedules=named,
+            warnings=tuple(warnings),
         )
+        self.problems.problems.extend(wait_problems(definition, self.limits.max_instances_per_wait))
         self._raise_if_any()
         return definition
 
@@ -304,6 +313,53 @@ class _Parser:
                                                                       self.path)))
 
     # ------------------------------------------------------------------ schedule
+    def _named_schedules(self, raw: Any, path: str, schedule_type: str) -> dict[str, Schedule]:
+        """spec.schedules: more schedules by name, for objects that say ``schedule: <name>``."""
+        if raw is None:
+            return {}
+        if schedule_type == "ondemand":
+            self.problems.add(path, "an ondemand pipeline has no schedules (AWS: on-demand pipelines do not "
+                              "allow multiple schedules); remove them or use scheduleType cron")
+            return {}
+        if not isinstance(raw, Mapping):
+            self.problems.add(path, "must be an object: schedule name -> schedule (cron or period)")
+            return {}
+        if len(raw) > MAX_NAMED_SCHEDULES:
+            self.problems.add(path, f"{len(raw)} schedules are too many; at most {MAX_NAMED_SCHEDULES}")
+            return {}
+        found: dict[str, Schedule] = {}
+        for key, value in raw.items():
+            name, where = str(key), f"{path}.{key}"
+            if name == DEFAULT_SCHEDULE:
+                self.problems.add(where, f'"{DEFAULT_SCHEDULE}" is spec.schedule; give this schedule another name')
+            elif not SCHEDULE_NAME_PATTERN.match(name):
+                self.problems.add(where, f'schedule name "{clip(name)}" must be a DNS label of at most 20 '
+                                  "characters: lower case letters, digits and '-' (it names runs and a label)")
+            elif (schedule := self._schedule(value, where, schedule_type)) is not None:
+                found[name] = schedule
+        return found
+
+    def _check_schedule_refs(self, objects: Mapping[str, Mapping[str, PipelineObject]],
+                             defaults: Mapping[str, Any], named: Mapping[str, Schedule],
+                             has_default: bool) -> list[str]:
+        """Every ``schedule`` field names a schedule; a resource's schedule is accepted with a warning."""
+        known = ([DEFAULT_SCHEDULE] if has_default else []) + list(named)
+        warnings: list[str] = []
+        written = [(f"{self.path}.defaults.schedule", defaults.get("schedule"))]
+        for section in ("activities", "dataNodes", "computeProfiles", "clusterProfiles"):
+            written += [(f"{obj.path}.schedule", obj.fields.get("schedule")) for obj in objects[section].values()]
+        for where, value in written:
+            if value is None:
+                continue
+            if value not in known:
+                listed = ", ".join(known) or "none (the pipeline is ondemand)"
+                self.problems.add(where, f'no schedule named {_show(value)}; the schedules are: {listed}'
+                                  f"{_hint(str(value), known)}")
+            elif "Profiles[" in where:
+                warnings.append(f"{where}: ignored: each attempt gets its own pod, so a resource's schedule "
+                                "(AWS: one instance serving several activity instances) changes nothing here")
+        return warnings
+
     def _schedule(self, raw: Any, path: str, schedule_type: str, misspelt: bool = False) -> Schedule | None:
         if raw is None:
             if schedule_type != "ondemand" and not misspelt:
@@ -849,6 +905,7 @@ class _Parser:
             on_fail=refs("onFail"), on_success=refs("onSuccess"), on_late_action=refs("onLateAction"),
             failure_and_rerun_mode=fields.get("failureAndRerunMode", "none"),
             max_active_instances=fields.get("maxActiveInstances"),
+            schedule=str(fields.get("schedule") or DEFAULT_SCHEDULE),
         )
 
     def _check_cycles(self, activities: Mapping[str, Activity]) -> None:

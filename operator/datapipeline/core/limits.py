@@ -67,6 +67,8 @@ class Limits:
     """Largest ``schedule.occurrences`` (a cron schedule counts its fire times: 10,000 take about 0.5 s, once)."""
     max_intervals_per_pass: int = 1_000
     """Intervals one scheduling pass looks at; a longer backlog is worked through over several passes."""
+    max_instances_per_wait: int = 1_000
+    """Instances of an activity on a finer schedule that one instance of a coarser one may wait for."""
     earliest_date: datetime = datetime(1970, 1, 1, tzinfo=UTC)
     """Earliest ``startDateTime`` / ``endDateTime``."""
     latest_date: datetime = datetime(9000, 1, 1, tzinfo=UTC)

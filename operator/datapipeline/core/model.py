@@ -9,7 +9,7 @@ the activity graph is known to be acyclic. String fields still hold their
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,8 @@ DEFAULT_PRECONDITION_RETRY_DELAY = timedelta(minutes=1)
 DEFAULT_ONDEMAND_MAX_ACTIVE = 1
 
 SCHEDULE_TYPES = ("cron", "timeseries", "ondemand")
+# The name of spec.schedule among spec.schedules: what an object without a schedule field runs on.
+DEFAULT_SCHEDULE = "default"
 MISSED_RUN_POLICIES = ("RunAll", "RunLatest", "Skip")
 
 
@@ -106,6 +108,7 @@ class Activity(PipelineObject):
     on_late_action: tuple[str, ...] = ()
     failure_and_rerun_mode: str = "none"
     max_active_instances: int | None = None
+    schedule: str = DEFAULT_SCHEDULE  # the name of the schedule whose runs hold this activity
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,42 @@ class PipelineDefinition:
     objects: Mapping[str, Mapping[str, PipelineObject]]  # section -> name -> object (all but activities)
     lifecycle: Lifecycle = Lifecycle()
     defaults: Mapping[str, Any] = field(default_factory=dict)  # spec.defaults (the AWS Default object)
+    named_schedules: Mapping[str, Schedule] = field(default_factory=dict)  # spec.schedules
+    warnings: tuple[str, ...] = ()  # accepted but worth saying (e.g. a resource's schedule changes nothing)
+    run_schedule: str = DEFAULT_SCHEDULE  # for_schedule(): the schedule whose activities this view holds
+
+    def for_schedule(self, name: str) -> PipelineDefinition:
+        """The definition as one run of schedule ``name`` sees it: only that schedule's activities. Their
+        dependsOn may still name activities of other schedules: those are external dependencies."""
+        held = {n: a for n, a in self.activities.items() if a.schedule == name}
+        return replace(self, activities=held, run_schedule=name)
+
+    @property
+    def own_schedule(self) -> Schedule | None:
+        """The schedule of this view's runs (the default schedule unless made by for_schedule)."""
+        return self.schedules.get(self.run_schedule)
+
+    def external_dependencies(self, name: str) -> tuple[str, ...]:
+        """The activities ``name`` depends on that runs of another schedule hold."""
+        return tuple(d for d in self.activities[name].depends_on if d not in self.activities)
+
+    @property
+    def schedules(self) -> dict[str, Schedule]:
+        """Every schedule by name: spec.schedule as "default", then spec.schedules."""
+        found = {DEFAULT_SCHEDULE: self.schedule} if self.schedule is not None else {}
+        return {**found, **self.named_schedules}
+
+    @property
+    def schedule_names(self) -> list[str]:
+        """The schedules that hold at least one activity, the default first (each makes its own runs)."""
+        used = {a.schedule for a in self.activities.values()}
+        return [n for n in (DEFAULT_SCHEDULE, *self.named_schedules) if n in used]
+
+    def node_schedule(self, node: str) -> str:
+        """The schedule of a data node: its own field, else the one in defaults, else the default."""
+        obj = self.objects.get("dataNodes", {}).get(node)
+        named = obj.get("schedule") if obj is not None else None
+        return str(named or self.defaults.get("schedule") or DEFAULT_SCHEDULE)
 
     @property
     def ondemand_max_active(self) -> int:
@@ -173,7 +212,7 @@ class PipelineDefinition:
         pending = list(self.activities)
         while pending:
             for name in pending:
-                if all(dep in placed for dep in self.activities[name].depends_on):
+                if all(dep in placed or dep not in self.activities for dep in self.activities[name].depends_on):
                     done.append(name)
                     placed.add(name)
                     pending.remove(name)
@@ -187,7 +226,8 @@ class PipelineDefinition:
         children: dict[str, set[str]] = {n: set() for n in self.activities}
         for activity in self.activities.values():
             for dep in activity.depends_on:
-                children[dep].add(activity.name)
+                if dep in children:  # an activity of another schedule's runs is not downstream here
+                    children[dep].add(activity.name)
         found: set[str] = set()
         stack = [name]
         while stack:

@@ -21,6 +21,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from datapipeline.core.crossrun import DONE as DONE_EXTERNAL
+from datapipeline.core.crossrun import FAILED as FAILED_EXTERNAL
+from datapipeline.core.crossrun import WAITING as WAITING_EXTERNAL
+from datapipeline.core.crossrun import ExternalState
 from datapipeline.core.durations import format_duration
 from datapipeline.core.model import (
     DEFAULT_PRECONDITION_MAXIMUM_RETRIES,
@@ -58,6 +62,11 @@ UNSUCCESSFUL = TERMINAL - SUCCESSFUL
 PENDING, PHASE_RUNNING, SUCCEEDED, PHASE_FAILED, CANCELLED = "Pending", "Running", "Succeeded", "Failed", "Cancelled"
 PHASE_PAUSED = "Paused"
 FINAL_PHASES = frozenset({SUCCEEDED, PHASE_FAILED, CANCELLED})
+# status.external: how the run depends on other schedules' runs. "waiting": every unfinished activity waits
+# for them (the run does not count against maxActiveRuns); "blocked": some activity waits for them or failed
+# because of them (a producer's event wakes the run, even a finished one: a rerun of the producer reaches it).
+WAITING_EXTERNAL_KEY = "external"
+EXTERNAL_WAITING, EXTERNAL_BLOCKED = "waiting", "blocked"
 
 # Job kinds
 KIND_ACTIVITY, KIND_PRECONDITION, KIND_ACTION = "activity", "precondition", "action"
@@ -131,6 +140,9 @@ class RunSpec:
     cancel_reason: str = "run cancelled"  # cancellationReason of what a cancel stops
     paused: bool = False  # the pipeline is paused: nothing new starts, running attempts go on
     queued: str | None = None  # why the run may not start yet (maxActiveInstances of an on-demand pipeline)
+    # Activities of other schedules' runs that this run's activities depend on: what their instances for this
+    # run's interval say (core.crossrun). Missing means not observed yet: waiting.
+    external: Mapping[str, ExternalState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -309,6 +321,7 @@ class RunState:
     completion_time: datetime | None = None
     handled_rerun: str | None = None
     handled_mark_finished: list[str] = field(default_factory=list)
+    external: str | None = None  # EXTERNAL_WAITING | EXTERNAL_BLOCKED | None
 
     def progress(self) -> str:
         done = sum(1 for a in self.activities.values() if a.status in SUCCESSFUL)
@@ -326,6 +339,7 @@ class RunState:
             data["handledRerun"] = self.handled_rerun
         if self.handled_mark_finished:
             data["handledMarkFinished"] = list(self.handled_mark_finished)
+        data[WAITING_EXTERNAL_KEY] = self.external
         return data
 
     @staticmethod
@@ -338,6 +352,7 @@ class RunState:
             start_time=_parse(data.get("startTime")), completion_time=_parse(data.get("completionTime")),
             handled_rerun=data.get("handledRerun"),
             handled_mark_finished=[str(n) for n in data.get("handledMarkFinished") or ()],
+            external=data.get(WAITING_EXTERNAL_KEY),
         )
 
 
@@ -568,6 +583,7 @@ class _Machine:
         if self.spec.cancel:
             self.cancel()
             return
+        self.rearm_external()
         for name in self.order:
             self.observe(name)
         for name in self.order:
@@ -577,6 +593,25 @@ class _Machine:
             self.advance(name)
         self.cascade()
         self.settle()
+        self.state.external = self.external_mark()
+
+    def external_mark(self) -> str | None:
+        """How this run depends on other runs now (status.external; see WAITING_EXTERNAL_KEY)."""
+        blocked = {n for n, st in self.state.activities.items() if self.d.external_dependencies(n) and (
+            (st.status == WAITING_ON_DEPENDENCIES and not self.external_done(n))
+            or (st.status == CASCADE_FAILED and "@" in (st.cascade_failed_on or "")))}
+        if not blocked or self.state.phase in (SUCCEEDED, CANCELLED):
+            return None
+        for name in self.order:  # and what waits behind them in this run
+            if self.state.activities[name].status == WAITING_ON_DEPENDENCIES and any(
+                    d in blocked for d in self.d.activities[name].depends_on):
+                blocked.add(name)
+        unfinished = {n for n, st in self.state.activities.items() if st.status not in TERMINAL}
+        waiting = self.state.phase not in FINAL_PHASES and unfinished and unfinished <= blocked
+        return EXTERNAL_WAITING if waiting else EXTERNAL_BLOCKED
+
+    def external_done(self, name: str) -> bool:
+        return all(self.external(d).state == DONE_EXTERNAL for d in self.d.external_dependencies(name))
 
     def mark_finished(self) -> None:
         for name in self.spec.mark_finished:
@@ -930,7 +965,53 @@ class _Machine:
         if "late" not in st.fired:
             st.fired.append("late")
 
+    def external(self, dep: str) -> ExternalState:
+        return self.spec.external.get(dep) or ExternalState(WAITING_EXTERNAL, f"{dep} (not observed yet)")
+
+    def external_failed(self, name: str) -> ExternalState | None:
+        """The first dependency on another schedule's activity that failed, if any."""
+        for dep in self.d.external_dependencies(name):
+            found = self.external(dep)
+            if found.state == FAILED_EXTERNAL:
+                return found
+        return None
+
+    def cascade_external(self) -> None:
+        """A failed (or cancelled) instance of another schedule's activity cascades to consumers that cascade."""
+        for name in self.order:
+            st = self.state.activities[name]
+            failed = self.external_failed(name)
+            if failed is None or st.status in TERMINAL or st.job_expected:
+                continue
+            if self.d.activities[name].failure_and_rerun_mode == "cascade":
+                self.cascade_fail(name, st, failed.root or name, f"upstream activity {failed.waiting_on}")
+
+    def rearm_external(self) -> None:
+        """The guide: a rerun of a target object propagates to its consumers in CASCADE_FAILED. Across runs the
+        operator writes no spec, so the consumer sees it: an activity CASCADE_FAILED on another run's instance
+        that is no longer failed waits again, with what cascaded from it in this run."""
+        roots = {st.cascade_failed_on for st in self.state.activities.values()
+                 if st.status == CASCADE_FAILED and st.cascade_failed_on and "@" in st.cascade_failed_on}
+        failing = {self.external(d).root for n in self.d.activities for d in self.d.external_dependencies(n)
+                   if self.external(d).state == FAILED_EXTERNAL}
+        cleared = roots - failing
+        if not cleared:
+            return
+        rearmed = []
+        for name in self.order:
+            st = self.state.activities[name]
+            if st.status == CASCADE_FAILED and st.cascade_failed_on in cleared:
+                checks = {k: Check(checks=c.checks) for k, c in st.checks.items()}
+                self.state.activities[name] = ActivityState(attempt=st.attempt, round_start=st.attempt,
+                                                            attempts=st.attempts, fired=st.fired, checks=checks)
+                rearmed.append(name)
+        for node, ns in list(self.state.nodes.items()):
+            if ns.status == CASCADE_FAILED and ns.cascade_failed_on in cleared:
+                del self.state.nodes[node]
+        self.emit("CascadeRerun", f"{', '.join(rearmed)} wait again: {', '.join(sorted(cleared))} is being rerun")
+
     def cascade(self) -> None:
+        self.cascade_external()
         changed = True
         while changed:
             changed = False
@@ -1004,9 +1085,12 @@ class _Machine:
         if self.spec.queued:
             st.waiting_on = self.spec.queued
             return
-        pending = [d for d in activity.depends_on if self.state.activities[d].status not in SUCCESSFUL]
+        pending = [d for d in activity.depends_on
+                   if d in self.state.activities and self.state.activities[d].status not in SUCCESSFUL]
         if pending:
             st.waiting_on = ", ".join(pending)
+            return
+        if self.waits_external(name, activity, st):
             return
         if not self.preconditions_hold(name, activity, st):
             return
@@ -1016,6 +1100,19 @@ class _Machine:
                 return
             self.capacity[name] -= 1
         self.start_attempt(name, activity, st)
+
+    def waits_external(self, name: str, activity: Activity, st: ActivityState) -> bool:
+        """Instances of other schedules' activities not done yet: @waitingOn names them (and their runs)."""
+        failed = self.external_failed(name)
+        if failed is not None:
+            self.dependency_failed(name, activity, st, failed.root or name, f"upstream activity {failed.waiting_on}")
+            return True
+        waiting = [self.external(d).waiting_on for d in self.d.external_dependencies(name)
+                   if self.external(d).state != DONE_EXTERNAL]
+        if waiting:
+            st.waiting_on = _clip("; ".join(waiting))
+            return True
+        return False
 
     def pause(self, st: ActivityState) -> None:
         """Nothing new starts: waiting activities and pending retries are PAUSED; running attempts go on."""
@@ -1070,6 +1167,8 @@ class _Machine:
         if st.status != WAITING_ON_DEPENDENCIES:
             return False
         if any(c.status in (NOT_MET, CHECK_CANCELED) for c in st.checks.values()):
+            return True
+        if self.external_failed(name) is not None:
             return True
         return any(self.state.nodes[n].status in (FAILED, CASCADE_FAILED)
                    for n in self.d.activities[name].inputs if n in self.state.nodes)

@@ -145,9 +145,10 @@ def run(ctx: Context) -> TaskResult:
     if stage:
         ctx.progress.phase = "staging inputs"
         for node, d in _staging_dirs(ctx, spec.inputs, "input", env):
-            for url in s3_files(ctx, node, "input"):
-                ctx.progress.bytes += ctx.s3.download_file(url, os.path.join(d, basename(url)),
-                                                           f"input {node.name!r} ({url})")
+            for url, name in _staged_names(node, s3_files(ctx, node, "input")):
+                target = os.path.join(d, name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                ctx.progress.bytes += ctx.s3.download_file(url, target, f"input {node.name!r} ({url})")
         out_dirs = _staging_dirs(ctx, spec.outputs, "output", env)
     log.info("running %s", "script " + str(ctx.field("scriptUri")) if ctx.field("scriptUri") else "command")
     outcome = run_command(ctx, argv, env, workdir, what)
@@ -162,6 +163,29 @@ def run(ctx: Context) -> TaskResult:
         for node, d in out_dirs:
             uris.extend(_upload_dir(ctx, node, d))
     return TaskResult("FINISHED", bytes=ctx.progress.bytes or None, output_uris=tuple(uris[:20]))
+
+
+def _staged_names(node: DataNodeSpec, files: Sequence[S3Url]) -> list[tuple[S3Url, str]]:
+    """Where each input object lands in its staging folder: a directory's objects keep their path below the
+    directory (like `aws s3 cp --recursive`: two days' access.log do not overwrite each other); a file or a
+    manifest's entries keep their name, and two entries of one name are an error, not a silent overwrite."""
+    kind, root = s3_location(node, "input")
+    named: list[tuple[S3Url, str]] = []
+    seen: dict[str, S3Url] = {}
+    for url in files:
+        inside = kind == "directoryPath" and url.bucket == root.bucket and url.key.startswith(root.dir_prefix)
+        name = url.key[len(root.dir_prefix):] if inside else basename(url)
+        if inside and (not name or name.endswith("/")):
+            continue  # a "folder" marker object, not a file
+        if name.startswith("/") or ".." in name.split("/"):
+            raise TaskError("Shell.StagingInput", f"input {node.name!r}: the object {url} would be staged outside "
+                            "its staging folder ('..' or a leading '/' in its key); refusing it")
+        if name in seen:
+            raise TaskError("Shell.StagingInput", f"input {node.name!r}: {seen[name]} and {url} would both be "
+                            f"staged as {name!r}; give them different names")
+        seen[name] = url
+        named.append((url, name))
+    return named
 
 
 def _upload_dir(ctx: Context, node: DataNodeSpec, directory: str) -> list[str]:
