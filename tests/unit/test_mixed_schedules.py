@@ -299,3 +299,27 @@ def weblogs_spec() -> dict[str, Any]:
             {"name": "archive-logs", "type": "ShellCommandActivity", "command": "true"},
             {"name": "weekly-report", "type": "ShellCommandActivity", "command": "true", "schedule": "weekly",
              "dependsOn": ["archive-logs"]}]}
+
+
+# ---------------------------------------------------------------------------- data nodes on their own schedule
+def test_a_data_node_is_evaluated_in_its_own_schedules_instance() -> None:
+    """Every object instance belongs to its schedule: a daily activity reading the weekly report node sees the
+    week's path (the covering instance), whatever day it runs."""
+    from datapipeline.core.crossrun import node_intervals
+    from datapipeline.core.resolve import Resolver, RunContext
+
+    definition = parse_pipeline({
+        "schedule": {"period": "1 day", "startDateTime": "2026-11-02T00:00:00Z"},
+        "schedules": {"weekly": {"period": "1 week", "startDateTime": "2026-11-02T00:00:00Z"}},
+        "dataNodes": [{"name": "week-report", "type": "S3DataNode", "schedule": "weekly",
+                       "directoryPath": "s3://b/reports/#{format(@scheduledStartTime, 'YYYY-MM-dd')}/"}],
+        "activities": [{"name": "read", "type": "ShellCommandActivity", "input": ["week-report"],
+                        "command": "echo #{format(@scheduledStartTime, 'YYYY-MM-dd')}"}]})
+    wednesday = MONDAY + timedelta(days=2)
+    starts = {name: MONDAY for name in definition.schedules}
+    context = RunContext(pipeline="p", run="p-20261104t0000z", scheduled_start=wednesday,
+                         scheduled_end=wednesday + timedelta(days=1),
+                         intervals=node_intervals(definition, "default", wednesday, starts))
+    task = Resolver(definition, context).activity("read", 1).task
+    assert task.fields["command"] == "echo 2026-11-04"  # the activity: its own day
+    assert task.inputs[0].fields["directoryPath"] == "s3://b/reports/2026-11-02/"  # the node: its week

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import yaml
 
 from datapipeline.cli.validate import cli_limits, named_path, read_text
+from datapipeline.core.crossrun import node_intervals
 from datapipeline.core.definition import parse_instant, parse_manifest
 from datapipeline.core.expressions import ExpressionError
 from datapipeline.core.loader import load_yaml_documents
@@ -116,6 +117,7 @@ def render_pipeline(doc: Mapping[str, Any], at: datetime | None, only: str | Non
         return False
     pipeline = str(doc["metadata"]["name"])
     contexts: dict[str, tuple[Interval, RunContext]] = {}
+    starts = {n: effective_start(s, at or now) for n, s in definition.schedules.items()}
     for schedule in definition.schedule_names or [DEFAULT_SCHEDULE]:  # each activity in its own schedule's run
         try:
             interval = interval_for(definition, at, now, schedule)
@@ -126,7 +128,8 @@ def render_pipeline(doc: Mapping[str, Any], at: datetime | None, only: str | Non
         kind = "" if schedule == DEFAULT_SCHEDULE else schedule
         contexts[schedule] = (interval, RunContext(
             pipeline=pipeline, run=run_name(pipeline, interval.start, kind), scheduled_start=interval.start,
-            scheduled_end=interval.end, trigger_time=interval.run_time(definition.schedule_type)))
+            scheduled_end=interval.end, trigger_time=interval.run_time(definition.schedule_type),
+            intervals=node_intervals(definition, schedule, interval.start, starts)))
     rendered, ok = [], True
     for name, activity in definition.activities.items():
         if only is not None and name != only:

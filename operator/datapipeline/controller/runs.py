@@ -32,7 +32,7 @@ from datapipeline.controller.lifecycle import VIEWS, PipelineView, queue_reason,
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import merge_patch, step
 from datapipeline.controller.workers import Workers
-from datapipeline.core.crossrun import ExternalState
+from datapipeline.core.crossrun import ExternalState, node_intervals
 from datapipeline.core.definition import GROUP, VERSION, parse_pipeline
 from datapipeline.core.model import DEFAULT_SCHEDULE, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
@@ -47,7 +47,7 @@ from datapipeline.core.runstate import (
     RunState,
     attempt_job_name,
 )
-from datapipeline.core.schedule import Interval, format_time, interval_at, parse_time
+from datapipeline.core.schedule import Interval, effective_start, format_time, interval_at, parse_time
 from datapipeline.core.task import KIND_ACTIVITY
 from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
@@ -167,7 +167,7 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     context = RunContext(pipeline=pipeline, run=name, scheduled_start=run_spec.scheduled_start,
                          scheduled_end=run_spec.scheduled_end,
                          trigger_time=_time(run["metadata"].get("creationTimestamp")),
-                         overrides=values)
+                         overrides=values, intervals=_node_intervals(namespace, pipeline, full, schedule, run_spec))
     owner = Owner(name=name, uid=str(run["metadata"]["uid"]))
     result = step(definition, run_spec, state, facts, now, context=context, namespace=namespace, owner=owner,
                   pipeline=pipeline, capacity=capacity)
@@ -209,6 +209,16 @@ def _external(namespace: str, pipeline: str, full: PipelineDefinition, schedule:
         cache["listed"] = True
         found = run_index.external_states(full, schedule, interval, view, key, limit)
     return found
+
+
+def _node_intervals(namespace: str, pipeline: str, full: PipelineDefinition, schedule: str,
+                    run_spec: RunSpec) -> dict[str, tuple[datetime, datetime]]:
+    """Data nodes on another schedule are evaluated in that schedule's interval covering this run's start."""
+    if len(full.schedules) < 2:
+        return {}
+    view = _view(namespace, pipeline)
+    starts = {n: effective_start(s, view.activated_at) for n, s in full.schedules.items()}
+    return node_intervals(full, schedule, run_spec.scheduled_start, starts)
 
 
 def _note_queued(namespace: str, pipeline: str, name: str, queued: bool) -> None:

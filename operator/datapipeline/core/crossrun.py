@@ -55,6 +55,20 @@ def needed_intervals(consumer: Interval, producer: Schedule, producer_start: dat
     return found
 
 
+def node_intervals(definition: PipelineDefinition, run_schedule: str, moment: datetime,
+                   starts: Mapping[str, datetime | None]) -> dict[str, tuple[datetime, datetime]]:
+    """For each other schedule a data node is on: its interval containing ``moment`` (a run's start).
+    ``starts`` gives each schedule's effective start (its startDateTime, or the first activation)."""
+    wanted = {definition.node_schedule(n) for n in definition.objects.get("dataNodes", {})} - {run_schedule}
+    found: dict[str, tuple[datetime, datetime]] = {}
+    for name in sorted(wanted):
+        schedule, start = definition.schedules.get(name), starts.get(name)
+        covering = _covering(schedule, start, moment) if schedule is not None and start is not None else None
+        if covering is not None:
+            found[name] = (covering.start, covering.end)
+    return found
+
+
 def _covering(schedule: Schedule, start: datetime, moment: datetime) -> Interval | None:
     """The interval of ``schedule`` that contains ``moment``, if any."""
     if moment < start:

@@ -82,6 +82,9 @@ class RunContext:
     scheduled_end: datetime
     trigger_time: datetime | None = None
     overrides: Mapping[str, str | list[str]] = field(default_factory=dict)  # PipelineRun.spec.values
+    # Other schedules' intervals that contain this run's start: a data node on such a schedule is evaluated in
+    # its own instance (its @scheduledStartTime is the covering interval's), as every AWS object is.
+    intervals: Mapping[str, tuple[datetime, datetime]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,9 @@ class ObjectScope:
     def child(self, obj: PipelineObject, runtime: Mapping[str, Value] | None = None) -> ObjectScope:
         inherited = {k: v for k, v in self.runtime.items()
                      if k in ("@scheduledStartTime", "@scheduledEndTime", "@actualStartTime", "@triggerTime")}
+        own = self.run.intervals.get(self.d.node_schedule(obj.name)) if obj.section == "dataNodes" else None
+        if own is not None:
+            inherited["@scheduledStartTime"], inherited["@scheduledEndTime"] = own
         return ObjectScope(self.d, obj, self.run, self.params, {**inherited, **(runtime or {})}, self.node,
                            self.depth + 1, self._budget)
 
