@@ -124,7 +124,9 @@ def argv_for(paths: Paths, name: str) -> list[str]:
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
-            "--allow-privileged=true", "--profiling=false"],
+            "--allow-privileged=true", "--profiling=false",
+            f"--audit-policy-file={s / 'audit-policy.yaml'}", f"--audit-log-path={paths.logs / 'audit.log'}",
+            "--audit-log-maxsize=100", "--audit-log-maxbackup=3", "--audit-log-format=json"],
         "kube-controller-manager": [
             str(b / "kube-controller-manager"), f"--kubeconfig={kc['controller-manager']}",
             f"--authentication-kubeconfig={kc['controller-manager']}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 from dc_common import (
@@ -182,3 +183,18 @@ def write_all(paths: Paths) -> None:
         (s / f"{name}.kubeconfig").write_text(yaml.safe_dump(kubeconfig(paths, user)))
     paths.kubeconfig.write_text(yaml.safe_dump(kubeconfig(paths, "admin", embed=True)))
     paths.kubeconfig.chmod(0o600)
+    (s / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
+
+
+# The API server's audit log (state/logs/audit.log) records who calls what on the objects the project touches,
+# at Metadata level (no bodies: never a Secret's value): benchmarks/api_cost.py counts requests from it.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "resources": [
+            {"group": "datapipeline.io"}, {"group": "batch", "resources": ["jobs", "jobs/status"]},
+            {"group": "", "resources": ["pods", "pods/log", "pods/status", "events"]},
+            {"group": "events.k8s.io", "resources": ["events"]},
+            {"group": "coordination.k8s.io", "resources": ["leases"]}]},
+        {"level": "None"}],
+}

@@ -16,7 +16,7 @@ EXPECTED = {
     "pipelines.datapipeline.io/status": {"patch"},
     "pipelineruns.datapipeline.io/status": {"patch"},
     "jobs.batch": {"list", "watch", "create", "delete"},
-    "pods": {"list"},
+    "pods": {"list", "watch"},
     "pods/log": {"get"},
     "events": {"create"},
     # kopf's discovery of resources and namespaces (cluster-wide, read-only).

@@ -17,7 +17,7 @@ from typing import Any, cast
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from datapipeline.controller import errors, metrics
+from datapipeline.controller import caches, errors, metrics
 from datapipeline.controller.lifecycle import VIEWS, needs_wake, view_of
 from datapipeline.controller.pipeline_plan import (
     TRIGGER_ON_DEMAND,
@@ -77,16 +77,19 @@ class StatusPatch:
 def schedule_pipeline(namespace: str, name: str, cache: dict[str, Any],
                       logger: logging.Logger | logging.LoggerAdapter[Any]) -> tuple[bool, datetime | None]:
     """One pass of a Pipeline's worker: validate, create the runs that are due, save the status."""
-    body = kube.get_object(namespace, PLURAL, name)
+    snap: caches.Snapshot | None = cache.pop("snapshot", None)
+    body = caches.freshest(snap.pipeline, cache) if snap is not None else kube.get_object(namespace, PLURAL, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return False, None
     patch = StatusPatch()
+    runs = caches.with_created(snap.pipeline_runs, cache.setdefault("created_runs", {})) if snap else None
     wake_at = schedule(name=name, namespace=namespace, spec=body.get("spec") or {}, status=body.get("status") or {},
-                       meta=body["metadata"], body=body, patch=patch, logger=logger, cache=cache)
+                       meta=body["metadata"], body=body, patch=patch, logger=logger, cache=cache, runs=runs)
     if patch.status:
         try:
-            kube.patch_status(namespace, PLURAL, name, patch.status,
-                              resource_version=str(body["metadata"].get("resourceVersion") or "") or None)
+            answer = kube.patch_status(namespace, PLURAL, name, patch.status,
+                                       resource_version=str(body["metadata"].get("resourceVersion") or "") or None)
+            caches.remember_write(cache, body, answer, caches.plain)
         except ApiException as error:
             if error.status == 409:  # changed meanwhile (a spec edit): decide again on what it is now
                 raise kopf.TemporaryError("the pipeline changed while it was scheduled", delay=0.2) from error
@@ -99,13 +102,15 @@ def _report(namespace: str, name: str, error: BaseException, cache: dict[str, An
     errors.report(PLURAL, namespace, name, error, cache, logger)
 
 
-PIPELINES = Workers("pipeline", schedule_pipeline, lambda: SETTINGS.scheduler_interval, report=_report)
+PIPELINES = Workers("pipeline", schedule_pipeline, lambda: SETTINGS.scheduler_interval, report=_report,
+                    snapshot=caches.pipeline_snapshot)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def pipeline_event(type: str | None, name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status,
-                         meta: kopf.Meta, **_: Any) -> None:
+                         meta: kopf.Meta, **kwargs: Any) -> None:
     """Every Pipeline gets a worker (no finalizer, nothing written but status); a spec change wakes it."""
+    caches.capture(kwargs)
     namespace = namespace or "default"
     if type == "DELETED":
         VIEWS.pop((namespace, name), None)
@@ -123,17 +128,20 @@ async def stop_pipeline_workers(**_: Any) -> None:
 def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: Mapping[str, Any],
              meta: Mapping[str, Any], body: Mapping[str, Any], patch: StatusPatch,
              logger: logging.Logger | logging.LoggerAdapter[Any], cache: dict[str, Any] | None = None,
-             **_: Any) -> datetime | None:
+             runs: list[dict[str, Any]] | None = None, **_: Any) -> datetime | None:
     """Observe (the definition, the runs), decide (:func:`plan_pipeline`), act; returns when to look again."""
     LAST_TICK["scheduler"] = time.time()
     namespace = namespace or "default"
     now = datetime.now(UTC).replace(microsecond=0)  # run times and names in whole seconds
     generation = meta.get("generation")
     definition, problem = parsed(spec, generation, {} if cache is None else cache)
-    runs = kube.list_runs(namespace, name) if definition is not None else []
+    if definition is None:
+        runs = []
+    elif runs is None:
+        runs = kube.list_runs(namespace, name)
     decision = plan_pipeline(definition, problem, status, runs, now, generation,
                              PlanSettings(SETTINGS.limits.max_intervals_per_pass, SETTINGS.missed_grace))
-    _act(name, namespace, body, decision, logger)
+    _act(name, namespace, body, decision, logger, {} if cache is None else cache.setdefault("created_runs", {}))
     patch.status.update(decision.status)
     if definition is not None:
         metrics.ACTIVE_RUNS.labels(namespace, name).set(decision.active)
@@ -143,13 +151,15 @@ def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: 
 
 
 def _act(name: str, namespace: str, body: Mapping[str, Any], decision: PipelinePlan,
-         logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+         logger: logging.Logger | logging.LoggerAdapter[Any], created: dict[str, dict[str, Any]]) -> None:
     """Delete the runs past the history limits, create the due ones, post the Events."""
     for run in decision.delete:
         logger.info("history limit: deleting run %s", run)
         kube.delete_object(namespace, "pipelineruns", run)
+        created.pop(run, None)
     for new in decision.create:
         manifest = run_manifest(name, namespace, new.start, new.end, new.trigger, owner=body, schedule=new.schedule)
+        created[manifest["metadata"]["name"]] = manifest  # counted as it is until the watch shows it
         if not kube.create_object(namespace, "pipelineruns", manifest):
             continue  # an earlier pass (or another replica) made it: names are deterministic
         metrics.RUNS_CREATED.labels(namespace, name).inc()

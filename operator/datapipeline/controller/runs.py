@@ -17,7 +17,7 @@ from typing import Any, cast
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from datapipeline.controller import errors, metrics, run_index
+from datapipeline.controller import caches, errors, metrics, run_index
 from datapipeline.controller.facts import job_facts, pod_job_name, running_since
 from datapipeline.controller.frozen import (
     FROZEN_GENERATION,
@@ -93,13 +93,15 @@ def _report(namespace: str, name: str, error: BaseException, cache: dict[str, An
     errors.report(PLURAL, namespace, name, error, cache, logger)
 
 
-RUNS = Workers("run", _pass, lambda: SETTINGS.resync_interval, metrics.RECONCILE.observe, _report)
+RUNS = Workers("run", _pass, lambda: SETTINGS.resync_interval, metrics.RECONCILE.observe, _report,
+               caches.run_snapshot)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def run_event(type: str | None, name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status,
-                    meta: kopf.Meta, **_: Any) -> None:
+                    meta: kopf.Meta, **kwargs: Any) -> None:
     """A run that needs work gets a worker; a spec change (cancel, rerun, markFinished) wakes it."""
+    caches.capture(kwargs)
     namespace = namespace or "default"
     pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
     if type == "DELETED" or status.get("phase") in FINAL_PHASES:
@@ -118,8 +120,9 @@ async def run_event(type: str | None, name: str, namespace: str | None, spec: ko
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT})
-async def job_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
+async def job_event(meta: kopf.Meta, namespace: str | None, **kwargs: Any) -> None:
     """A Job of a run changed (started, became ready, finished, deleted): the run looks at once."""
+    caches.capture(kwargs)
     for ref in meta.get("ownerReferences") or ():
         if ref.get("kind") == "PipelineRun":
             RUNS.wake(namespace or "default", str(ref.get("name")))
@@ -134,16 +137,23 @@ async def stop_workers(**_: Any) -> None:
 def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
                   logger: logging.Logger | logging.LoggerAdapter[Any]) -> tuple[bool, datetime | None]:
     """One pass over a run; returns whether it still needs work and when to look again."""
-    run = kube.get_object(namespace, PLURAL, name)
+    snap: caches.Snapshot | None = cache.pop("snapshot", None)
+    run = caches.freshest(snap.run, cache) if snap is not None else kube.get_object(namespace, PLURAL, name)
     if run is None or run["metadata"].get("deletionTimestamp"):
         return False, None
     spec = run.get("spec") or {}
     status = run.get("status") or {}
     now = datetime.now(UTC)
     pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
-    if FROZEN_SPEC not in status:
-        return _freeze(namespace, name, run, pipeline, now)
-    full, generation, problem = _definition(status, cache)
+    if FROZEN_HASH not in status:
+        frozen = _freeze(namespace, name, run, pipeline, now, snap, cache)
+        if frozen is not None:
+            return frozen
+        run = caches.freshest(run, cache) or run  # frozen now: go on from what was written
+        status = run.get("status") or {}
+    seen = status.get(caches.SEEN_DIGEST)
+    status = {k: v for k, v in status.items() if k != caches.SEEN_DIGEST}  # the cache's, not the run's
+    full, generation, problem = _definition(namespace, name, status, seen, cache)
     if full is None:
         return _refuse(namespace, name, run, "InvalidDefinition", problem or "", now)
     schedule = str(spec.get("schedule") or DEFAULT_SCHEDULE)
@@ -155,15 +165,17 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     values, refused = run_values(definition, status[FROZEN_VALUES] if FROZEN_VALUES in status else spec.get("values"))
     if refused:
         return _refuse(namespace, name, run, "InvalidValues", "; ".join(str(p) for p in refused), now)
-    run_spec = _with_lifecycle(namespace, pipeline, run, run_spec_of(run, definition))
+    run_spec = _with_lifecycle(namespace, pipeline, run, run_spec_of(run, definition), snap)
     if any(definition.external_dependencies(n) for n in definition.activities):
         run_spec = replace(run_spec, external=_external(namespace, pipeline, full, schedule, run_spec, cache))
     _note_queued(namespace, pipeline, name, bool(run_spec.queued))
     state = RunState.from_dict(status)
-    pods = kube.list_pods(namespace, name)
-    facts = job_facts(kube.list_jobs(namespace, name), pods)
+    created: dict[str, dict[str, Any]] = cache.setdefault("created_jobs", {})
+    pods = snap.pods if snap is not None else kube.list_pods(namespace, name)
+    jobs = caches.with_created(snap.jobs, created) if snap is not None else kube.list_jobs(namespace, name)
+    facts = job_facts(jobs, pods)
     _read_progress(namespace, name, definition, state, facts, pods)
-    capacity = _capacity(namespace, pipeline, name, definition)
+    capacity = _capacity(namespace, pipeline, name, definition, snap)
     context = RunContext(pipeline=pipeline, run=name, scheduled_start=run_spec.scheduled_start,
                          scheduled_end=run_spec.scheduled_end,
                          trigger_time=_time(run["metadata"].get("creationTimestamp")),
@@ -174,12 +186,14 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     for command, manifest in result.create:
         if kube.create_job(namespace, manifest):
             metrics.JOBS_CREATED.labels(namespace, command.kind).inc()
+        created[command.name] = dict(manifest)  # until the watch shows it (made now, or by an earlier pass)
     for delete in result.delete:
         kube.delete_job(namespace, delete.name)
+        created.pop(delete.name, None)
     new_status = {**build_status(status, result.state, run, generation, now), FROZEN_VALUES: values}
     patch = merge_patch(status, new_status)
     if patch:
-        _save(namespace, name, run, patch)
+        _save(namespace, name, run, patch, cache)
     for emit in result.events:
         kopf.event(cast(Any, run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
         _count(namespace, pipeline, emit.reason)
@@ -231,12 +245,12 @@ def _note_queued(namespace: str, pipeline: str, name: str, queued: bool) -> None
             QUEUED.pop((namespace, pipeline), None)
 
 
-def _view(namespace: str, pipeline: str) -> PipelineView:
-    """The Pipeline as its runs see it: the newest view known, else read once (after a restart)."""
+def _view(namespace: str, pipeline: str, snap: caches.Snapshot | None = None) -> PipelineView:
+    """The Pipeline as its runs see it: the newest view known, else from the cache, else read once."""
     known = VIEWS.get((namespace, pipeline))
     if known is not None:
         return known
-    source = kube.get_object(namespace, "pipelines", pipeline) if pipeline else None
+    source = _pipeline_object(namespace, pipeline, snap)
     if source is None:
         return PipelineView(activated=True)  # gone: nothing to pause or cancel for it
     view = view_of(source.get("spec") or {}, source.get("status") or {})
@@ -244,24 +258,37 @@ def _view(namespace: str, pipeline: str) -> PipelineView:
     return view
 
 
-def _with_lifecycle(namespace: str, pipeline: str, run: Mapping[str, Any], run_spec: RunSpec) -> RunSpec:
+def _pipeline_object(namespace: str, pipeline: str, snap: caches.Snapshot | None) -> Mapping[str, Any] | None:
+    if not pipeline:
+        return None
+    if snap is not None:
+        return snap.pipeline
+    return kube.get_object(namespace, "pipelines", pipeline)
+
+
+def _with_lifecycle(namespace: str, pipeline: str, run: Mapping[str, Any], run_spec: RunSpec,
+                    snap: caches.Snapshot | None = None) -> RunSpec:
     """Pause, deactivation and the on-demand queue, as the Pipeline asks them of this run."""
-    view = _view(namespace, pipeline)
+    view = _view(namespace, pipeline, snap)
     wanted = run_lifecycle(view, run)
     queued = None
     phase = (run.get("status") or {}).get("phase")
     if view.ondemand and phase in (None, "", "Pending"):  # only a run that has not started lists the others
-        queued = queue_reason(view, run, kube.list_runs(namespace, pipeline))
+        others = snap.pipeline_runs if snap is not None else kube.list_runs(namespace, pipeline)
+        queued = queue_reason(view, run, others)
     if wanted.cancel_reason and not run_spec.cancel:
         run_spec = replace(run_spec, cancel=True, cancel_reason=wanted.cancel_reason)
     return replace(run_spec, paused=wanted.paused, queued=queued)
 
 
-def _save(namespace: str, name: str, run: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
+def _save(namespace: str, name: str, run: Mapping[str, Any], patch: Mapping[str, Any],
+          cache: dict[str, Any] | None = None) -> None:
     """Save the status only if the run is unchanged since it was read (else the next pass decides again)."""
     try:
-        kube.patch_status(namespace, PLURAL, name, patch,
-                          resource_version=str(run["metadata"].get("resourceVersion") or "") or None)
+        answer = kube.patch_status(namespace, PLURAL, name, patch,
+                                   resource_version=str(run["metadata"].get("resourceVersion") or "") or None)
+        if cache is not None:
+            caches.remember_write(cache, run, answer, caches.trim_run)
     except ApiException as error:
         if error.status == 409:
             raise kopf.TemporaryError("the run changed while it was reconciled; looking again", delay=0.2) \
@@ -297,14 +324,15 @@ def _count(namespace: str, pipeline: str, reason: str) -> None:
         metrics.ATTEMPTS.labels(namespace, pipeline, outcome).inc()
 
 
-def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str,
-            now: datetime) -> tuple[bool, datetime | None]:
-    """Copy the Pipeline's spec into the run's status, once: the run's one source of truth.
+def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str, now: datetime,
+            snap: caches.Snapshot | None = None,
+            cache: dict[str, Any] | None = None) -> tuple[bool, datetime | None] | None:
+    """Copy the Pipeline's spec into the run's status, once: the run's one source of truth (None: done, go on).
 
     Only the operator may write a run's status, so no other object (and no one who can merely create
     runs or ConfigMaps) can change what the run executes; its hash is checked on every read.
     """
-    source = kube.get_object(namespace, "pipelines", pipeline) if pipeline else None
+    source = _pipeline_object(namespace, pipeline, snap)
     if source is None:
         return _refuse(namespace, name, run, "PipelineNotFound",
                        f'spec.pipelineRef.name: no Pipeline named "{pipeline}" in namespace {namespace}', now)
@@ -312,25 +340,48 @@ def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str,
     if problem := size_problem(spec):
         return _refuse(namespace, name, run, "InvalidDefinition", problem, now)
     frozen = freeze(spec, int(source["metadata"].get("generation") or 0))
-    _save(namespace, name, run, frozen)
-    return True, now  # act on the frozen copy in the next pass
+    _save(namespace, name, run, frozen, cache)
+    if cache is None or "written" not in cache:
+        return True, now  # act on the frozen copy in the next pass
+    cache.pop("definition", None)
+    cache["frozen"] = frozen  # the copy just written: no read of it
+    return None
 
 
-def _definition(status: Mapping[str, Any], cache: dict[str, Any]) -> tuple[PipelineDefinition | None, int, str | None]:
-    """The run's frozen definition, parsed once per worker (the frozen copy never changes)."""
+def _definition(namespace: str, name: str, status: Mapping[str, Any], seen: Any,
+                cache: dict[str, Any]) -> tuple[PipelineDefinition | None, int, str | None]:
+    """The run's frozen definition, parsed once per worker (the frozen copy never changes).
+
+    The cache keeps the copy's digest, not the copy: the copy is read (and checked against its hash) once per
+    worker, and again only if the digest the watch saw no longer matches the definition parsed."""
     generation = int(status.get(FROZEN_GENERATION) or 0)
-    problem = frozen_problem(status)  # hashed on every pass: a copy changed under a live worker is caught too
+    expected = str(status.get(FROZEN_HASH) or "")
+    if seen is not None and seen != expected:
+        return None, generation, (f"status.{FROZEN_SPEC}: the run's frozen definition does not match its hash "
+                                  f"{expected}; it was changed after the run started, so the run is refused")
+    if cache.get("hash") == expected and "definition" in cache:
+        return cache["definition"], generation, None
+    full = _frozen_status(namespace, name, status, cache)
+    problem = frozen_problem(full)  # hashed whenever the copy is read
     if problem:
         return None, generation, problem
-    digest = str(status[FROZEN_HASH])
-    if cache.get("hash") == digest and "definition" in cache:
-        return cache["definition"], generation, None
     try:
-        definition = parse_pipeline(status[FROZEN_SPEC], limits=SETTINGS.limits)
+        definition = parse_pipeline(full[FROZEN_SPEC], limits=SETTINGS.limits)
     except DefinitionError as error:
         return None, generation, "; ".join(str(p) for p in error.problems)[:1000]
-    cache["definition"], cache["hash"] = definition, digest
+    cache["definition"], cache["hash"] = definition, expected
     return definition, generation, None
+
+
+def _frozen_status(namespace: str, name: str, status: Mapping[str, Any], cache: dict[str, Any]) -> Mapping[str, Any]:
+    """A status holding the frozen copy: this one, the copy this worker just wrote, or the run read once."""
+    if FROZEN_SPEC in status:
+        return status
+    written = cache.pop("frozen", None)
+    if written is not None and written.get(FROZEN_HASH) == status.get(FROZEN_HASH):
+        return dict(written)
+    run = kube.get_object(namespace, PLURAL, name)
+    return (run or {}).get("status") or {}
 
 
 def _refuse(namespace: str, name: str, run: Mapping[str, Any], reason: str, message: str,
@@ -371,17 +422,21 @@ def run_spec_of(run: Mapping[str, Any], definition: PipelineDefinition) -> RunSp
                    mark_finished=tuple(str(n) for n in spec.get("markFinished") or ()))
 
 
-def _capacity(namespace: str, pipeline: str, run: str, definition: PipelineDefinition) -> dict[str, int]:
+def _capacity(namespace: str, pipeline: str, run: str, definition: PipelineDefinition,
+              snap: caches.Snapshot | None = None) -> dict[str, int]:
     limited = {n: a.max_active_instances for n, a in definition.activities.items() if a.max_active_instances}
     if not limited:
         return {}
-    jobs = kube.batch().list_namespaced_job(
-        namespace, label_selector=f"{LABEL_PIPELINE}={label_value(pipeline)},{LABEL_KIND}={KIND_ACTIVITY}")
+    if snap is not None:
+        jobs = [j for j in snap.pipeline_jobs if (j["metadata"].get("labels") or {}).get(LABEL_KIND) == KIND_ACTIVITY]
+    else:
+        jobs = [kube.plain(j) for j in kube.batch().list_namespaced_job(
+            namespace, label_selector=f"{LABEL_PIPELINE}={label_value(pipeline)},{LABEL_KIND}={KIND_ACTIVITY}").items]
     busy: dict[str, int] = {}
-    for job in jobs.items:
-        labels = (job.metadata.labels if job.metadata else None) or {}
-        if labels.get(LABEL_RUN) == run or labels.get(LABEL_RERUN) or (
-                job.status and (job.status.succeeded or job.status.failed)):
+    for job in jobs:
+        labels = job["metadata"].get("labels") or {}
+        status = job.get("status") or {}
+        if labels.get(LABEL_RUN) == run or labels.get(LABEL_RERUN) or status.get("succeeded") or status.get("failed"):
             continue  # reruns do not count toward the number of active instances
         activity = labels.get(LABEL_ACTIVITY, "")
         busy[activity] = busy.get(activity, 0) + 1

@@ -27,6 +27,8 @@ from datapipeline.controller.errors import backoff
 Pass = Callable[[str, str, dict[str, Any], logging.Logger], tuple[bool, datetime | None]]
 # A failed pass: (namespace, name, the error, the worker's cache, logger); puts it on the object.
 Report = Callable[[str, str, BaseException, dict[str, Any], logging.Logger], None]
+# What a pass reads, copied from the watch caches on the event loop: (namespace, name, cache) -> snapshot.
+Snap = Callable[[str, str, dict[str, Any]], Any]
 
 
 @dataclass
@@ -37,9 +39,11 @@ class _Worker:
 
 class Workers:
     def __init__(self, kind: str, work: Pass, resync: Callable[[], float],
-                 observe: Callable[[float], None] | None = None, report: Report | None = None) -> None:
+                 observe: Callable[[float], None] | None = None, report: Report | None = None,
+                 snapshot: Snap | None = None) -> None:
         self.kind = kind
         self.work = work
+        self.snapshot = snapshot  # taken on the event loop before each pass, into cache["snapshot"]
         self.report = report
         self.resync = resync  # seconds: look again at least this often
         self.observe = observe  # called with each pass's duration (metrics)
@@ -100,6 +104,8 @@ class Workers:
                 event.clear()
                 started = time.monotonic()
                 try:
+                    if self.snapshot is not None:
+                        cache["snapshot"] = self.snapshot(namespace, name, cache)
                     live, wake_at = await asyncio.to_thread(self.work, namespace, name, cache, self.logger)
                 except kopf.TemporaryError as error:
                     self.logger.warning("%s %s/%s: %s", self.kind, namespace, name, error)

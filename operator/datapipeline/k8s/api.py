@@ -60,7 +60,7 @@ def core() -> Any:
     return client.CoreV1Api(_api())
 
 
-def _plain(obj: Any) -> Any:
+def plain(obj: Any) -> Any:
     return _api().sanitize_for_serialization(obj)
 
 
@@ -146,12 +146,14 @@ def delete_object(namespace: str, plural: str, name: str) -> None:
 
 
 def patch_status(namespace: str, plural: str, name: str, status: Mapping[str, Any],
-                 resource_version: str | None = None) -> None:
-    """A JSON merge patch of the status; with ``resource_version``, only if the object is still at it (409)."""
+                 resource_version: str | None = None) -> dict[str, Any] | None:
+    """A JSON merge patch of the status; with ``resource_version``, only if the object is still at it (409).
+    Returns the object as the API server stored it."""
     body: dict[str, Any] = {"status": dict(status)}
     if resource_version:
         body["metadata"] = {"resourceVersion": resource_version}
-    custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
+    answer = custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
+    return dict(answer) if isinstance(answer, Mapping) else None
 
 
 def patch_spec(namespace: str, plural: str, name: str, patch: Mapping[str, Any]) -> None:
@@ -162,12 +164,12 @@ def patch_spec(namespace: str, plural: str, name: str, patch: Mapping[str, Any])
 # ---------------------------------------------------------------------------- jobs and pods
 def list_jobs(namespace: str, run: str) -> list[dict[str, Any]]:
     result = batch().list_namespaced_job(namespace, label_selector=f"{LABEL_RUN}={label_value(run)}")
-    return [_plain(j) for j in result.items]
+    return [plain(j) for j in result.items]
 
 
 def list_pods(namespace: str, run: str) -> list[dict[str, Any]]:
     result = core().list_namespaced_pod(namespace, label_selector=f"{LABEL_RUN}={label_value(run)}")
-    return [_plain(p) for p in result.items]
+    return [plain(p) for p in result.items]
 
 
 def last_log_time(namespace: str, pod: str) -> datetime | None:
