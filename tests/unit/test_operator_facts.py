@@ -115,3 +115,25 @@ def test_the_job_asks_the_runner_for_frequent_heartbeats() -> None:
                          definition=d, activity="a", environ={})
     env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env[PROGRESS_ENV] == "10"
+
+
+def test_cached_runs_keep_what_events_name_them_by_and_drop_the_frozen_copy() -> None:
+    """Events about a run name it by apiVersion, kind, name, namespace and uid (involvedObject); the cache
+    keeps those and the frozen copy's digest, not the copy."""
+    from datapipeline.controller.caches import SEEN_DIGEST, trim_run, trim_run_summary
+    from datapipeline.controller.frozen import digest
+
+    frozen = {"activities": [{"name": "a"}]}
+    run = {"apiVersion": "datapipeline.io/v1alpha1", "kind": "PipelineRun",
+           "metadata": {"name": "r", "namespace": "n", "uid": "u", "resourceVersion": "7", "managedFields": [{}]},
+           "spec": {"pipelineRef": {"name": "p"}, "values": {"myX": "1"}},
+           "status": {"phase": "Running", "pipelineSpec": frozen, "pipelineSpecHash": digest(frozen),
+                      "activities": {"a": {"status": "RUNNING", "attempt": 1}}}}
+    for trimmed in (trim_run(run), trim_run_summary(run)):
+        assert {k: trimmed[k] for k in ("apiVersion", "kind")} == {"apiVersion": "datapipeline.io/v1alpha1",
+                                                                   "kind": "PipelineRun"}
+        assert trimmed["metadata"] == {"name": "r", "namespace": "n", "uid": "u", "resourceVersion": "7"}
+        assert "pipelineSpec" not in trimmed["status"]
+    assert trim_run(run)["status"][SEEN_DIGEST] == digest(frozen)
+    assert trim_run_summary(run)["status"]["activities"] == {"a": {"status": "RUNNING"}}
+    assert "values" not in trim_run_summary(run)["spec"]

@@ -60,6 +60,11 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _kind(body: Mapping[str, Any]) -> dict[str, Any]:
+    """apiVersion and kind: Events name the object by them (involvedObject)."""
+    return {k: body[k] for k in ("apiVersion", "kind") if body.get(k)}
+
+
 def trim_job(body: Mapping[str, Any]) -> dict[str, Any]:
     spec = body.get("spec") or {}
     return {"metadata": _meta(body, "ownerReferences"),
@@ -79,7 +84,7 @@ def trim_run(body: Mapping[str, Any]) -> dict[str, Any]:
     frozen = (body.get("status") or {}).get(FROZEN_SPEC)
     if isinstance(frozen, Mapping):
         status[SEEN_DIGEST] = digest(plain(frozen))
-    return {"metadata": _meta(body), "spec": plain(body.get("spec") or {}), "status": status}
+    return {**_kind(body), "metadata": _meta(body), "spec": plain(body.get("spec") or {}), "status": status}
 
 
 def trim_run_summary(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,8 +94,8 @@ def trim_run_summary(body: Mapping[str, Any]) -> dict[str, Any]:
             if status.get(k) is not None}
     kept["activities"] = {str(n): {"status": (a or {}).get("status")} for n, a in
                           (status.get("activities") or {}).items()}
-    return {"metadata": _meta(body), "spec": {k: plain(v) for k, v in (body.get("spec") or {}).items()
-                                              if k != "values"}, "status": kept}
+    return {**_kind(body), "metadata": _meta(body),
+            "spec": {k: plain(v) for k, v in (body.get("spec") or {}).items() if k != "values"}, "status": kept}
 
 
 # ---------------------------------------------------------------------------- the indexes
