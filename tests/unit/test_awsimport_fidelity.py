@@ -18,6 +18,8 @@ from datapipeline.cli.main import main
 from datapipeline.core import catalog
 from datapipeline.core.catalog import Kind
 from datapipeline.core.definition import parse_manifest
+from datapipeline.core.model import PipelineDefinition
+from datapipeline.core.problems import DefinitionError
 from datapipeline.core.resolve import Resolver, RunContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,11 +113,25 @@ def check_field(obj_id: str, key: str, value: Any, spec: catalog.FieldSpec, targ
         assert str(target[key]).lower() == str(expected).lower() if spec.enum else target[key] == expected, where
 
 
+def parsed(manifest: dict[str, Any]) -> PipelineDefinition:
+    """The imported manifest parsed; a PigActivity (imported as written, rejected by validation: docs/spark.md)
+    is parsed as the HiveActivity it must become, so the rest of its definition is still checked."""
+    try:
+        return parse_manifest(manifest)
+    except DefinitionError as error:
+        assert all(p.message.startswith("PigActivity is not supported") for p in error.problems), error
+    activities = [{**a, "type": "HiveActivity", "hiveScript": a.get("script", "")} if a.get("type") == "PigActivity"
+                  else a for a in manifest["spec"]["activities"]]
+    for activity in activities:
+        activity.pop("script", None)
+    return parse_manifest({**manifest, "spec": {**manifest["spec"], "activities": activities}})
+
+
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_the_manifest_says_what_the_definition_said(path: Path) -> None:
     manifest, _ = imported(path)
     spec = manifest["spec"]
-    parse_manifest(manifest)
+    parsed(manifest)
     source = flattened(path)
     check_schedule(source, spec)
     targets = objects_of(spec)
@@ -139,7 +155,7 @@ def test_every_fixture_keeps_dependencies_preconditions_and_data_nodes() -> None
     """The graph as a whole: every dependsOn, input, output and precondition edge survives."""
     for path in FIXTURES:
         manifest, _ = imported(path)
-        definition = parse_manifest(manifest)
+        definition = parsed(manifest)
         source = flattened(path)
         for obj_id, obj in source.items():
             if catalog.TYPES.get(obj.get("type", "")) is None or catalog.TYPES[obj["type"]].section != "activities":

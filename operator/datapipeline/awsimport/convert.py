@@ -449,6 +449,9 @@ class _Converter:
                 self.warn(obj_id, f'{type_name} field "{key}" has no equivalent; dropped')
         if type_name in EMR_FAMILY and "runsOn" not in obj and "workerGroup" not in obj and self.default_group:
             self._worker_group(obj_id, obj, type_name, self.default_group, result)
+        if type_name == "PigActivity":
+            self.warn(obj_id, "PigActivity is not supported here (no Pig runtime for Spark or Hadoop 3): "
+                      "`datapipeline validate` rejects it until it is rewritten as a HiveActivity")
         if type_name.endswith("Database") and "connectionString" not in result:
             result["connectionString"] = self._placeholder_connection(obj, type_name)
             self.warn(obj_id, f'{type_name} needs a connectionString here: fill in "{result["connectionString"]}"')

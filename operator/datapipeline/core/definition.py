@@ -72,6 +72,8 @@ METADATA_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 
 PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
 BIG_DATA_ACTIVITIES = ("EmrActivity", "HiveActivity", "HiveCopyActivity", "PigActivity", "HadoopActivity")
+# Types the catalogue knows (the importer and the CRD take them) but validation rejects: nothing runs them.
+UNSUPPORTED_TYPES = frozenset({"PigActivity"})
 COPY_NODE_TYPES = ("S3DataNode", "SqlDataNode", "MySqlDataNode")
 REDSHIFT_UNLOAD_TARGETS = ("S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode")
 # Field names AWS users write inline that must be Secret references here.
@@ -801,6 +803,9 @@ class _Parser:
                                   "resources")
             elif problem := check(value):
                 self.problems.add(f"{obj.path}.{field_name}", problem)
+        if obj.fields.get("mode") == "kubernetes":
+            self.problems.add(f"{obj.path}.mode", "mode kubernetes (executor pods) is not available yet; use "
+                              "local, which runs Spark in the activity's pod (docs/spark.md)")
         for key, value in (obj.fields.get("nodeSelector") or {}).items():
             problem = kubevalues.label_key_problem(str(key)) or kubevalues.label_value_problem(str(value))
             if problem:
@@ -913,6 +918,16 @@ class _Parser:
                                   "must be an S3DataNode (use SqlActivity to copy between tables)")
         if activity.type == "RedshiftCopyActivity":
             self._check_redshift_copy(activity, nodes)
+        if activity.type in UNSUPPORTED_TYPES:
+            self._reject_pig(activity)
+
+    def _reject_pig(self, activity: Activity) -> None:
+        """No honest Pig runtime exists for Spark 3 or Hadoop 3 (docs/spark.md): say so before anything runs."""
+        script_field = "scriptUri" if activity.get("scriptUri") and not activity.get("script") else "script"
+        self.problems.add(f"{activity.path}.{script_field}", "PigActivity is not supported: Apache Pig has no "
+                          "runtime for Spark or Hadoop 3 here; write the script as a HiveActivity (Spark SQL: the "
+                          "input is the table ${input1}, GROUP and FOREACH become SELECT ... GROUP BY, STORE becomes "
+                          "INSERT OVERWRITE TABLE ${output1})")
 
     def _check_redshift_copy(self, activity: Activity, nodes: Mapping[str, PipelineObject]) -> None:
         """Into a warehouse table (OVERWRITE_EXISTING without primaryKeys uses the table's primary key, read at
