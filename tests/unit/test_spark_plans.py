@@ -24,8 +24,16 @@ from datapipeline.core.emrsteps import (
 from datapipeline.core.hivescript import ScriptError, script_variables, split_statements, substitute
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.resolve import ResolveError, RunContext, resolve_command
-from datapipeline.core.sparkconf import SparkConfError, heap_mib, quantity, s3a_properties, spark_settings
-from datapipeline.core.task import AwsSpec, TaskSpec
+from datapipeline.core.sparkconf import (
+    SparkConfError,
+    heap_mib,
+    quantity,
+    s3a_properties,
+    spark_settings,
+    table_options,
+    table_schema,
+)
+from datapipeline.core.task import AwsSpec, DataFormatSpec, TaskSpec
 
 # ---------------------------------------------------------------------------------------------- steps
 
@@ -299,3 +307,41 @@ def test_a_run_supplied_script_variable_must_be_limited() -> None:
     limited = pipeline(hive, parameters=[{"id": "myDay", "default": "2026-11-21", "overridable": True,
                                           "pattern": r"\d{4}-\d{2}-\d{2}"}])
     assert resolved(limited, {"myDay": "2026-11-22"}).fields["scriptVariable"] == ["day=2026-11-22"]
+
+
+# ---------------------------------------------------------------------------------------------- data formats as tables
+
+
+def fmt(type_: str, **fields: Any) -> DataFormatSpec:
+    return DataFormatSpec(type_, fields)
+
+
+def test_table_options_keep_the_projects_null_conventions() -> None:
+    assert table_options(None, False, "w") == {"sep": ",", "quote": '"', "escape": '"', "header": "false",
+                                               "nullValue": ""}
+    assert table_options(fmt("CSV", headerRow="true", escapeChar="\\\\"), True, "w") == {
+        "sep": ",", "quote": '"', "escape": "\\", "nullValue": "", "header": "true", "compression": "gzip"}
+    assert table_options(fmt("TSV"), False, "w") == {"sep": "\t", "quote": "", "escape": "\\", "nullValue": "\\N",
+                                                     "header": "false"}
+    assert table_options(fmt("Custom", columnSeparator="|", recordSeparator="\\u0001"), False, "w") == {
+        "sep": "|", "quote": "", "nullValue": "", "lineSep": "\x01", "header": "false"}
+
+
+@pytest.mark.parametrize(("data_format", "message"), [
+    (fmt("RegEx", inputRegEx="(.*)"), "w: data format RegEx cannot be a Hive table here (CSV, TSV, Custom can)"),
+    (fmt("Custom"), "w: data format Custom needs columnSeparator"),
+    (fmt("TSV", recordSeparator="\r\n"), "w: recordSeparator '\\r\\n' must be one character in a Hive table"),
+    (fmt("CSV", escapeChar="ab"), "w: escapeChar must be one character, not 'ab'"),
+])
+def test_formats_a_table_cannot_have(data_format: DataFormatSpec, message: str) -> None:
+    with pytest.raises(SparkConfError) as error:
+        table_options(data_format, False, "w")
+    assert str(error.value) == message
+
+
+def test_table_schema_from_hive_columns() -> None:
+    assert table_schema(fmt("CSV", column=["host STRING", "status INT", "odd`name", "price DECIMAL(10, 2)"])) == \
+        "`host` STRING, `status` INT, `odd``name` STRING, `price` DECIMAL(10, 2)"
+    assert table_schema(fmt("CSV", column="one")) == "`one` STRING"
+    assert table_schema(fmt("CSV")) is None
+    assert table_schema(None) is None

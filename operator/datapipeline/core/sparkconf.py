@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from datapipeline.core.task import AwsSpec
+from datapipeline.core.task import AwsSpec, DataFormatSpec
 
 MODE_LOCAL = "local"
 MODE_KUBERNETES = "kubernetes"
@@ -196,3 +196,77 @@ def _properties(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise SparkConfError(f"{where}.properties: must map keys to values")
     return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+# ---------------------------------------------------------------------------------------------- data formats
+
+# Spark's CSV source reads and writes every delimited format Hive's tables here use (docs/spark.md).
+HIVE_FORMATS = ("CSV", "TSV", "Custom")
+
+
+def table_options(data_format: DataFormatSpec | None, gzip: bool, where: str) -> dict[str, str]:
+    """Spark CSV options for a data node's format, with the project's NULL conventions (runner/formats.py)."""
+    if data_format is None:
+        options = {"sep": ",", "quote": '"', "escape": '"', "header": "false", "nullValue": ""}
+    elif data_format.type in HIVE_FORMATS:
+        options = _delimited(data_format, where)
+    else:
+        raise SparkConfError(f"{where}: data format {data_format.type} cannot be a Hive table here "
+                             f"({', '.join(HIVE_FORMATS)} can)")
+    if gzip:
+        options["compression"] = "gzip"
+    return options
+
+
+def _delimited(data_format: DataFormatSpec, where: str) -> dict[str, str]:
+    fields = data_format.fields
+    header = str(fields.get("headerRow", "")).lower() == "true"
+    if data_format.type == "CSV":  # RFC 4180: quotes doubled inside quotes
+        escape = _char(fields.get("escapeChar"), where, "escapeChar") or '"'
+        options = {"sep": ",", "quote": '"', "escape": escape, "nullValue": ""}
+    elif data_format.type == "TSV":  # PostgreSQL's text form: \N is NULL; no quoting
+        options = {"sep": _separator(fields.get("columnSeparator"), "\t"), "quote": "", "escape": "\\",
+                   "nullValue": "\\N"}
+    else:
+        if not fields.get("columnSeparator"):
+            raise SparkConfError(f"{where}: data format Custom needs columnSeparator")
+        options = {"sep": _separator(fields.get("columnSeparator"), ","), "quote": "", "nullValue": ""}
+    record = _separator(fields.get("recordSeparator"), "\n")
+    if record != "\n":
+        if len(record) != 1:
+            raise SparkConfError(f"{where}: recordSeparator {fields.get('recordSeparator')!r} must be one character "
+                                 "in a Hive table")
+        options["lineSep"] = record
+    options["header"] = str(header).lower()
+    return options
+
+
+def table_schema(data_format: DataFormatSpec | None) -> str | None:
+    """The format's ``column`` entries (``name TYPE``, Hive types; STRING when none) as a Spark DDL schema."""
+    if data_format is None:
+        return None
+    columns = data_format.fields.get("column")
+    items = [columns] if isinstance(columns, str) else list(columns or ())
+    parts = []
+    for item in items:
+        name, _, kind = str(item).strip().partition(" ")
+        if name:
+            parts.append(f"`{name.replace('`', '``')}` {kind.strip() or 'STRING'}")
+    return ", ".join(parts) or None
+
+
+def _separator(value: Any, default: str) -> str:
+    if value is None or value == "":
+        return default
+    text = str(value)
+    # Definitions spell control characters as escapes ("\\t", "\\u0001"), as the runner's formats read them.
+    return text.encode().decode("unicode_escape") if "\\" in text else text
+
+
+def _char(value: Any, where: str, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    text = _separator(value, "")
+    if len(text) != 1:
+        raise SparkConfError(f"{where}: {name} must be one character, not {value!r}")
+    return text
