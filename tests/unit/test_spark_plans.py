@@ -4,7 +4,9 @@ a Hive script's variables and statements, and what validation and resolution say
 from __future__ import annotations
 
 import re
+import zipfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -345,3 +347,35 @@ def test_table_schema_from_hive_columns() -> None:
     assert table_schema(fmt("CSV", column="one")) == "`one` STRING"
     assert table_schema(fmt("CSV")) is None
     assert table_schema(None) is None
+
+
+# ---------------------------------------------------------------------------------------------- a jar's main class
+
+
+def jar_with(tmp_path: Path, manifest: str | None) -> str:
+    path = tmp_path / "step.jar"
+    with zipfile.ZipFile(path, "w") as jar:
+        if manifest is not None:
+            jar.writestr("META-INF/MANIFEST.MF", manifest)
+        jar.writestr("org/example/Main.class", b"")
+    return str(path)
+
+
+def test_a_jars_main_class_is_found_as_hadoop_jar_finds_it(tmp_path: Path) -> None:
+    from datapipeline.runner.errors import InvalidTask, TaskError
+    from datapipeline.runner.spark import main_class, manifest_main_class
+
+    long_name = "org.apache.hadoop.examples." + "X" * 60  # continued on the next line, as manifests wrap at 72
+    wrapped = f"Manifest-Version: 1.0\r\nMain-Class: {long_name[:50]}\r\n {long_name[50:]}\r\n"
+    assert manifest_main_class(jar_with(tmp_path, wrapped), "w") == long_name
+    assert manifest_main_class(jar_with(tmp_path, "Manifest-Version: 1.0\n"), "w") is None
+    assert manifest_main_class(jar_with(tmp_path, None), "w") is None
+    (tmp_path / "not.jar").write_text("text")
+    with pytest.raises(TaskError, match=r"^w: not.jar is not a jar \(File is not a zip file\)$"):
+        manifest_main_class(str(tmp_path / "not.jar"), "w")
+    plan = JarMain("x.jar", None, ("org.x.Export", "s3://b/out"))
+    assert main_class(JarMain("x.jar", "org.x.Given", ("a",)), None, "w") == ("org.x.Given", ("a",))
+    assert main_class(plan, "org.x.FromManifest", "w") == ("org.x.FromManifest", ("org.x.Export", "s3://b/out"))
+    assert main_class(plan, None, "w") == ("org.x.Export", ("s3://b/out",))
+    with pytest.raises(InvalidTask, match="the jar's manifest names no Main-Class and no main class is given"):
+        main_class(JarMain("x.jar"), None, "w")

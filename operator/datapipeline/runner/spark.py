@@ -213,10 +213,12 @@ def submit_argv(launcher: Launcher, plan: SparkSubmit, application: str) -> list
 
 
 def jar_argv(launcher: Launcher, plan: JarMain, jar: str, what: str) -> list[str]:
-    """The jar's main class in a JVM with Hadoop's client, S3A and the configuration folder on the classpath."""
-    main = plan.main_class or manifest_main_class(jar, what)
-    if not plan.main_class:
-        log.info("%s: main class %s, from the jar's manifest", what, main)
+    """The jar's main class in a JVM with Hadoop's client, S3A and the configuration folder on the classpath.
+
+    The main class is found as ``hadoop jar`` finds it: the one given (HadoopActivity mainClass), else the
+    manifest's Main-Class, else the first argument (EMR steps such as ``emr-ddb.jar,org.x.Export,...``).
+    """
+    main, arguments = main_class(plan, manifest_main_class(jar, what) if not plan.main_class else None, what)
     java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if os.environ.get("JAVA_HOME") \
         else shutil.which("java")
     if java is None:
@@ -225,21 +227,34 @@ def jar_argv(launcher: Launcher, plan: JarMain, jar: str, what: str) -> list[str
     # Java 17 closes the JDK's internals that Hadoop's client reflects on; Spark opens them the same way.
     opens = ["--add-opens=java.base/java.lang=ALL-UNNAMED", "--add-opens=java.base/java.nio=ALL-UNNAMED",
              "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "--add-opens=java.base/java.util=ALL-UNNAMED"]
-    return [java, *heap, *opens, "-cp", launcher.spark.classpath(launcher.conf_dir, jar), main, *plan.arguments]
+    return [java, *heap, *opens, "-cp", launcher.spark.classpath(launcher.conf_dir, jar), main, *arguments]
 
 
-def manifest_main_class(jar: str, what: str) -> str:
+def main_class(plan: JarMain, from_manifest: str | None, what: str) -> tuple[str, tuple[str, ...]]:
+    if plan.main_class:
+        return plan.main_class, plan.arguments
+    if from_manifest:
+        log.info("%s: main class %s, from the jar's manifest", what, from_manifest)
+        return from_manifest, plan.arguments
+    if plan.arguments and plan.arguments[0].strip():
+        log.info("%s: main class %s, the first argument (the jar's manifest names none)", what, plan.arguments[0])
+        return plan.arguments[0].strip(), plan.arguments[1:]
+    raise InvalidTask(f"{what}: the jar's manifest names no Main-Class and no main class is given (HadoopActivity "
+                      "mainClass, or the step's first argument after the jar)", "Emr.NoMainClass")
+
+
+def manifest_main_class(jar: str, what: str) -> str | None:
     try:
         with zipfile.ZipFile(jar) as archive:
+            names = set(archive.namelist())
+            if "META-INF/MANIFEST.MF" not in names:
+                return None
             manifest = archive.read("META-INF/MANIFEST.MF").decode("utf-8", "replace")
-    except (OSError, KeyError, zipfile.BadZipFile) as e:
-        raise TaskError("Emr.BadJar", f"{what}: {jar} is not a jar with a manifest ({e})") from None
+    except (OSError, zipfile.BadZipFile) as e:
+        raise TaskError("Emr.BadJar", f"{what}: {os.path.basename(jar)} is not a jar ({e})") from None
+    # Manifest lines longer than 72 bytes continue on lines that start with a space.
     match = re.search(r"^Main-Class:\s*(\S+)", manifest.replace("\r\n ", "").replace("\n ", ""), re.M)
-    if match is None:
-        raise InvalidTask(f"{what}: the jar's manifest names no Main-Class; give the main class "
-                          "(HadoopActivity mainClass, or write the step as command-runner.jar,spark-submit,--class,...)",
-                          "Emr.NoMainClass")
-    return match.group(1)
+    return match.group(1) if match else None
 
 
 def local_file(ctx: Context, location: str, what: str, name: str) -> str:
