@@ -200,3 +200,15 @@ def test_failing_sql_gives_sparks_message_not_a_traceback(runner: Runner, minio:
                               "of the following? ["), message
     assert message.endswith("; line 1 pos 38")  # not the query plan Spark appends
     assert "Relation" not in message and "\tat " not in message
+
+
+def test_script_runner_and_command_runner_steps(runner: Runner, minio: S3Server, bucket: str,
+                                                spark_cache: Path) -> None:
+    """No Spark JVM: a script from S3 and a plain command, with the guide's escaped commas."""
+    put(minio, bucket, "scripts/echo.sh", 'for a in "$@"; do echo "arg: $a"; done\n')
+    steps = [f"s3://eu-west-1.elasticmapreduce/libs/script-runner/script-runner.jar,s3://{bucket}/scripts/echo.sh,"
+             "a\\\\,b\\\\,c,d", "command-runner.jar,echo,x|y", "command-runner.jar,false"]
+    run = run_spark(runner, minio, spark_task(minio, "EmrActivity", {"step": steps}))
+    assert_failed(run, "Emr.StepFailed", "EmrActivity MyEmrActivity step 3: false exited with status 1")
+    assert "stdout: arg: a,b,c\n" in run.stdout and "stdout: arg: d\n" in run.stdout
+    assert "stdout: x|y\n" in run.stdout

@@ -50,6 +50,9 @@ def run(ctx: Context) -> TaskResult:
 def _plans(ctx: Context, what: str) -> list[tuple[str, Plan]]:
     """Every launch, parsed before anything runs: a bad last step fails the attempt before the first one."""
     if ctx.spec.type == "HadoopActivity":
+        if ctx.field("hadoopQueue"):
+            log.warning("%s: hadoopQueue %s ignored: there is no YARN; MapReduce runs in its local runner", what,
+                        ctx.field("hadoopQueue"))
         try:
             return [("jarUri", hadoop_jar(str(ctx.require("jarUri")), ctx.field("mainClass"),
                                           strings(ctx.field("argument"))))]
