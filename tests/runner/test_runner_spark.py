@@ -93,18 +93,24 @@ def test_hive_aggregates_a_csv_into_a_new_csv(runner: Runner, minio: S3Server, b
     put(minio, bucket, "logs/day1.csv", ACCESS_LOG)
     put(minio, bucket, "logs/_SUCCESS", "")
     put(minio, bucket, "report/stale.csv", "999,9,9\n")  # INSERT OVERWRITE replaces what was there
+    put(minio, bucket, "raw/hits.csv", "a.example,200,10\nb.example,404,\na.example,200,5\n")
     script = """-- hits and bytes per status; the ; in this comment is not a statement's end
 SET spark.sql.shuffle.partitions=2;
 INSERT OVERWRITE TABLE ${output1}
 SELECT status, count(*) AS hits, sum(bytes) FROM ${input1} WHERE status >= ${minStatus} GROUP BY status;
-SELECT count(*) AS statuses FROM ${output1}
+SELECT count(*) AS statuses FROM ${output1};
+-- Hive's own DDL, as scripts written for EMR hold it
+CREATE EXTERNAL TABLE raw_hits (host STRING, status INT, bytes BIGINT)
+ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' LOCATION 's3://${bucket}/raw/';
+SELECT host, sum(bytes) FROM raw_hits GROUP BY host ORDER BY host
 """
     run = run_spark(runner, minio, spark_task(minio, "HiveActivity", {
-        "hiveScript": script, "scriptVariable": ["minStatus=300"]}, **log_nodes(bucket)))
+        "hiveScript": script, "scriptVariable": ["minStatus=300", f"bucket={bucket}"]}, **log_nodes(bucket)))
     assert run.code == 0, run.output
     assert sorted(read_dir(minio, bucket, "report/").splitlines()) == ["404,1,7", "500,1,"]
-    assert "statement 3 of 3: SELECT count(*) AS statuses FROM output1" in run.stdout
+    assert "statement 3 of 5: SELECT count(*) AS statuses FROM output1" in run.stdout
     assert "INFO shell: stdout: 2\n" in run.stdout  # the query's row, as Hive's CLI prints it
+    assert "INFO shell: stdout: a.example\t15\n" in run.stdout and "stdout: b.example\tNULL\n" in run.stdout
     assert run.result.output_uris and all(u.startswith(f"s3://{bucket}/report/part-") for u in run.result.output_uris)
 
 

@@ -70,6 +70,17 @@ logger.committer.level = error
 # An output table's directory that does not exist yet is no news.
 logger.listing.name = org.apache.spark.util.HadoopFSUtils
 logger.listing.level = error
+# Hive's metastore, new for each attempt, warns about the defaults it creates and settings it does not know.
+logger.objectstore.name = org.apache.hadoop.hive.metastore.ObjectStore
+logger.objectstore.level = error
+logger.hiveconf.name = org.apache.hadoop.hive.conf.HiveConf
+logger.hiveconf.level = error
+logger.sessionstate.name = org.apache.hadoop.hive.ql.session.SessionState
+logger.sessionstate.level = error
+# The output tables are Spark's CSV tables in a metastore that lives for one attempt: that Hive itself could not
+# read them is no news.
+logger.hivecatalog.name = org.apache.spark.sql.hive.HiveExternalCatalog
+logger.hivecatalog.level = error
 """
 # Lines worth quoting when a launch fails: an exception's own line, not the stack or Spark's shutdown notes.
 _ERROR_LINE = re.compile(r"([A-Za-z0-9_.$]+(Exception|Error)\b:?.*|Traceback.*|.*\b(ERROR|FATAL)\b.*)")

@@ -24,7 +24,7 @@ def main(plan_path: str) -> int:
         plan: dict[str, Any] = json.load(f)
     from pyspark.sql import SparkSession
 
-    spark = SparkSession.builder.appName(plan["name"]).getOrCreate()
+    spark = _session(SparkSession, plan["name"])
     try:
         failure = _tables(spark, plan) or _statements(spark, plan["statements"])
     finally:
@@ -32,6 +32,18 @@ def main(plan_path: str) -> int:
     with open(plan["result"], "w", encoding="utf-8") as f:
         json.dump(failure or {"status": "ok"}, f)
     return EXIT_STATEMENT_FAILED if failure else 0
+
+
+def _session(session_class: Any, name: str) -> Any:
+    """With Hive support when Spark has Hive's classes (pyspark does): a script's own Hive DDL (CREATE
+    EXTERNAL TABLE ... ROW FORMAT DELIMITED ... LOCATION 's3://...') then works as on EMR. The metastore is
+    Derby's, in the working directory: the attempt's scratch space, gone with it."""
+    try:
+        return session_class.builder.appName(name).enableHiveSupport().getOrCreate()
+    except Exception as e:  # a Spark built without Hive: Spark SQL's own tables only
+        print(f"Spark has no Hive support ({_first_lines(str(e))}); Hive DDL in the script will fail",
+              file=sys.stderr, flush=True)
+        return session_class.builder.appName(name).getOrCreate()
 
 
 def _tables(spark: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
