@@ -18,6 +18,7 @@ from datapipeline.cli.main import main
 from datapipeline.core import catalog
 from datapipeline.core.catalog import Kind
 from datapipeline.core.definition import parse_manifest
+from datapipeline.core.emrsteps import StepError, parse_step
 from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.resolve import Resolver, RunContext
@@ -114,17 +115,32 @@ def check_field(obj_id: str, key: str, value: Any, spec: catalog.FieldSpec, targ
 
 
 def parsed(manifest: dict[str, Any]) -> PipelineDefinition:
-    """The imported manifest parsed; a PigActivity (imported as written, rejected by validation: docs/spark.md)
-    is parsed as the HiveActivity it must become, so the rest of its definition is still checked."""
+    """The imported manifest parsed. What validation rejects though it imports as written (docs/spark.md: a
+    PigActivity, a step running one of EMR's own tools) is parsed as what it must become (a HiveActivity, a
+    spark-submit step), so the rest of the definition is still checked."""
     try:
         return parse_manifest(manifest)
     except DefinitionError as error:
-        assert all(p.message.startswith("PigActivity is not supported") for p in error.problems), error
-    activities = [{**a, "type": "HiveActivity", "hiveScript": a.get("script", "")} if a.get("type") == "PigActivity"
-                  else a for a in manifest["spec"]["activities"]]
-    for activity in activities:
-        activity.pop("script", None)
+        assert all(p.message.startswith("PigActivity is not supported") or ".step[" in p.path
+                   for p in error.problems), error
+    activities = []
+    for activity in manifest["spec"]["activities"]:
+        activity = dict(activity)
+        if activity.get("type") == "PigActivity":
+            activity.update(type="HiveActivity", hiveScript=activity.pop("script", ""))
+        steps = activity.get("step")
+        if steps:
+            activity["step"] = [s if runnable(s) else "command-runner.jar,spark-submit,app.py" for s in steps]
+        activities.append(activity)
     return parse_manifest({**manifest, "spec": {**manifest["spec"], "activities": activities}})
+
+
+def runnable(step: str) -> bool:
+    try:
+        parse_step(step)
+    except StepError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])

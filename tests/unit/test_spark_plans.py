@@ -275,6 +275,15 @@ def test_pig_is_rejected_naming_the_field_and_pointing_to_hive() -> None:
         "become SELECT ... GROUP BY, STORE becomes INSERT OVERWRITE TABLE ${output1})"]
 
 
+def test_a_step_that_cannot_run_here_fails_validation() -> None:
+    steps = ["command-runner.jar,spark-submit,s3://b/app.py", "command-runner.jar,hdfs,dfs,-ls,/",
+             "#{myJar},arg", "command-runner.jar,#{myTool},x"]  # expressions: checked when they run
+    spec = pipeline({"type": "EmrActivity", "step": steps},
+                    parameters=[{"id": "myJar", "default": "s3://b/x.jar"}, {"id": "myTool", "default": "hdfs"}])
+    assert problems(spec) == ["spec.activities[0].step[1]: command-runner.jar,hdfs is one of EMR's cluster tools, "
+                              "not available here: there is no HDFS: read and write s3:// paths"]
+
+
 def test_kubernetes_mode_is_not_available_yet() -> None:
     spec = pipeline({"type": "EmrActivity", "step": ["command-runner.jar,spark-submit,app.py"]})
     spec["clusterProfiles"][0]["mode"] = "kubernetes"

@@ -35,6 +35,7 @@ from datapipeline.core.catalog import (
     TypeSpec,
 )
 from datapipeline.core.durations import DurationError, Period, parse_duration, parse_period
+from datapipeline.core.emrsteps import StepError, parse_step, split_step
 from datapipeline.core.expressions import ExpressionError, Template, has_expression, parse_template
 from datapipeline.core.limits import (
     DEFAULT_LIMITS,
@@ -920,6 +921,19 @@ class _Parser:
             self._check_redshift_copy(activity, nodes)
         if activity.type in UNSUPPORTED_TYPES:
             self._reject_pig(activity)
+        if activity.type == "EmrActivity":
+            self._check_steps(activity)
+
+    def _check_steps(self, activity: Activity) -> None:
+        """A step that cannot run here (EMR's own tools, no jar) fails validation, not every attempt at run time.
+        A step whose jar or command is an expression is checked when it runs, with its value."""
+        for index, step in enumerate(activity.fields.get("step") or ()):
+            if not isinstance(step, str) or any("#{" in part for part in split_step(step)[:2]):
+                continue
+            try:
+                parse_step(step)
+            except StepError as error:
+                self.problems.add(f"{activity.path}.step[{index}]", str(error))
 
     def _reject_pig(self, activity: Activity) -> None:
         """No honest Pig runtime exists for Spark 3 or Hadoop 3 (docs/spark.md): say so before anything runs."""
