@@ -89,6 +89,12 @@ def test_aws_fixtures_are_in_aws_form() -> None:
                         f"{path.name}: {obj['id']}.{key}"
 
 
+# Fixtures holding an activity type this project does not run: the field validation names.
+UNSUPPORTED = {"web-log-hive-pig": "spec.activities[1] (HostHits).script",
+               "emr-job": "spec.activities[0] (StreamingWordCount).step[0]",
+               "emr-parameterised-cluster": "spec.activities[1] (RunExport).step[1]"}
+
+
 @pytest.mark.parametrize("path", FIXTURES, ids=IDS)
 def test_each_fixture_imports_to_a_valid_manifest(path: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,7 +105,11 @@ def test_each_fixture_imports_to_a_valid_manifest(path: Path, tmp_path: Path,
     manifest = tmp_path / f"{path.stem}.yaml"
     manifest.write_text(out)
     report = io.StringIO()
-    assert validate_files([manifest], io.StringIO(), report) == 0, report.getvalue()
+    if path.stem in UNSUPPORTED:  # imported as written, with a warning; validation says what to rewrite
+        assert validate_files([manifest], io.StringIO(), report) == 1
+        assert [line.split(": ", 2)[1] for line in report.getvalue().splitlines()] == [UNSUPPORTED[path.stem]]
+    else:
+        assert validate_files([manifest], io.StringIO(), report) == 0, report.getvalue()
     pipeline = pipeline_of(out)
     assert pipeline["metadata"]["name"] == path.stem
     assert pipeline["spec"]["activated"] is False  # review it, then activate it

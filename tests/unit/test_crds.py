@@ -19,7 +19,7 @@ from datapipeline.awsimport.convert import convert
 from datapipeline.cli.validate import load_yaml_documents
 from datapipeline.core import catalog
 from datapipeline.core.catalog import SECTIONS, TYPES
-from datapipeline.core.definition import parse_manifest
+from datapipeline.core.definition import UNSUPPORTED_TYPES, parse_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILES = sorted([*(p for p in (ROOT / "examples").rglob("*.yaml") if p.name != "kustomization.yaml"),
@@ -290,7 +290,8 @@ def test_every_type_with_every_field_satisfies_the_schema() -> None:
 
     for type_spec in TYPES.values():
         spec = with_object(maximal(type_spec), type_spec.section)
-        parse_manifest(manifest(spec))
+        if type_spec.name not in UNSUPPORTED_TYPES:  # validation rejects those; the schema still takes them
+            parse_manifest(manifest(spec))
         assert server_problems(PIPELINE, manifest(spec)) == [], type_spec.name
     assert server_problems(PIPELINE, manifest(spec_with())) == []
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from datapipeline.core import catalog
 from datapipeline.core.catalog import SECTIONS, TYPES, FieldSpec, Kind, TypeSpec
-from datapipeline.core.definition import parse_instant, parse_manifest, parse_pipeline
+from datapipeline.core.definition import UNSUPPORTED_TYPES, parse_instant, parse_manifest, parse_pipeline
 from datapipeline.core.durations import Period
 from datapipeline.core.model import DEFAULT_MAXIMUM_RETRIES, DEFAULT_RETRY_DELAY, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
@@ -62,8 +62,19 @@ def parse_ok(spec: dict[str, Any]) -> PipelineDefinition:
         pytest.fail("unexpected problems:\n" + "\n".join(str(p) for p in error.problems))
 
 
+def parse_ok_unless_unsupported(spec: dict[str, Any], type_name: str) -> PipelineDefinition | None:
+    """parse_ok; for a type validation rejects (PigActivity), None once its one problem is checked."""
+    if type_name not in UNSUPPORTED_TYPES:
+        return parse_ok(spec)
+    (problem,) = problems_of(spec)
+    assert f"{type_name} is not supported" in problem and "HiveActivity" in problem, problem
+    return None
+
+
 def sample(field: FieldSpec, type_name: str) -> Any:
     """A valid value of a field, by kind."""
+    if field.name == "step":  # EMR's form, which validation parses
+        return ["command-runner.jar,spark-submit,s3://jobs/app.py"]
     if field.kind is Kind.STRING:
         kube = {"cpu": "500m", "memory": "512Mi", "driverCpu": "1", "driverMemory": "1Gi", "executorCpu": "1",
                 "executorMemory": "1Gi", "serviceAccountName": "runner", "image": "registry.example/img:1"}
@@ -160,7 +171,9 @@ def test_the_catalogue_covers_the_issue() -> None:
 def test_a_minimal_object_of_every_type_parses(type_name: str) -> None:
     type_spec = TYPES[type_name]
     spec = with_object(minimal(type_spec), type_spec.section)
-    definition = parse_ok(spec)
+    definition = parse_ok_unless_unsupported(spec, type_name)
+    if definition is None:
+        return
     obj = definition.object(type_spec.section, "subject")
     assert obj.type == type_name
     assert obj.path == f"spec.{type_spec.section}[{index_in(spec, type_spec.section)}]"
@@ -170,7 +183,9 @@ def test_a_minimal_object_of_every_type_parses(type_name: str) -> None:
 def test_every_field_of_every_type_parses_and_is_normalised(type_name: str) -> None:
     type_spec = TYPES[type_name]
     obj = maximal(type_spec)
-    definition = parse_ok(with_object(obj, type_spec.section))
+    definition = parse_ok_unless_unsupported(with_object(obj, type_spec.section), type_name)
+    if definition is None:
+        return
     parsed = definition.object(type_spec.section, "subject")
     for field in type_spec.fields:
         if field.name not in obj:
@@ -221,7 +236,7 @@ def test_one_of_groups(type_name: str) -> None:
             for other in group:
                 obj.pop(other, None)
             obj[choice] = sample(type_spec.field_map[choice], type_name)
-            parse_ok(with_object(obj, section))
+            parse_ok_unless_unsupported(with_object(obj, section), type_name)
         obj = minimal(type_spec)
         obj[group[1]] = sample(type_spec.field_map[group[1]], type_name)
         spec = with_object(obj, section)

@@ -19,6 +19,7 @@ from datapipeline.core import catalog
 from datapipeline.core.catalog import Kind
 from datapipeline.core.definition import API_VERSION, parse_instant
 from datapipeline.core.durations import DurationError, parse_period
+from datapipeline.core.emrsteps import StepError, parse_step, split_step
 from datapipeline.core.expressions import (
     ExpressionError,
     MappingScope,
@@ -468,6 +469,17 @@ class _Converter:
                 self.warn(obj_id, f'{type_name} field "{key}" has no equivalent; dropped')
         if type_name in EMR_FAMILY and "runsOn" not in obj and "workerGroup" not in obj and self.default_group:
             self._worker_group(obj_id, obj, type_name, self.default_group, result)
+        if type_name == "PigActivity":
+            self.warn(obj_id, "PigActivity is not supported here (no Pig runtime for Spark or Hadoop 3): "
+                      "`datapipeline validate` rejects it until it is rewritten as a HiveActivity")
+        for index, step in enumerate(result.get("step") or () if type_name == "EmrActivity" else ()):
+            if any("#{" in part for part in split_step(str(step))[:2]):
+                continue  # its jar or command is an expression: checked when it runs
+            try:
+                parse_step(str(step))
+            except StepError as error:
+                self.warn(obj_id, f"step {index + 1} cannot run here ({error}); `datapipeline validate` rejects it "
+                          "until it is rewritten")
         if type_name.endswith("Database") and "connectionString" not in result:
             result["connectionString"] = self._placeholder_connection(obj, type_name)
             self.warn(obj_id, f'{type_name} needs a connectionString here: fill in "{result["connectionString"]}"')

@@ -68,7 +68,7 @@ def _f(name: str, kind: Kind, doc: str, *, refs: tuple[str, ...] = (), enum: tup
 SHELL_CODE_FIELDS = frozenset({"command", "preStepCommand", "postStepCommand"})
 CONTROL_FIELDS = frozenset({
     "script", "selectQuery", "insertQuery", "createTableSql", "transformSql", "query", "hiveScript", "filterSql",
-    "step", "table", "tableName", "schemaName", "scriptUri", "jarUri", "mainClass", "workerGroup",
+    "scriptVariable", "step", "table", "tableName", "schemaName", "scriptUri", "jarUri", "mainClass", "workerGroup",
     "pipelineLogUri", "url", "headersFromSecret", "topicArn", "connectionString", "jdbcDriverJarUri",
 })
 # Fields used as written, never evaluated: a Secret's name is never computed.
@@ -145,7 +145,8 @@ SHELL_FIELDS: tuple[FieldSpec, ...] = (
 STAGE = _f("stage", B, "Stage inputs into ${INPUT1_STAGING_DIR}... before the run and upload "
            "${OUTPUT1_STAGING_DIR}... after it.")
 
-SCRIPT_VARIABLE = _f("scriptVariable", L, "Variables for the script, as NAME=VALUE.")
+SCRIPT_VARIABLE = _f("scriptVariable", L, "Variables for the script, as NAME=VALUE; ${NAME} in the script is "
+                     "replaced by VALUE as text, so a value set by a run must be limited (allowedValues, pattern).")
 
 DATA_NODE_COMMON: tuple[FieldSpec, ...] = (
     SCHEDULE_REF,
@@ -355,6 +356,9 @@ _TYPES: tuple[TypeSpec, ...] = (
              (_f("image", S, "Image with the big-data tools (for example a Spark image).", required=True),
               _f("releaseLabel", S, "The EMR release it replaces (informational)."),
               _f("applications", L, "Applications expected in the image (Spark, Hive, Pig, Hadoop)."),
+              _f("mode", S, "Where Spark runs: local (default), all in the activity's pod; kubernetes, the driver "
+                 "in the activity's pod creating executor pods (not available yet).",
+                 enum=("local", "kubernetes")),
               _f("driverCpu", S, "CPU of the driver pod."),
               _f("driverMemory", S, "Memory of the driver pod."),
               _f("executorInstances", INT, "Number of executors (coreInstanceCount)."),

@@ -36,6 +36,7 @@ from datapipeline.core.catalog import (
 )
 from datapipeline.core.crossrun import wait_problems
 from datapipeline.core.durations import DurationError, Period, parse_duration, parse_period
+from datapipeline.core.emrsteps import StepError, parse_step, split_step
 from datapipeline.core.expressions import ExpressionError, Template, has_expression, parse_template
 from datapipeline.core.limits import (
     DEFAULT_LIMITS,
@@ -76,6 +77,8 @@ METADATA_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 
 PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
 BIG_DATA_ACTIVITIES = ("EmrActivity", "HiveActivity", "HiveCopyActivity", "PigActivity", "HadoopActivity")
+# Types the catalogue knows (the importer and the CRD take them) but validation rejects: nothing runs them.
+UNSUPPORTED_TYPES = frozenset({"PigActivity"})
 COPY_NODE_TYPES = ("S3DataNode", "SqlDataNode", "MySqlDataNode")
 REDSHIFT_UNLOAD_TARGETS = ("S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode")
 # Field names AWS users write inline that must be Secret references here.
@@ -857,6 +860,9 @@ class _Parser:
                                   "resources")
             elif problem := check(value):
                 self.problems.add(f"{obj.path}.{field_name}", problem)
+        if obj.fields.get("mode") == "kubernetes":
+            self.problems.add(f"{obj.path}.mode", "mode kubernetes (executor pods) is not available yet; use "
+                              "local, which runs Spark in the activity's pod (docs/spark.md)")
         for key, value in (obj.fields.get("nodeSelector") or {}).items():
             problem = kubevalues.label_key_problem(str(key)) or kubevalues.label_value_problem(str(value))
             if problem:
@@ -970,6 +976,29 @@ class _Parser:
                                   "must be an S3DataNode (use SqlActivity to copy between tables)")
         if activity.type == "RedshiftCopyActivity":
             self._check_redshift_copy(activity, nodes)
+        if activity.type in UNSUPPORTED_TYPES:
+            self._reject_pig(activity)
+        if activity.type == "EmrActivity":
+            self._check_steps(activity)
+
+    def _check_steps(self, activity: Activity) -> None:
+        """A step that cannot run here (EMR's own tools, no jar) fails validation, not every attempt at run time.
+        A step whose jar or command is an expression is checked when it runs, with its value."""
+        for index, step in enumerate(activity.fields.get("step") or ()):
+            if not isinstance(step, str) or any("#{" in part for part in split_step(step)[:2]):
+                continue
+            try:
+                parse_step(step)
+            except StepError as error:
+                self.problems.add(f"{activity.path}.step[{index}]", str(error))
+
+    def _reject_pig(self, activity: Activity) -> None:
+        """No honest Pig runtime exists for Spark 3 or Hadoop 3 (docs/spark.md): say so before anything runs."""
+        script_field = "scriptUri" if activity.get("scriptUri") and not activity.get("script") else "script"
+        self.problems.add(f"{activity.path}.{script_field}", "PigActivity is not supported: Apache Pig has no "
+                          "runtime for Spark or Hadoop 3 here; write the script as a HiveActivity (Spark SQL: the "
+                          "input is the table ${input1}, GROUP and FOREACH become SELECT ... GROUP BY, STORE becomes "
+                          "INSERT OVERWRITE TABLE ${output1})")
 
     def _check_redshift_copy(self, activity: Activity, nodes: Mapping[str, PipelineObject]) -> None:
         """Into a warehouse table (OVERWRITE_EXISTING without primaryKeys uses the table's primary key, read at

@@ -341,7 +341,7 @@ class Resolver:
             inputs=tuple(self.data_node(n, scope) for n in activity.inputs),
             outputs=tuple(self.data_node(n, scope) for n in activity.outputs),
             database=self.database(activity.get("database"), scope),
-            aws=self.aws(), log_uri=self.log_uri(activity, scope)))
+            aws=self.aws(), log_uri=self.log_uri(activity, scope), cluster=self.cluster(activity.runs_on)))
 
     def precondition(self, precondition: str, activity: str, check: int, guarded_node: str | None,
                      node: Mapping[str, Any]) -> Resolved:
@@ -495,6 +495,17 @@ class Resolver:
         return DatabaseSpec(name=name, type=obj.type, connection_string=fields["connectionString"],
                             database_name=fields.get("databaseName"), username=fields.get("username"),
                             username_env=username_env, password_env=password_env, properties=properties)
+
+    def cluster(self, runs_on: str | None) -> dict[str, Any]:
+        """The fields of the cluster profile an EMR-family activity runs on (none for a compute profile).
+
+        As written, never evaluated: like the Job's image and resources, a run cannot choose them.
+        """
+        profile = self.d.objects["clusterProfiles"].get(runs_on) if runs_on else None
+        if profile is None:
+            return {}
+        return {key: int(value.total_seconds()) if isinstance(value, timedelta) else
+                list(value) if isinstance(value, tuple) else value for key, value in profile.fields.items()}
 
     def aws(self) -> AwsSpec:
         a = self.d.aws

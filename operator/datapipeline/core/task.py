@@ -123,6 +123,8 @@ class TaskSpec:
     aws: AwsSpec = field(default_factory=AwsSpec)
     log_uri: str | None = None
     version: int = TASK_VERSION
+    # The EMR family: the resolved fields of the cluster profile the activity runs on (docs/spark.md).
+    cluster: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -141,6 +143,7 @@ class TaskSpec:
             database=_database(data.get("database")),
             guarded_node=_node(data["guarded_node"]) if data.get("guarded_node") else None,
             node=data.get("node") or {}, aws=AwsSpec(**(data.get("aws") or {})), log_uri=data.get("log_uri"),
+            cluster=data.get("cluster") or {},
         )
 
 

@@ -80,6 +80,9 @@ def _handlers(kind: str, type_: str) -> Handler | None:
         if type_ in ("EmrActivity", "HadoopActivity"):
             from datapipeline.runner.activities import emr
             return emr.run
+        if type_ in ("HiveActivity", "HiveCopyActivity"):
+            from datapipeline.runner.activities import hive
+            return hive.run
         return None
     if kind == KIND_PRECONDITION:
         from datapipeline.runner import preconditions

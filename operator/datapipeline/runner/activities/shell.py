@@ -36,12 +36,14 @@ from datapipeline.runner.nodes import S3_TYPES, basename, s3_files, s3_location
 from datapipeline.runner.s3 import S3Url
 
 log = get("shell")
+TAIL_LINES = 40  # stderr lines kept for the error message (a JVM's exception is followed by its stack)
 
 
 @dataclass
 class Outcome:
     returncode: int
     last_stderr: str
+    tail: tuple[str, ...] = ()  # the last lines of stderr, oldest first
 
 
 def _pump(stream: IO[bytes], sink: IO[bytes], name: str, tail: deque[str]) -> None:
@@ -57,7 +59,7 @@ def run_command(ctx: Context, argv: Sequence[str], env: dict[str, str], cwd: str
     """Runs argv, logging and capturing its output; uploads stdout/stderr if the task names URIs."""
     scratch = ctx.scratch()
     out_path, err_path = os.path.join(scratch, "stdout"), os.path.join(scratch, "stderr")
-    tail: deque[str] = deque(maxlen=5)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
     ctx.progress.phase = "running"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         try:
@@ -85,7 +87,7 @@ def run_command(ctx: Context, argv: Sequence[str], env: dict[str, str], cwd: str
             url = S3Url.parse(uri, f"{what} {field_name}")
             ctx.s3.upload_file(path, url, f"{what} {field_name} ({url})")
             log.info("uploaded %s to %s", field_name, url)
-    return Outcome(rc, tail[-1] if tail else "")
+    return Outcome(rc, tail[-1] if tail else "", tuple(tail))
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

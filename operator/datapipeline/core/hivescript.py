@@ -1,0 +1,75 @@
+"""A Hive script's text made ready for Spark SQL: variables substituted, statements split. Pure: no I/O.
+
+Hive substitutes ``${name}`` (and ``${hivevar:name}``) textually before parsing, so a variable may stand for
+a table name, a number or part of a string literal, and an unknown one is left as written. The tables
+``${input1}``... and ``${output1}``... are variables too, whose values are their names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+_VARIABLE = re.compile(r"\$\{(?:hivevar:)?([A-Za-z_][A-Za-z0-9_.]*)\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+class ScriptError(ValueError):
+    """The script or a scriptVariable is malformed; the message says which."""
+
+
+def script_variables(items: Sequence[str]) -> dict[str, str]:
+    """``scriptVariable`` entries (``NAME=VALUE``) as a mapping; a later entry wins, as with Hive's -d."""
+    out: dict[str, str] = {}
+    for index, item in enumerate(items):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not _NAME.fullmatch(name):
+            raise ScriptError(f"scriptVariable[{index}] {item!r} is not NAME=VALUE (NAME: letters, digits, _ "
+                              "and ., not starting with a digit)")
+        out[name] = value
+    return out
+
+
+def substitute(script: str, variables: Mapping[str, str]) -> str:
+    """``${name}`` and ``${hivevar:name}`` replaced in one pass (a value is never substituted again)."""
+    return _VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), script)
+
+
+def split_statements(script: str) -> list[str]:
+    """The script's statements, split at ``;`` outside quotes, backquotes and comments; blank ones dropped."""
+    statements: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    i, n = 0, len(script)
+    while i < n:
+        char = script[i]
+        if quote:
+            current.append(char)
+            if char == "\\" and quote != "`" and i + 1 < n:
+                current.append(script[i + 1])
+                i += 1
+            elif char == quote:
+                quote = None
+        elif char in "'\"`":
+            quote = char
+            current.append(char)
+        elif script.startswith("--", i):
+            end = script.find("\n", i)
+            i = n if end < 0 else end  # the comment is dropped; its newline is kept
+            continue
+        elif script.startswith("/*", i):
+            end = script.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            current.append(" ")
+            continue
+        elif char == ";":
+            statements.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    if quote:
+        raise ScriptError(f"the script ends inside a {quote}...{quote} quotation")
+    statements.append("".join(current))
+    return [s.strip() for s in statements if s.strip()]

@@ -1,0 +1,220 @@
+"""The EMR family on Spark (docs/spark.md), run by the runner as a Job runs it, against MinIO: real Spark in
+local mode, the real S3A connector, no mocks. One Spark JVM at a time; small data."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.servers import S3Server
+from runner_helpers import Run, Runner, assert_failed, s3_aws, task
+
+pytestmark = pytest.mark.servers
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE = {"image": "apache/spark:3.5.1", "driverCpu": "2", "driverMemory": "1536Mi"}
+
+WORDS_APP = """
+import sys
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.appName("words").getOrCreate()
+words = spark.read.text(sys.argv[1]).selectExpr("explode(split(value, ' ')) AS word").where("word != ''")
+words.groupBy("word").count().orderBy("word").coalesce(1).write.mode("overwrite").csv(sys.argv[2])
+print("counted", words.count(), "words")
+"""
+
+
+def put(minio: S3Server, bucket: str, key: str, body: str | bytes) -> None:
+    minio.client().put_object(Bucket=bucket, Key=key, Body=body.encode() if isinstance(body, str) else body)
+
+
+def read_dir(minio: S3Server, bucket: str, prefix: str) -> str:
+    """The data files under a prefix, concatenated in name order (Hadoop's _SUCCESS and hidden files left out)."""
+    s3 = minio.client()
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+                  if not o["Key"].rsplit("/", 1)[-1].startswith(("_", ".")))
+    return "".join(s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode() for k in keys)
+
+
+def spark_task(minio: S3Server, type_: str, fields: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return task("activity", type_, {"runsOn": "spark", **fields}, aws=s3_aws(minio), cluster=dict(PROFILE), **extra)
+
+
+def run_spark(runner: Runner, minio: S3Server, spec: dict[str, Any]) -> Run:
+    return runner(spec, minio.env(), timeout=300)
+
+
+@pytest.fixture(scope="session")
+def spark_cache() -> Path:
+    """The S3A connector and the MapReduce examples, fetched once (a no-op when `make deps` did it)."""
+    out = subprocess.run(["bash", str(ROOT / "tests" / "setup-spark.sh")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return Path(out.stdout.strip())
+
+
+# ---------------------------------------------------------------------------------------------- EmrActivity
+
+
+def test_emr_spark_submit_step_reads_and_writes_s3_paths(runner: Runner, minio: S3Server, bucket: str,
+                                                        spark_cache: Path) -> None:
+    put(minio, bucket, "jobs/words.py", WORDS_APP)
+    put(minio, bucket, "in/a.txt", "b a c\na b\n")
+    put(minio, bucket, "in/b.txt", "a\n")
+    step = (f"command-runner.jar,spark-submit,--deploy-mode,cluster,--conf,spark.sql.shuffle.partitions=2,"
+            f"s3://{bucket}/jobs/words.py,s3://{bucket}/in/,s3://{bucket}/out/")
+    run = run_spark(runner, minio, spark_task(minio, "EmrActivity", {
+        "step": [step], "preStepCommand": ["echo before the steps"], "postStepCommand": ["echo after the steps"]}))
+    assert run.code == 0, run.output
+    assert read_dir(minio, bucket, "out/") == "a,3\nb,2\nc,1\n"
+    out = run.stdout
+    assert out.index("before the steps") < out.index("counted 6 words") < out.index("after the steps")
+    assert "step 1: --deploy-mode cluster ignored: the cluster profile decides where Spark runs" in out
+
+
+# ---------------------------------------------------------------------------------------------- HiveActivity
+
+ACCESS_LOG = "host,status,bytes\na.example,200,100\nb.example,404,7\na.example,200,50\nc.example,500,\nb.example,200,1\n"
+
+
+def log_nodes(bucket: str) -> dict[str, Any]:
+    fmt_in = {"type": "CSV", "fields": {"column": ["host STRING", "status INT", "bytes BIGINT"], "headerRow": "true"}}
+    fmt_out = {"type": "CSV", "fields": {"column": ["status INT", "hits BIGINT", "bytes BIGINT"]}}
+    return {"inputs": [{"name": "AccessLog", "type": "S3DataNode", "data_format": fmt_in,
+                        "fields": {"directoryPath": f"s3://{bucket}/logs/"}}],
+            "outputs": [{"name": "StatusReport", "type": "S3DataNode", "data_format": fmt_out,
+                         "fields": {"directoryPath": f"s3://{bucket}/report/"}}]}
+
+
+def test_hive_aggregates_a_csv_into_a_new_csv(runner: Runner, minio: S3Server, bucket: str,
+                                              spark_cache: Path) -> None:
+    put(minio, bucket, "logs/day1.csv", ACCESS_LOG)
+    put(minio, bucket, "logs/_SUCCESS", "")
+    put(minio, bucket, "report/stale.csv", "999,9,9\n")  # INSERT OVERWRITE replaces what was there
+    put(minio, bucket, "raw/hits.csv", "a.example,200,10\nb.example,404,\na.example,200,5\n")
+    script = """-- hits and bytes per status; the ; in this comment is not a statement's end
+SET spark.sql.shuffle.partitions=2;
+INSERT OVERWRITE TABLE ${output1}
+SELECT status, count(*) AS hits, sum(bytes) FROM ${input1} WHERE status >= ${minStatus} GROUP BY status;
+SELECT count(*) AS statuses FROM ${output1};
+-- Hive's own DDL, as scripts written for EMR hold it
+CREATE EXTERNAL TABLE raw_hits (host STRING, status INT, bytes BIGINT)
+ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' LOCATION 's3://${bucket}/raw/';
+SELECT host, sum(bytes) FROM raw_hits GROUP BY host ORDER BY host
+"""
+    run = run_spark(runner, minio, spark_task(minio, "HiveActivity", {
+        "hiveScript": script, "scriptVariable": ["minStatus=300", f"bucket={bucket}"]}, **log_nodes(bucket)))
+    assert run.code == 0, run.output
+    assert sorted(read_dir(minio, bucket, "report/").splitlines()) == ["404,1,7", "500,1,"]
+    assert "statement 3 of 5: SELECT count(*) AS statuses FROM output1" in run.stdout
+    assert "INFO shell: stdout: 2\n" in run.stdout  # the query's row, as Hive's CLI prints it
+    assert "INFO shell: stdout: a.example\t15\n" in run.stdout and "stdout: b.example\tNULL\n" in run.stdout
+    assert run.result.output_uris and all(u.startswith(f"s3://{bucket}/report/part-") for u in run.result.output_uris)
+
+
+# ---------------------------------------------------------------------------------------------- HadoopActivity
+
+
+def test_hadoop_word_count_from_the_examples_jar(runner: Runner, minio: S3Server, bucket: str,
+                                                 spark_cache: Path) -> None:
+    (jar,) = (spark_cache / "examples").glob("hadoop-mapreduce-examples-*.jar")
+    put(minio, bucket, "jars/examples.jar", jar.read_bytes())
+    put(minio, bucket, "text/a.txt", "to be or not to be\n")
+    run = run_spark(runner, minio, spark_task(minio, "HadoopActivity", {
+        "jarUri": f"s3://{bucket}/jars/examples.jar",  # no mainClass: the manifest's (ExampleDriver)
+        "argument": ["wordcount", f"s3://{bucket}/text/", f"s3://{bucket}/counts"]}))
+    assert run.code == 0, run.output
+    assert read_dir(minio, bucket, "counts/") == "be\t2\nnot\t1\nor\t1\nto\t2\n"
+
+
+def test_hive_copy_filters_rows_between_s3_nodes(runner: Runner, minio: S3Server, bucket: str,
+                                                 spark_cache: Path) -> None:
+    put(minio, bucket, "logs/day1.csv", ACCESS_LOG)
+    nodes = log_nodes(bucket)
+    nodes["outputs"][0]["data_format"] = {"type": "TSV", "fields": {}}  # the input's columns, written as TSV
+    run = run_spark(runner, minio, spark_task(minio, "HiveCopyActivity", {"filterSql": "`status` = 200 OR bytes IS NULL"},
+                                              **nodes))
+    assert run.code == 0, run.output
+    assert sorted(read_dir(minio, bucket, "report/").splitlines()) == [
+        "a.example\t200\t100", "a.example\t200\t50", "b.example\t200\t1", "c.example\t500\t\\N"]
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(("fields", "error_id", "message"), [
+    ({"step": ["command-runner.jar,spark-submit,s3://b/ok.py", "/opt/spark/bin/spark-submit,--class,X,app.jar"]},
+     "Emr.BadStep", "EmrActivity MyEmrActivity: step 2: the step starts with '/opt/spark/bin/spark-submit', which "
+                    "is not a jar; write 'command-runner.jar,spark-submit,...' to run a command"),
+    ({"step": ["command-runner.jar,hadoop-streaming,-mapper,m.py"]},
+     "Emr.BadStep", "EmrActivity MyEmrActivity: step 1: command-runner.jar,hadoop-streaming is one of EMR's cluster "
+                    "tools, not available here: Hadoop streaming needs YARN or a Hadoop installation; write the job "
+                    "as a Spark application"),
+])
+def test_a_bad_step_fails_before_anything_runs(runner: Runner, minio: S3Server, fields: dict[str, Any], error_id: str,
+                                               message: str) -> None:
+    run = run_spark(runner, minio, spark_task(minio, "EmrActivity", {**fields, "preStepCommand": ["echo ran"]}))
+    assert_failed(run, error_id, message, code=2)
+    assert "ran" not in run.stdout
+
+
+def test_missing_programs_name_the_field(runner: Runner, minio: S3Server, bucket: str, spark_cache: Path) -> None:
+    hive = run_spark(runner, minio, spark_task(minio, "HiveActivity", {"scriptUri": f"s3://{bucket}/nope.q"},
+                                               **log_nodes(bucket)))
+    assert_failed(hive, "S3.NoSuchKey", f"HiveActivity MyHiveActivity scriptUri (s3://{bucket}/nope.q): object "
+                                        f"s3://{bucket}/nope.q does not exist")
+    step = f"command-runner.jar,spark-submit,s3://{bucket}/nope.py"
+    emr = run_spark(runner, minio, spark_task(minio, "EmrActivity", {"step": [step]}))
+    assert_failed(emr, "S3.NoSuchKey", f"EmrActivity MyEmrActivity step 1 application (s3://{bucket}/nope.py): "
+                                       f"object s3://{bucket}/nope.py does not exist")
+    hadoop = run_spark(runner, minio, spark_task(minio, "HadoopActivity", {"jarUri": "/home/hadoop/wc.jar"}))
+    assert_failed(hadoop, "Emr.NoSuchFile", "HadoopActivity MyHadoopActivity jarUri jar: /home/hadoop/wc.jar does "
+                                            "not exist in this image (give an s3:// URI or a path that exists in the "
+                                            "cluster profile's image)", code=2)
+
+
+def test_unsupported_nodes_and_tables_fail_before_spark(runner: Runner, minio: S3Server, bucket: str) -> None:
+    nodes = log_nodes(bucket)
+    nodes["outputs"][0] = {"name": "Restore", "type": "DynamoDBDataNode", "fields": {"tableName": "t"}}
+    copy = run_spark(runner, minio, spark_task(minio, "HiveCopyActivity", {}, **nodes))
+    assert_failed(copy, "Task.UnsupportedNode", "output 'Restore' (${output1}): a Hive table here is an S3DataNode's "
+                  "data, not a DynamoDBDataNode's (DynamoDB and SQL tables are not supported yet: docs/spark.md)",
+                  code=2)
+    nodes = log_nodes(bucket)
+    nodes["outputs"][0]["fields"] = {"filePath": f"s3://{bucket}/report.csv"}
+    hive = run_spark(runner, minio, spark_task(minio, "HiveActivity", {"hiveScript": "SELECT 1"}, **nodes))
+    assert_failed(hive, "Task.Invalid", "output 'StatusReport' (${output1}): a Hive table is a directory: give the "
+                  "node a directoryPath, not a filePath", code=2)
+    bad_variable = run_spark(runner, minio, spark_task(minio, "HiveActivity", {
+        "hiveScript": "SELECT 1", "scriptVariable": ["day"]}, **log_nodes(bucket)))
+    assert_failed(bad_variable, "Hive.BadScript", "HiveActivity MyHiveActivity: scriptVariable[0] 'day' is not "
+                  "NAME=VALUE (NAME: letters, digits, _ and ., not starting with a digit)", code=2)
+
+
+def test_failing_sql_gives_sparks_message_not_a_traceback(runner: Runner, minio: S3Server, bucket: str,
+                                                          spark_cache: Path) -> None:
+    put(minio, bucket, "logs/day1.csv", ACCESS_LOG)
+    script = "SELECT count(*) FROM ${input1};\nINSERT OVERWRITE TABLE ${output1} SELECT stauts, 1, 1 FROM ${input1}"
+    run = run_spark(runner, minio, spark_task(minio, "HiveActivity", {"hiveScript": script}, **log_nodes(bucket)))
+    assert_failed(run, "Hive.StatementFailed")
+    message = run.result.error_message or ""
+    assert message.startswith("HiveActivity MyHiveActivity: statement 2 of 2 (INSERT OVERWRITE TABLE output1 "
+                              "SELECT stauts, 1, 1 FROM input1) failed: [UNRESOLVED_COLUMN.WITH_SUGGESTION] A "
+                              "column or function parameter with name `stauts` cannot be resolved. Did you mean one "
+                              "of the following? ["), message
+    assert message.endswith("; line 1 pos 38")  # not the query plan Spark appends
+    assert "Relation" not in message and "\tat " not in message
+
+
+def test_script_runner_and_command_runner_steps(runner: Runner, minio: S3Server, bucket: str,
+                                                spark_cache: Path) -> None:
+    """No Spark JVM: a script from S3 and a plain command, with the guide's escaped commas."""
+    put(minio, bucket, "scripts/echo.sh", 'for a in "$@"; do echo "arg: $a"; done\n')
+    steps = [f"s3://eu-west-1.elasticmapreduce/libs/script-runner/script-runner.jar,s3://{bucket}/scripts/echo.sh,"
+             "a\\\\,b\\\\,c,d", "command-runner.jar,echo,x|y", "command-runner.jar,false"]
+    run = run_spark(runner, minio, spark_task(minio, "EmrActivity", {"step": steps}))
+    assert_failed(run, "Emr.StepFailed", "EmrActivity MyEmrActivity step 3: false exited with status 1")
+    assert "stdout: arg: a,b,c\n" in run.stdout and "stdout: arg: d\n" in run.stdout
+    assert "stdout: x|y\n" in run.stdout
