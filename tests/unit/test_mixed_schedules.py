@@ -323,3 +323,25 @@ def test_a_data_node_is_evaluated_in_its_own_schedules_instance() -> None:
     task = Resolver(definition, context).activity("read", 1).task
     assert task.fields["command"] == "echo 2026-11-04"  # the activity: its own day
     assert task.inputs[0].fields["directoryPath"] == "s3://b/reports/2026-11-02/"  # the node: its week
+
+
+def test_render_at_resolves_each_activity_for_an_interval_of_its_own_schedule(tmp_path: Any) -> None:
+    """`render --at` resolves any activity for an interval of its own schedule: on a Wednesday, the daily
+    activity renders that day and the weekly one the week that starts at or after it."""
+    import io
+    from pathlib import Path
+
+    import yaml as yaml_lib
+
+    from datapipeline.cli.render import render_files
+
+    source = Path(__file__).resolve().parents[2] / "examples" / "weblogs-daily-weekly.yaml"
+    out, err = io.StringIO(), io.StringIO()
+    at = datetime(2026, 11, 4, tzinfo=UTC)
+    assert render_files(source, at, None, out, err, now=at) == 0, err.getvalue()
+    rendered = yaml_lib.safe_load(out.getvalue())
+    daily, weekly = rendered["activities"]
+    assert rendered["run"] == "weblogs-20261104t0000z"
+    assert "2026-11-04 GET" in daily["fields"]["command"]
+    assert (weekly["schedule"], weekly["run"]) == ("weekly", "weblogs-weekly-20261109t0000z")
+    assert weekly["outputs"][0]["fields"]["directoryPath"] == "s3://weblogs/reports/week-2026-11-09/"
