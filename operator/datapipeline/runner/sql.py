@@ -50,6 +50,7 @@ class ConnInfo:
     password: str | None = field(default=None, repr=False)
     params: dict[str, str] = field(default_factory=dict)
     path: str = ""  # sqlite
+    scheme: str = ""  # as written: redshift speaks PostgreSQL's protocol but not all of its SQL
 
     def display(self) -> str:
         if self.dialect == "sqlite":
@@ -87,7 +88,7 @@ def conninfo(db: DatabaseSpec, where: str) -> ConnInfo:
     database = db.database_name or url.path.lstrip("/")
     if not url.hostname:
         raise InvalidTask(f"{where}: database {db.name} connectionString has no host", "SQL.BadConnectionString")
-    return ConnInfo(dialect, url.hostname, port, database, user, password, params)
+    return ConnInfo(dialect, url.hostname, port, database, user, password, params, scheme=scheme.lower())
 
 
 def _env(name: str | None, db: DatabaseSpec, where: str, what: str) -> str | None:
@@ -154,6 +155,13 @@ class Database:
         placeholders = ", ".join(["?"] * len(columns))
         sql = f"INSERT INTO {table} ({', '.join(self.quote(c) for c in columns)}) VALUES ({placeholders})"
         return self.insert_rows(sql, rows, origin)
+
+    def accepts_csv(self) -> bool:
+        """Whether :meth:`copy_csv` can load CSV bytes as they are."""
+        return False
+
+    def copy_csv(self, table: str, columns: Sequence[str], blocks: Iterable[bytes]) -> int:
+        raise NotImplementedError
 
     # -- shared
     @contextmanager
@@ -350,6 +358,26 @@ class Postgres(Database):
         finally:
             cur.close()
         return n
+
+
+    def accepts_csv(self) -> bool:
+        # The bytes go unconverted: the server must read them as UTF-8, as Format.read decodes them.
+        # Redshift has no savepoints to fall back with.
+        status = self._conn.pgconn.parameter_status
+        return self.info.scheme != "redshift" and status(b"client_encoding") == b"UTF8" \
+            and status(b"server_encoding") == b"UTF8"
+
+    def copy_csv(self, table: str, columns: Sequence[str], blocks: Iterable[bytes]) -> int:
+        """CSV bytes into ``table``; an empty field, quoted or not, is NULL (FORCE_NULL) as in Format.read."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        cur = self._conn.cursor()
+        try:
+            with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv, FORCE_NULL ({cols}))") as copy:
+                for block in blocks:
+                    copy.write(block)
+            return int(cur.rowcount)
+        finally:
+            cur.close()
 
 
 class MySql(Database):
