@@ -15,17 +15,18 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
-import pymysql
-import pymysql.cursors
 
 from datapipeline.core.task import DatabaseSpec
 from datapipeline.runner.errors import InvalidTask, TaskError
 from datapipeline.runner.log import REDACT
 from datapipeline.runner.sqltext import convert_placeholders
+
+if TYPE_CHECKING:  # imported when a MySQL database is used: a PostgreSQL load should not pay for it
+    import pymysql
 
 BATCH = 1000
 Origin = Callable[[int], str]  # row number within a load -> where it came from, for messages
@@ -386,6 +387,8 @@ class MySql(Database):
     _conn: pymysql.connections.Connection[Any]
 
     def _open(self) -> None:
+        import pymysql
+
         i = self.info
         self._conn = pymysql.connect(host=i.host, port=i.port, user=i.user or "", password=i.password or "",
                                      database=i.database or None, connect_timeout=10, autocommit=False,
@@ -405,6 +408,8 @@ class MySql(Database):
         return "`" + name.replace("`", "``") + "`"
 
     def classify(self, e: BaseException) -> tuple[str, str] | None:
+        import pymysql
+
         if not isinstance(e, pymysql.err.Error):
             return None
         code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
@@ -438,6 +443,8 @@ class MySql(Database):
             cur.close()
 
     def select(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], Iterator[Sequence[Any]]]:
+        import pymysql.cursors
+
         cur = self._conn.cursor(pymysql.cursors.SSCursor)  # unbuffered: rows stream from the server
         self.execute_on(cur, query, params)
         return [d[0] for d in cur.description or ()], iter(cur.fetchone, None)
