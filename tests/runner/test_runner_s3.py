@@ -220,13 +220,17 @@ def test_csv_load_reads_quoting_header_and_line_ends_alike(runner: Runner, minio
 def test_csv_postgresql_may_read_otherwise_loads_row_by_row(runner: Runner, minio: S3Server, bucket: str,
                                                             postgres: SqlServer) -> None:
     t = table(postgres, "fast2")
-    put(minio, bucket, "q.csv", '1,5" tall,1\n2,"ok",2\n')  # a quote inside an unquoted field: literal
+    # A quote inside an unquoted field (literal to the csv module) after a few MiB already sent to COPY.
+    rows = "".join(f'{i},"name {i}",{i}\n' for i in range(3, 200_000))
+    put(minio, bucket, "q.csv", f'1,"ok",1\n{rows}2,5" tall,2\n')
     run = runner(copy_task(minio, s3_node("In", csv(), filePath=f"s3://{bucket}/q.csv"),
                            sql_node("Out", pgdb(postgres), table=t)), minio.env() | {PW_ENV: postgres.password})
     assert run.code == 0, run.output
     assert "loading row by row" in run.stdout
-    assert (run.result.rows_read, run.result.rows_written) == (2, 2)
-    assert postgres.sql(f"SELECT name FROM {t} ORDER BY id") == [('5" tall',), ("ok",)]
+    assert (run.result.rows_read, run.result.rows_written) == (199_999, 199_999)
+    assert postgres.sql(f"SELECT name FROM {t} WHERE id < 4 ORDER BY id") == [("ok",), ('5" tall',), ("name 3",)]
+    assert postgres.sql(f"SELECT COUNT(*) FROM {t}") == [(199_999,)]
+    postgres.sql(f"DELETE FROM {t} WHERE id > 2")
     # PostgreSQL's end-of-data marker is a one-column row to the csv module: an error, not the end
     put(minio, bucket, "m.csv", "1,a,1\n\\.\n2,b,2\n")
     run = runner(copy_task(minio, s3_node("In", csv(), filePath=f"s3://{bucket}/m.csv"),

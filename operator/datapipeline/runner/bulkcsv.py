@@ -18,7 +18,7 @@ import queue
 import re
 import threading
 from collections.abc import Generator, Iterable, Iterator
-from contextlib import suppress
+from contextlib import closing, suppress
 from typing import TypeGuard
 
 from datapipeline.runner.context import Context
@@ -61,8 +61,11 @@ def load(ctx: Context, sink: SqlSink, source: S3Source) -> int | None:
     with db.errors(db.where):
         db.execute("SAVEPOINT dp_bulk_csv")
     error: Exception | None = None
+    # Closed here, not when garbage collected: the reading thread stops before the per-row path starts.
+    data = closing(_counted(ctx, _prefetched(_input_blocks(source))))
     try:
-        n = db.copy_csv(sink.table_ref, sink.columns, _counted(ctx, _prefetched(_input_blocks(source))))
+        with data as chunks:
+            n = db.copy_csv(sink.table_ref, sink.columns, chunks)
     except NotPlain as e:
         reason = str(e)
     except Exception as e:  # whatever it was, the per-row path meets it again and names it
@@ -141,7 +144,7 @@ def _prefetched(items: Generator[bytes, None, None], depth: int = 4) -> Iterator
         thread.join()
 
 
-def _counted(ctx: Context, chunks: Iterable[bytes]) -> Iterator[bytes]:
+def _counted(ctx: Context, chunks: Iterable[bytes]) -> Generator[bytes, None, None]:
     """An estimate of rows_read for the progress lines (a quoted field may hold newlines)."""
     progress = ctx.progress
     for chunk in chunks:
