@@ -360,7 +360,6 @@ class Postgres(Database):
             cur.close()
         return n
 
-
     def accepts_csv(self) -> bool:
         # The bytes go unconverted: the server must read them as UTF-8, as Format.read decodes them.
         # Redshift has no savepoints to fall back with.
