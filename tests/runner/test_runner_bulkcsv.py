@@ -7,14 +7,12 @@ on every column); the servers tier loads the same kinds of input into a real Pos
 from __future__ import annotations
 
 import io
-import threading
-from collections.abc import Generator
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from datapipeline.runner.bulkcsv import MAX_RECORD, NotPlain, _prefetched, blocks, plain
+from datapipeline.runner.bulkcsv import MAX_RECORD, NotPlain, blocks, plain
 from datapipeline.runner.errors import TaskError
 from datapipeline.runner.formats import Format
 
@@ -157,28 +155,3 @@ def test_a_record_longer_than_the_limit_goes_row_by_row() -> None:
     with pytest.raises(NotPlain):
         list(blocks([b"x" * (MAX_RECORD // 2)] * 3, header=False))
 
-
-def test_the_reading_thread_stops_when_the_copy_does() -> None:
-    closed = threading.Event()
-
-    def endless() -> Generator[bytes, None, None]:
-        try:
-            while True:
-                yield b"1,a\n"
-        finally:
-            closed.set()
-
-    chunks = _prefetched(endless(), depth=2)
-    assert next(chunks) == b"1,a\n"
-    chunks.close()
-    assert closed.is_set()  # closed by its own thread, which has ended: close() waited for it
-    assert not [t for t in threading.enumerate() if t.name == "s3-read"]
-
-
-def test_an_error_while_reading_reaches_the_copy() -> None:
-    def failing() -> Generator[bytes, None, None]:
-        yield b"1,a\n"
-        raise NotPlain("late")
-
-    with pytest.raises(NotPlain, match="late"):
-        list(_prefetched(failing()))

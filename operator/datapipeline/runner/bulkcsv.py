@@ -14,11 +14,9 @@ An empty field, quoted or not, is NULL, as in ``Format.read``: ``FORCE_NULL`` on
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
 from collections.abc import Generator, Iterable, Iterator
-from contextlib import closing, suppress
+from contextlib import closing
 from typing import TypeGuard
 
 from datapipeline.runner.context import Context
@@ -61,8 +59,8 @@ def load(ctx: Context, sink: SqlSink, source: S3Source) -> int | None:
     with db.errors(db.where):
         db.execute("SAVEPOINT dp_bulk_csv")
     error: Exception | None = None
-    # Closed here, not when garbage collected: the reading thread stops before the per-row path starts.
-    data = closing(_counted(ctx, _prefetched(_input_blocks(source))))
+    # Closed here, not when garbage collected: the S3 stream is closed before the per-row path opens it again.
+    data = closing(_counted(ctx, _input_blocks(source)))
     try:
         with data as chunks:
             n = db.copy_csv(sink.table_ref, sink.columns, chunks)
@@ -103,45 +101,6 @@ def _input_blocks(source: S3Source) -> Generator[bytes, None, None]:
                 where = f"{source.role} {source.node.name!r} ({url})"
                 raise TaskError("Format.Compression", f"{where}: cannot decompress the data as gzip ({e}); "
                                 "check the node's compression field") from None
-
-
-def _prefetched(items: Generator[bytes, None, None], depth: int = 4) -> Iterator[bytes]:
-    """``items``, produced by a thread up to ``depth`` ahead: reading S3 overlaps PostgreSQL's parsing
-    instead of alternating with it (memory: ``depth`` blocks of about a MiB)."""
-    channel: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def send(message: tuple[bytes | None, BaseException | None]) -> bool:
-        while not stop.is_set():
-            with suppress(queue.Full):
-                channel.put(message, timeout=0.1)
-                return True
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not send((item, None)):
-                    return
-            send((None, None))
-        except BaseException as e:  # handed to the consumer, which raises it
-            send((None, e))
-        finally:
-            items.close()  # here: a generator is closed by the thread that runs it
-
-    thread = threading.Thread(target=produce, name="s3-read", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = channel.get()
-            if error is not None:
-                raise error
-            if item is None:
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _counted(ctx: Context, chunks: Iterable[bytes]) -> Generator[bytes, None, None]:
