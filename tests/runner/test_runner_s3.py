@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -197,6 +198,45 @@ def test_rejected_value_names_the_record(runner: Runner, minio: S3Server, bucket
     assert run.result.error_message.startswith(f"output 'Out' (table {t}): record 2 of s3://{bucket}/b.csv was "
                                                "rejected: "), run.output
     assert server.sql(f"SELECT COUNT(*) FROM {t}") == [(0,)]
+
+
+def test_csv_load_reads_quoting_header_and_line_ends_alike(runner: Runner, minio: S3Server, bucket: str,
+                                                             server: SqlServer) -> None:
+    """PostgreSQL's fast path (the bytes straight into COPY) and MariaDB's per-row path load the same rows."""
+    t = table(server, "fast1")
+    put(minio, bucket, "in/0.csv.gz", gzip.compress(b'id,name,amount\r\n1,"a, ""b""",1.5\r\n2,"",\r\n3,"two\r\nlines",'
+                                                    b'3'))  # no line end at the end of the object
+    put(minio, bucket, "in/1.csv.gz", gzip.compress(b'id,name,amount\r\n4,plain,4\r\n'))
+    src = s3_node("In", csv(headerRow="true"), directoryPath=f"s3://{bucket}/in/", compression="gzip")
+    run = runner(copy_task(minio, src, sql_node("Out", pgdb(server), table=t)), minio.env() | {PW_ENV: server.password})
+    assert run.code == 0, run.output
+    assert (run.result.rows_read, run.result.rows_written) == (4, 4)
+    assert "row by row" not in run.stdout
+    assert [tuple(r) for r in server.sql(f"SELECT id, name, amount FROM {t} ORDER BY id")] == [
+        (1, 'a, "b"', Decimal("1.50")), (2, None, None), (3, "two\r\nlines", Decimal("3.00")),
+        (4, "plain", Decimal("4.00"))]
+
+
+def test_csv_postgresql_may_read_otherwise_loads_row_by_row(runner: Runner, minio: S3Server, bucket: str,
+                                                            postgres: SqlServer) -> None:
+    t = table(postgres, "fast2")
+    # A quote inside an unquoted field (literal to the csv module) after a few MiB already sent to COPY.
+    rows = "".join(f'{i},"name {i}",{i}\n' for i in range(3, 200_000))
+    put(minio, bucket, "q.csv", f'1,"ok",1\n{rows}2,5" tall,2\n')
+    run = runner(copy_task(minio, s3_node("In", csv(), filePath=f"s3://{bucket}/q.csv"),
+                           sql_node("Out", pgdb(postgres), table=t)), minio.env() | {PW_ENV: postgres.password})
+    assert run.code == 0, run.output
+    assert "loading row by row" in run.stdout
+    assert (run.result.rows_read, run.result.rows_written) == (199_999, 199_999)
+    assert postgres.sql(f"SELECT name FROM {t} WHERE id < 4 ORDER BY id") == [("ok",), ('5" tall',), ("name 3",)]
+    assert postgres.sql(f"SELECT COUNT(*) FROM {t}") == [(199_999,)]
+    postgres.sql(f"DELETE FROM {t} WHERE id > 2")
+    # PostgreSQL's end-of-data marker is a one-column row to the csv module: an error, not the end
+    put(minio, bucket, "m.csv", "1,a,1\n\\.\n2,b,2\n")
+    run = runner(copy_task(minio, s3_node("In", csv(), filePath=f"s3://{bucket}/m.csv"),
+                           sql_node("Out", pgdb(postgres), table=t)), minio.env() | {PW_ENV: postgres.password})
+    assert_failed(run, "Format.ColumnCount", f"input 'In' (s3://{bucket}/m.csv): line 2 has 1 columns, expected 3")
+    assert postgres.sql(f"SELECT COUNT(*) FROM {t}") == [(2,)]
 
 
 def test_missing_table(runner: Runner, minio: S3Server, bucket: str, server: SqlServer) -> None:

@@ -19,14 +19,18 @@ warning: it does not change the result.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable
+from contextlib import suppress
 from types import FrameType
+from typing import NoReturn
 
 from datapipeline.core.task import (
     EXIT_FAILED,
@@ -272,8 +276,25 @@ def main() -> None:
     if COPY.active:
         log.info("uploading this log to %s", log_url(_logged[-1]))
         _upload_log()
-    sys.stdout.flush()
-    sys.exit(code)
+    _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """Ends the process once everything is reported, without tearing the interpreter down.
+
+    Finalizing frees boto3's and psycopg's objects one by one: about 0.1 s of CPU at the end of every
+    task (7% of a 1,000,000-row load), which the kernel does at once. A non-daemon thread still running
+    would be cut short, so then the ordinary exit waits for it.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with suppress(Exception):
+            if stream is not None:
+                stream.flush()
+    current = threading.current_thread()
+    if any(t is not current and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        sys.exit(code)
+    os._exit(code)
 
 
 if __name__ == "__main__":

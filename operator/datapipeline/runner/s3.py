@@ -37,6 +37,12 @@ TRANSFER = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * M
 # A streamed (non-seekable) upload buffers whole parts; s3transfer's default of 10 parts in memory
 # would be 80 MiB. Five keep the pipeline busy at 40 MiB.
 TRANSFER.max_in_memory_upload_chunks = 5
+# A server-side copy holds no data here, so its parts can be large: the store's work per part (a request,
+# a part file, its metadata) is paid 16 times per GiB instead of 128, which made MinIO spend about a fifth
+# less CPU on a 1 GiB copy than with 8 MiB parts. The threshold stays at 8 MiB: a single CopyObject keeps
+# the source's metadata and a multipart copy does not, and which one an object gets must not change.
+COPY_TRANSFER = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=64 * MiB, max_concurrency=8,
+                               use_threads=True)
 
 
 @dataclass(frozen=True)
@@ -237,7 +243,7 @@ class S3:
     def copy(self, src: S3Url, dst: S3Url, where: str) -> None:
         """Server-side copy (multipart UploadPartCopy for large objects): no data passes through the runner."""
         with self.errors(where, src):
-            self.client.copy({"Bucket": src.bucket, "Key": src.key}, dst.bucket, dst.key, Config=TRANSFER)
+            self.client.copy({"Bucket": src.bucket, "Key": src.key}, dst.bucket, dst.key, Config=COPY_TRANSFER)
 
     def delete(self, url: S3Url) -> None:
         with suppress(ClientError, BotoCoreError):  # best-effort cleanup of a failed attempt's outputs

@@ -2,7 +2,9 @@
 
 S3 to S3 with the same format and compression is a server-side copy (AWS's
 "high-performance" path): the bytes never pass through the runner. A load into
-SQL is one transaction: a bad row rolls everything back.
+SQL is one transaction: a bad row rolls everything back. A CSV load into
+PostgreSQL first tries to hand the bytes to COPY unparsed (bulkcsv), and loads
+row by row when that cannot be sure to read them the same.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from datapipeline.core.task import DataNodeSpec, TaskResult
+from datapipeline.runner import bulkcsv
 from datapipeline.runner.context import Context
 from datapipeline.runner.errors import InvalidTask, TaskError
 from datapipeline.runner.formats import ChunkStream, gzip_chunks
@@ -157,7 +160,9 @@ def _to_sql(ctx: Context, src: DataNodeSpec, dst: DataNodeSpec) -> TaskResult:
         source = open_source(ctx, src)
         expected = sink.prepare(format_columns(src) if src.type in S3_TYPES else None)
         ctx.progress.phase = "loading"
-        n = sink.load(iter(source.rows(expected)), source)
+        n = bulkcsv.load(ctx, sink, source) if bulkcsv.applies(source, sink) else None
+        if n is None:
+            n = sink.load(iter(source.rows(expected)), source)
         ctx.progress.phase = "committing"
         sink.commit()
     finally:
