@@ -15,6 +15,8 @@ EXPECTED = {
     "pipelineruns.datapipeline.io": {"get", "list", "watch", "create", "delete"},
     "pipelines.datapipeline.io/status": {"patch"},
     "pipelineruns.datapipeline.io/status": {"patch"},
+    "taskattempts.datapipeline.io": {"list", "watch", "create", "delete"},
+    "taskattempts.datapipeline.io/status": {"patch"},
     "jobs.batch": {"list", "watch", "create", "delete"},
     "pods": {"list", "watch"},
     "pods/log": {"get"},

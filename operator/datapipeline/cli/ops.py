@@ -350,8 +350,22 @@ def cmd_logs(args: argparse.Namespace) -> int:
             print(kube.core().read_namespaced_pod_log(pods[-1].metadata.name, namespace))
             continue
         text = _s3_log(namespace, run, activity, int(attempt))
+        if text is None:
+            text = _attempt_log_tail(kube, namespace, job)
         print(text if text is not None else "(no pod and no stored log)")
     return 0
+
+
+def _attempt_log_tail(kube: Any, namespace: str, name: str) -> str | None:
+    """An attempt a poller ran (worker group in mode poll): the end of its output, kept in the TaskAttempt."""
+    from datapipeline.core import taskattempt
+
+    found = kube.get_object(namespace, taskattempt.PLURAL, name)
+    status = (found or {}).get("status") or {}
+    if found is None or not status.get("logTail"):
+        return None
+    return (f"(run by poller {status.get('claimedBy')}; the last {taskattempt.LOG_TAIL_BYTES} bytes of its "
+            f"output; set pipelineLogUri to keep whole logs)\n{status['logTail']}")
 
 
 def log_key(uri: str, pipeline: str, run: str, activity: str, attempt: int) -> str:
