@@ -95,8 +95,8 @@ def test_a_poller_on_the_host_copies_from_a_loopback_database_while_other_activi
     operator.apply(pipeline_doc("onprem", [
         shell("announce", "echo starting"),
         {"name": "extract", "type": "CopyActivity", "workerGroup": "onprem", "dependsOn": ["announce"],
-         "input": "orders-table", "output": "orders-csv", "maximumRetries": 0},
-        shell("check", "cat ${INPUT1_STAGING_DIR}/*", dependsOn=["extract"], input="orders-csv", stage=True)],
+         "input": ["orders-table"], "output": ["orders-csv"], "maximumRetries": 0},
+        shell("check", "cat ${INPUT1_STAGING_DIR}/*", dependsOn=["extract"], input=["orders-csv"], stage=True)],
         **ONDEMAND, workerGroups={"onprem": {"mode": "poll", "leaseSeconds": 15}},
         aws={"region": "us-east-1", "s3EndpointUrl": minio.pod_endpoint, "s3PathStyle": True,
              "credentialsSecret": AWS_SECRET},
