@@ -177,6 +177,18 @@ def test_two_pollers_run_each_of_twenty_attempts_once_and_a_killed_pollers_attem
     assert time.time() - killed_at < 90
     assert "second-time" in operator.cli("logs", "lost-1", "--activity", "long")
 
+    # Cancel deletes the TaskAttempt; the poller running it stops the task at once.
+    operator.apply(pipeline_doc("stop", [shell("wait", "sleep 300", workerGroup="pair")], **ONDEMAND,
+                                workerGroups={"pair": {"mode": "poll"}}))
+    operator.cli("run", "stop", "--name", "stop-1")
+    operator.wait(lambda: (operator.get("pipelinerun", "stop-1").get("status") or {}).get("activities", {})
+                  .get("wait", {}).get("status") == "RUNNING", timeout=60)
+    operator.cli("cancel", "stop-1")
+    run = operator.wait_phase("stop-1", ("Cancelled",), timeout=60)
+    assert run["status"]["activities"]["wait"]["status"] == "CANCELED"
+    operator.wait(lambda: not attempts_of(operator, "stop-1"), timeout=30)
+    operator.wait(lambda: "stopping stop-1-wait-1 (deleted)" in pollers.log(survivor), timeout=30)
+
 
 def test_a_poller_identity_may_claim_only_its_own_groups_attempts_in_its_namespace(
         operator: Operator, kube_cluster: Any, tmp_path: Path) -> None:
