@@ -21,6 +21,8 @@ EXPECTED = {
     "pods": {"list", "watch"},
     "pods/log": {"get"},
     "events": {"create"},
+    # Leader election: its one Lease (get, update by name; create).
+    "leases.coordination.k8s.io": {"get", "update", "create"},
     # kopf's discovery of resources and namespaces (cluster-wide, read-only).
     "customresourcedefinitions.apiextensions.k8s.io": {"list", "watch"},
     "namespaces": {"list", "watch"},
