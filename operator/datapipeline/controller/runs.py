@@ -48,6 +48,7 @@ from datapipeline.core.runstate import (
     RunSpec,
     RunState,
     attempt_job_name,
+    worth_posting,
 )
 from datapipeline.core.schedule import Interval, effective_start, format_time, interval_at, parse_time
 from datapipeline.core.task import KIND_ACTIVITY
@@ -156,14 +157,14 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     status = run.get("status") or {}
     now = datetime.now(UTC)
     pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
-    if FROZEN_HASH not in status:
-        frozen = _freeze(namespace, name, run, pipeline, now, snap, cache)
-        if frozen is not None:
-            return frozen
-        run = caches.freshest(run, cache) or run  # frozen now: go on from what was written
-        status = run.get("status") or {}
     seen = status.get(caches.SEEN_DIGEST)
     status = {k: v for k, v in status.items() if k != caches.SEEN_DIGEST}  # the cache's, not the run's
+    stored = status  # what the API server holds: the status patch is computed against it
+    if FROZEN_HASH not in status:
+        frozen = _freeze(namespace, name, run, pipeline, now, snap, cache)
+        if isinstance(frozen, tuple):
+            return frozen
+        status = {**status, **frozen}  # saved with the pass's first decisions: one status write, not two
     full, generation, problem = _definition(namespace, name, status, seen, cache)
     if full is None:
         return _refuse(namespace, name, run, "InvalidDefinition", problem or "", now)
@@ -214,11 +215,12 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
         created_attempts.pop(delete.name, None)
     _settle_lost_claims(namespace, attempts, facts, now)
     new_status = {**build_status(status, result.state, run, generation, now), FROZEN_VALUES: values}
-    patch = merge_patch(status, new_status)
+    patch = merge_patch(stored, new_status)
     if patch:
         _save(namespace, name, run, patch, cache)
     for emit in [*result.events, *_no_worker_warnings(attempts, now, cache)]:
-        kopf.event(cast(Any, run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
+        if worth_posting(emit, SETTINGS.every_event):
+            kopf.event(cast(Any, run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
         _count(namespace, pipeline, emit.reason)
     if result.state.phase in FINAL_PHASES and new_status.get("phase") != status.get("phase"):
         metrics.RUNS.labels(namespace, pipeline, result.state.phase).inc()
@@ -403,11 +405,13 @@ def _count(namespace: str, pipeline: str, reason: str) -> None:
 
 def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str, now: datetime,
             snap: caches.Snapshot | None = None,
-            cache: dict[str, Any] | None = None) -> tuple[bool, datetime | None] | None:
-    """Copy the Pipeline's spec into the run's status, once: the run's one source of truth (None: done, go on).
+            cache: dict[str, Any] | None = None) -> tuple[bool, datetime | None] | dict[str, Any]:
+    """The copy of the Pipeline's spec for the run's status, once: the run's one source of truth (a tuple: the
+    run was refused). It is saved with the first pass's state, in one status write.
 
     Only the operator may write a run's status, so no other object (and no one who can merely create
-    runs or ConfigMaps) can change what the run executes; its hash is checked on every read.
+    runs or ConfigMaps) can change what the run executes; its hash is checked on every read. Should that first
+    write fail, the next pass copies the Pipeline again: the Jobs made meanwhile keep their deterministic names.
     """
     source = _pipeline_object(namespace, pipeline, snap)
     if source is None:
@@ -417,12 +421,10 @@ def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str, no
     if problem := size_problem(spec):
         return _refuse(namespace, name, run, "InvalidDefinition", problem, now)
     frozen = freeze(spec, int(source["metadata"].get("generation") or 0))
-    _save(namespace, name, run, frozen, cache)
-    if cache is None or "written" not in cache:
-        return True, now  # act on the frozen copy in the next pass
-    cache.pop("definition", None)
-    cache["frozen"] = frozen  # the copy just written: no read of it
-    return None
+    if cache is not None:
+        cache.pop("definition", None)
+        cache["frozen"] = frozen  # the copy about to be written: no read of it
+    return dict(frozen)
 
 
 def _definition(namespace: str, name: str, status: Mapping[str, Any], seen: Any,

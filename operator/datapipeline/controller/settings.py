@@ -34,6 +34,7 @@ class Settings:
     webhook_port: int
     webhook_cert_dir: str | None  # tls.crt and tls.key (the chart's Secret); kopf reloads them when they change
     standalone: bool
+    every_event: bool  # post an Event for every attempt's creation, start and end too (core/runstate.py)
     leader_election: bool  # several replicas, one acting (controller/leader.py)
     leader_lease: str  # the Lease's name, in the operator's namespace
     lease_seconds: tuple[int, int, int]  # lease duration, renew deadline, retry period
@@ -54,6 +55,7 @@ def load() -> Settings:
         webhook_port=int(_float("DATAPIPELINE_WEBHOOK_PORT", 9443)),
         webhook_cert_dir=os.environ.get("DATAPIPELINE_WEBHOOK_CERT_DIR") or None,
         standalone=_bool("DATAPIPELINE_STANDALONE", True),
+        every_event=os.environ.get("DATAPIPELINE_EVENTS", "milestones").strip().lower() == "all",
         leader_election=_bool("DATAPIPELINE_LEADER_ELECTION", False),
         leader_lease=os.environ.get("DATAPIPELINE_LEADER_LEASE") or "kube-datapipeline-operator",
         lease_seconds=_lease_seconds(os.environ.get("DATAPIPELINE_LEASE_SECONDS", "")),
