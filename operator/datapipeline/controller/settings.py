@@ -24,7 +24,9 @@ def _bool(name: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class Settings:
     namespaces: tuple[str, ...]  # empty: cluster-wide
-    scheduler_interval: float  # seconds between scheduling passes of a Pipeline
+    # A Pipeline's worker looks again at its next due time and on every change (watch events); this resync is
+    # only the safety net. 10 s for 1,000 idle Pipelines was 100 passes a second: 11% of a core for nothing.
+    scheduler_interval: float
     resync_interval: float  # a run is reconciled at least this often
     missed_grace: timedelta  # missedRunPolicy Skip: a run due longer ago than this was missed
     metrics_port: int  # 0: no metrics endpoint
@@ -45,7 +47,7 @@ def load() -> Settings:
     namespaces = tuple(n.strip() for n in os.environ.get("DATAPIPELINE_NAMESPACES", "").split(",") if n.strip())
     return Settings(
         namespaces=namespaces,
-        scheduler_interval=_float("DATAPIPELINE_SCHEDULER_INTERVAL", 10.0),
+        scheduler_interval=_float("DATAPIPELINE_SCHEDULER_INTERVAL", 300.0),
         resync_interval=_float("DATAPIPELINE_RESYNC_INTERVAL", 30.0),
         missed_grace=timedelta(seconds=_float("DATAPIPELINE_MISSED_GRACE_SECONDS", 60.0)),
         metrics_port=int(_float("DATAPIPELINE_METRICS_PORT", 8080)),
