@@ -37,6 +37,10 @@ class Day2Error(ValueError):
     """Input an operation cannot accept, said in one sentence (the CLI prints it after ``error: ``)."""
 
 
+class NotFound(Day2Error):
+    """The Pipeline or PipelineRun named does not exist."""
+
+
 class KubeApi(Protocol):
     """The calls the operations make (:mod:`datapipeline.k8s.api` provides them)."""
 
@@ -92,14 +96,14 @@ def checked_params(pipeline: Mapping[str, Any], raw: Mapping[str, str]) -> dict[
 def get_pipeline(kube: KubeApi, namespace: str, name: str) -> dict[str, Any]:
     pipeline = kube.get_object(namespace, "pipelines", name)
     if pipeline is None:
-        raise Day2Error(f"no Pipeline {name} in {namespace}")
+        raise NotFound(f"no Pipeline {name} in {namespace}")
     return dict(pipeline)
 
 
 def get_run(kube: KubeApi, namespace: str, name: str) -> dict[str, Any]:
     run = kube.get_object(namespace, "pipelineruns", name)
     if run is None:
-        raise Day2Error(f"no PipelineRun {name} in {namespace}")
+        raise NotFound(f"no PipelineRun {name} in {namespace}")
     return dict(run)
 
 
@@ -181,7 +185,7 @@ def _patch_run(kube: KubeApi, namespace: str, run: str, patch: Mapping[str, Any]
         kube.patch_spec(namespace, "pipelineruns", run, patch)
     except ApiException as error:
         if error.status == 404:
-            raise Day2Error(f"no PipelineRun {run} in {namespace}") from None
+            raise NotFound(f"no PipelineRun {run} in {namespace}") from None
         raise
     return f"pipelinerun/{run} {done}"
 
@@ -248,7 +252,7 @@ def change_lifecycle(kube: KubeApi, namespace: str, pipeline: str, verb: str, *,
         kube.patch_spec(namespace, "pipelines", pipeline, patch)
     except ApiException as error:
         if error.status == 404:
-            raise Day2Error(f"no Pipeline {pipeline} in {namespace}") from None
+            raise NotFound(f"no Pipeline {pipeline} in {namespace}") from None
         raise
     done = LIFECYCLE_DONE[verb]
     if verb == "deactivate":
