@@ -80,7 +80,7 @@
       .then((response) =>
         response.json().then((data) => {
           if (response.ok) flash(true, data.message);
-          else flash(false, `${response.status}: ${data.error}`);
+          else flash(false, data.error);
         }),
       )
       .catch((error) => flash(false, `the console did not answer: ${error}`));
