@@ -175,6 +175,7 @@ def test_a_failed_run_is_read_and_rerun_in_the_browser(operator: Operator, brows
         log = _wait(browser, lambda d: "warehouse locked" in _css(d, "#log").text and _css(d, "#log").text)
         assert "load attempt 1" in log
         assert "from the pod" in _css(browser, "#log-title").text
+        assert browser.find_elements(By.CSS_SELECTOR, "#timeline rect.bar-failed")  # the Gantt shows the failure
         browser.save_screenshot(str(tmp_path / "3-run-failed.png"))
         timer.step("run page, error and log read")
 

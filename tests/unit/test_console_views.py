@@ -170,3 +170,41 @@ def test_a_change_reaches_only_the_pages_that_show_it() -> None:
     assert not mine.concerns("team-b", None, None)
     assert Change("pipelines", "team-a", "daily", "daily").concerns("team-a", "daily", "r1")  # the run's pipeline
     assert Change("pipelines", None, None, None).concerns("team-b", "x", "y")  # a new list: everything
+
+
+# ---------------------------------------------------------------------------------------------- timeline
+def test_the_timeline_shows_waiting_attempts_and_the_retry_delay_between_them() -> None:
+    from datetime import UTC, datetime
+
+    from datapipeline.console.timeline import chart, run_segments
+
+    failed = run("r1")
+    failed["status"]["startTime"] = "2026-11-30T01:00:00Z"
+    rows = dict(run_segments(failed, ["extract", "load", "report"], datetime(2026, 11, 30, 2, tzinfo=UTC)))
+    load = [(s.kind, s.start.strftime("%H:%M"), s.end.strftime("%H:%M"), s.attempt) for s in rows["load"]]
+    assert load == [("waiting", "01:00", "01:01", None), ("failed", "01:01", "01:02", 1),
+                    ("retry-delay", "01:02", "01:04", None), ("failed", "01:04", "01:05", 2)]
+    assert [(s.kind, s.attempt) for s in rows["extract"]] == [("finished", 1)]
+    assert rows["report"] == []  # cascade-failed: it never ran
+    drawn = chart(list(rows.items()), width=450)
+    assert drawn is not None and (drawn.start, drawn.end) == ("2026-11-30T01:00:00Z", "2026-11-30T01:05:00Z")
+    assert drawn.height == 72 and [label for label, _ in drawn.labels] == ["extract", "load", "report"]
+    last = drawn.bars[-1]
+    assert (last.kind, last.x + last.width, last.y) == ("failed", 450.0, 28)
+    assert last.title == "attempt 2 failed: 2026-11-30T01:04:00Z .. 2026-11-30T01:05:00Z (60s)"
+
+
+def test_a_running_attempt_reaches_now_and_a_pending_retry_its_time() -> None:
+    from datetime import UTC, datetime
+
+    from datapipeline.console.timeline import activity_segments, chart
+
+    now = datetime(2026, 11, 30, 1, 10, tzinfo=UTC)
+    running = {"status": "RUNNING", "attempt": 1, "startTime": "2026-11-30T01:00:00Z"}
+    assert [(s.kind, s.end) for s in activity_segments(running, None, now)] == [("running", now)]
+    waiting = {"status": "WAITING_FOR_RUNNER", "attempt": 2, "retryAt": "2026-11-30T01:20:00Z",
+               "attempts": [{"n": 1, "status": "FAILED", "start": "2026-11-30T01:00:00Z",
+                             "end": "2026-11-30T01:01:00Z"}]}
+    kinds = [(s.kind, s.end.strftime("%H:%M")) for s in activity_segments(waiting, None, now)]
+    assert kinds == [("failed", "01:01"), ("retry-delay", "01:20")]
+    assert chart([("a", [])]) is None

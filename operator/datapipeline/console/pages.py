@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from datapipeline import day2
-from datapipeline.console import views
+from datapipeline.console import timeline, views
 from datapipeline.console.cache import WatchCache
 from datapipeline.console.graph import LayoutUnavailable, pipeline_graph, render_svg, to_dot
 from datapipeline.controller.frozen import FROZEN_SPEC
@@ -88,7 +89,9 @@ def run_page(cache: WatchCache, readable: Readable, namespace: str, name: str) -
     pipeline = cache.pipeline(namespace, views.run_row(run).pipeline) or {}
     definition, problem = parsed(frozen if isinstance(frozen, Mapping) else pipeline.get("spec") or {})
     view = views.run_view(run, definition)
-    return {"run": view, "graph": _graph(definition, run), "problem": problem,
+    rows = timeline.run_segments(run, [a.name for a in view.activities], datetime.now(UTC))
+    return {"run": view, "graph": _graph(definition, run), "problem": problem, "timeline": timeline.chart(rows),
+            "bar_kinds": timeline.BAR_KINDS,
             "events": _events_url(namespace=namespace, pipeline=view.pipeline, run=name)}
 
 
