@@ -7,6 +7,9 @@ from typing import Any
 SPEC: dict[str, Any] = {
     "activated": True,
     "schedule": {"period": "1 day", "startDateTime": "2026-01-01T00:00:00Z"},
+    "parameters": [{"id": "myDay", "type": "String", "pattern": r"\d{4}-\d{2}-\d{2}", "default": "2026-01-01",
+                    "overridable": True},
+                   {"id": "myTable", "default": "orders"}],
     "dataNodes": [{"name": "orders", "type": "S3DataNode", "directoryPath": "s3://b/orders",
                    "precondition": ["orders-ready"]}],
     "preconditions": [{"name": "orders-ready", "type": "S3PrefixNotEmpty", "s3Prefix": "s3://b/orders"},

@@ -138,6 +138,33 @@ def test_other_actions_patch_what_their_cli_verbs_patch() -> None:
     assert answer.status_code == 200 and kube.created[0]["spec"]["trigger"] == "Manual"
 
 
+def test_run_now_takes_a_time_and_parameter_values_checked_as_the_cli_checks_them() -> None:
+    web, kube = client()
+    page = web.get("/pipelines/team-a/daily").text
+    assert '"key": "param:myDay"' in page and "param:myTable" not in page  # only what a run may set
+    body = {"action": "run-now", "namespace": "team-a", "pipeline": "daily",
+            "fields": {"at": "2026-11-30T12:00:00Z", "param:myDay": "2026-02-03"}}
+    answer = web.post("/api/actions", headers=HEADERS, content=json.dumps(body))
+    assert answer.json() == {"message": "pipelinerun/daily-manual-20261130t1200z created"}
+    assert kube.created[0]["spec"]["values"] == {"myDay": "2026-02-03"}
+    for fields, message in (({"param:myDay": "yesterday"}, "--param myDay"), ({"at": "soon"}, 'at: "soon" is not'),
+                            ({"param:myTable": "x"}, "--param myTable")):
+        refused = web.post("/api/actions", headers=HEADERS, content=json.dumps({**body, "fields": fields}))
+        assert refused.status_code == 400 and refused.json()["error"].startswith(message), refused.json()
+    assert len(kube.created) == 1
+
+
+def test_backfill_creates_a_run_per_interval_of_the_range() -> None:
+    web, kube = client()
+    body = {"action": "backfill", "namespace": "team-a", "pipeline": "daily",
+            "fields": {"from": "2026-01-01T00:00:00Z", "to": "2026-01-04T00:00:00Z"}}
+    answer = web.post("/api/actions", headers=HEADERS, content=json.dumps(body))
+    assert answer.json()["message"].startswith("pipelinerun/daily-20260101t0000z created; ")
+    assert [r["spec"]["trigger"] for r in kube.created] == ["Backfill"] * 3
+    missing = web.post("/api/actions", headers=HEADERS, content=json.dumps({**body, "fields": {"from": "x"}}))
+    assert missing.status_code == 400 and missing.json()["error"].startswith("to: required")
+
+
 @pytest.mark.parametrize(("body", "status", "message"), [
     ({"action": "cancel", "namespace": "team-a", "run": "nope"}, 404, "no PipelineRun nope in team-a"),
     ({"action": "explode", "namespace": "team-a", "run": "x"}, 400, 'action: "explode" is not one of'),
@@ -146,6 +173,8 @@ def test_other_actions_patch_what_their_cli_verbs_patch() -> None:
     ({"action": "rerun-activity", "namespace": "team-a", "run": "daily-1", "activity": "nosuch"}, 400,
      'run daily-1 has no activity named "nosuch" (its activities: extract, load, report)'),
     ([1, 2], 400, "the request is not a JSON object"),
+    ({"action": "run-now", "namespace": "team-a", "pipeline": "daily", "fields": {"at": 5}}, 400,
+     "fields.at: must be text"),
 ])
 def test_bad_actions_get_one_clear_message(body: Any, status: int, message: str) -> None:
     web, kube = client()

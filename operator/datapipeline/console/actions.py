@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datapipeline import day2
@@ -18,7 +18,8 @@ ACTIONS: Mapping[str, tuple[str, str]] = {
     "rerun-downstream": ("run", "datapipeline rerun RUN --activity A --downstream"),
     "mark-finished": ("run", "datapipeline mark-finished RUN A"),
     "cancel": ("run", "datapipeline cancel RUN"),
-    "run-now": ("pipeline", "datapipeline run PIPELINE"),
+    "run-now": ("pipeline", "datapipeline run PIPELINE [--at T] [--param K=V]"),
+    "backfill": ("pipeline", "datapipeline backfill PIPELINE --from T --to T"),
     "activate": ("pipeline", "datapipeline activate PIPELINE"),
     "deactivate": ("pipeline", "datapipeline deactivate PIPELINE"),
     "pause": ("pipeline", "datapipeline pause PIPELINE"),
@@ -26,6 +27,9 @@ ACTIONS: Mapping[str, tuple[str, str]] = {
 }
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # a Kubernetes object name
 _ACTIVITY = re.compile(r"[A-Za-z0-9_.-]{1,253}")
+PARAM_PREFIX = "param:"  # a field that is a parameter value of run-now: param:<id>
+MAX_FIELDS, MAX_FIELD_LENGTH = 64, 4096
+BACKFILL_REPORTED = 5  # lines of a backfill's report shown; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class ActionRequest:
     namespace: str
     target: str  # the run or the pipeline, as ACTIONS says
     activity: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)  # what the confirmation asked: at, from, to, param:*
 
     @staticmethod
     def from_json(body: Any) -> ActionRequest:
@@ -50,7 +55,18 @@ class ActionRequest:
             activity = _text(body, "activity")
             if not _ACTIVITY.fullmatch(activity):
                 raise day2.Day2Error(f'activity: "{activity[:60]}" is not an activity name')
-        return ActionRequest(action, namespace, target, activity)
+        return ActionRequest(action, namespace, target, activity, _fields(body.get("fields")))
+
+
+def _fields(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or len(value) > MAX_FIELDS:
+        raise day2.Day2Error(f"fields: at most {MAX_FIELDS} names with text values")
+    for key, text in value.items():
+        if not isinstance(text, str) or len(text) > MAX_FIELD_LENGTH or len(str(key)) > 256:
+            raise day2.Day2Error(f"fields.{str(key)[:40]}: must be text of at most {MAX_FIELD_LENGTH} characters")
+    return {str(k): v for k, v in value.items()}
 
 
 def _text(body: Mapping[str, Any], key: str) -> str:
@@ -92,6 +108,32 @@ def _dispatch(kube: Any, order: ActionRequest) -> str:
         case "cancel":
             return day2.cancel_run(kube, ns, target)
         case "run-now":
-            return f"pipelinerun/{day2.start_run(kube, ns, target)} created"
+            return _run_now(kube, order)
+        case "backfill":
+            return _backfill(kube, order)
         case _:
             return day2.change_lifecycle(kube, ns, target, order.action)
+
+
+def _run_now(kube: Any, order: ActionRequest) -> str:
+    """``datapipeline run``: --at when given, each non-empty param:<id> field as --param id=value."""
+    at = order.fields.get("at", "").strip()
+    moment = day2.parse_time_option(at, "at") if at else None
+    params = {k.removeprefix(PARAM_PREFIX): v for k, v in order.fields.items() if k.startswith(PARAM_PREFIX) and v}
+    name = day2.start_run(kube, order.namespace, order.target, at=moment, params=params)
+    return f"pipelinerun/{name} created"
+
+
+def _backfill(kube: Any, order: ActionRequest) -> str:
+    """``datapipeline backfill --from --to``: the runs it created, the first few by name."""
+    times = [order.fields.get(key, "").strip() for key in ("from", "to")]
+    for key, text in zip(("from", "to"), times, strict=True):
+        if not text:
+            raise day2.Day2Error(f"{key}: required, a date-time like 2026-01-31T00:00:00Z")
+    lines: list[str] = []
+    day2.backfill(kube, order.namespace, order.target, day2.parse_time_option(times[0], "from"),
+                  day2.parse_time_option(times[1], "to"), report=lines.append)
+    if not lines:
+        return "no interval starts in that range"
+    more = f" and {len(lines) - BACKFILL_REPORTED} more" if len(lines) > BACKFILL_REPORTED else ""
+    return "; ".join(lines[:BACKFILL_REPORTED]) + more

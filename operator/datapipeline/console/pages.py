@@ -54,6 +54,7 @@ def pipeline_page(cache: WatchCache, readable: Readable, namespace: str, name: s
     return {"pipeline": views.pipeline_row(pipeline), "runs": views.runs_page(runs, status, page),
             "run": views.run_row(chosen) if chosen else None, "graph": _graph(definition, chosen),
             "problem": problem, "parameters": _parameters(spec), "run_phases": views.RUN_PHASES,
+            "run_fields": _run_fields(spec), "backfill_fields": BACKFILL_FIELDS,
             "status": status or "", "events": _events_url(namespace=namespace, pipeline=name)}
 
 
@@ -64,6 +65,21 @@ def _chosen_run(runs: list[dict[str, Any]], name: str | None) -> Mapping[str, An
             raise PageNotFound(f"the pipeline has no run named {name}")
         return found
     return views.newest_run(runs)
+
+
+BACKFILL_FIELDS = ({"key": "from", "label": "from (RFC 3339)", "value": ""},
+                   {"key": "to", "label": "to (RFC 3339)", "value": ""})
+
+
+def _run_fields(spec: Mapping[str, Any]) -> list[dict[str, str]]:
+    """What "Run now" asks: the scheduled time, and each parameter a run may set, with its default."""
+    fields = [{"key": "at", "label": "scheduled start (RFC 3339; empty: now)", "value": ""}]
+    for p in spec.get("parameters") or ():
+        default = p.get("default")
+        if p.get("overridable") and not str(p.get("id", "")).startswith("*"):
+            fields.append({"key": f"param:{p['id']}", "label": f"{p['id']} ({p.get('type', 'String')})",
+                           "value": default if isinstance(default, str) else ""})
+    return fields
 
 
 def _parameters(spec: Mapping[str, Any]) -> list[dict[str, str]]:

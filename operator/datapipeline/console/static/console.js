@@ -56,19 +56,46 @@
     box.textContent = text;
   }
 
+  // An action that needs values (run now: time and parameters; backfill: the range) asks for them in the
+  // confirmation; data-fields lists them as [{key, label, value}].
+  function askFields(button) {
+    const box = document.getElementById("confirm-fields");
+    box.replaceChildren();
+    for (const field of JSON.parse(button.dataset.fields || "[]")) {
+      const label = document.createElement("label");
+      const input = document.createElement("input");
+      label.textContent = field.label;
+      input.name = field.key;
+      input.value = field.value;
+      input.dataset.initial = field.value;
+      label.append(input);
+      box.append(label);
+    }
+  }
+
+  function askedFields() {
+    // Only what the user set: an untouched parameter keeps the Pipeline's default, as the CLI does.
+    const fields = {};
+    for (const input of document.querySelectorAll("#confirm-fields input")) {
+      if (input.value !== input.dataset.initial) fields[input.name] = input.value;
+    }
+    return fields;
+  }
+
   function confirmThen(button) {
     const dialog = document.getElementById("confirm");
     document.getElementById("confirm-text").textContent = button.dataset.confirm;
     document.getElementById("confirm-cli").textContent = button.dataset.cli;
+    askFields(button);
     dialog.returnValue = "";
     dialog.onclose = () => {
-      if (dialog.returnValue === "ok") act(button);
+      if (dialog.returnValue === "ok") act(button, askedFields());
     };
     dialog.showModal();
   }
 
-  function act(button) {
-    const body = { action: button.dataset.action, namespace: button.dataset.namespace };
+  function act(button, fields) {
+    const body = { action: button.dataset.action, namespace: button.dataset.namespace, fields: fields };
     for (const key of ["run", "pipeline", "activity"]) {
       if (button.dataset[key]) body[key] = button.dataset[key];
     }
