@@ -208,3 +208,17 @@ def test_a_running_attempt_reaches_now_and_a_pending_retry_its_time() -> None:
     kinds = [(s.kind, s.end.strftime("%H:%M")) for s in activity_segments(waiting, None, now)]
     assert kinds == [("failed", "01:01"), ("retry-delay", "01:20")]
     assert chart([("a", [])]) is None
+
+
+def test_the_gap_before_a_rerun_is_not_a_retry_delay() -> None:
+    from datetime import UTC, datetime
+
+    from datapipeline.console.timeline import activity_segments
+
+    rerun = {"status": "FINISHED", "attempt": 3, "roundStart": 2,
+             "attempts": [{"n": 1, "status": "FAILED", "start": "2026-11-30T01:00:00Z", "end": "2026-11-30T01:01:00Z"},
+                          {"n": 2, "status": "FAILED", "start": "2026-11-30T01:02:00Z", "end": "2026-11-30T01:03:00Z"},
+                          {"n": 3, "status": "FINISHED", "start": "2026-11-30T02:00:00Z",
+                           "end": "2026-11-30T02:01:00Z"}]}
+    kinds = [s.kind for s in activity_segments(rerun, None, datetime(2026, 11, 30, 3, tzinfo=UTC))]
+    assert kinds == ["failed", "retry-delay", "failed", "until-rerun", "finished"]

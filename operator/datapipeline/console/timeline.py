@@ -2,7 +2,8 @@
 
 Waiting is from the run's start to the activity's first attempt (dependencies, preconditions, a free
 runner); each attempt is a bar coloured by how it ended; a retry delay is the gap between two attempts, or
-from the last failed attempt to ``retryAt`` when the next is still to come.
+from the last failed attempt to ``retryAt`` when the next is still to come; the gap before the first attempt
+of a rerun (``roundStart``) is the time until someone asked for the rerun.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 from datapipeline.core.runstate import CANCELED, FAILED, FINISHED, TIMEDOUT, WAITING_FOR_RUNNER, ActivityState
 from datapipeline.core.schedule import format_time, parse_time
 
-WAITING, RUNNING_BAR, RETRY_DELAY, FAILED_BAR, FINISHED_BAR, CANCELLED_BAR = (
-    "waiting", "running", "retry-delay", "failed", "finished", "cancelled")
-BAR_KINDS = (WAITING, RUNNING_BAR, RETRY_DELAY, FAILED_BAR, FINISHED_BAR, CANCELLED_BAR)
+WAITING, RUNNING_BAR, RETRY_DELAY, UNTIL_RERUN, FAILED_BAR, FINISHED_BAR, CANCELLED_BAR = (
+    "waiting", "running", "retry-delay", "until-rerun", "failed", "finished", "cancelled")
+BAR_KINDS = (WAITING, RUNNING_BAR, RETRY_DELAY, UNTIL_RERUN, FAILED_BAR, FINISHED_BAR, CANCELLED_BAR)
 # An attempt's bar by its status; one whose Job waits for a node or an image is still waiting.
 _ATTEMPT_BARS = {FAILED: FAILED_BAR, TIMEDOUT: FAILED_BAR, FINISHED: FINISHED_BAR, CANCELED: CANCELLED_BAR,
                  WAITING_FOR_RUNNER: WAITING}
@@ -70,7 +71,8 @@ def activity_segments(entry: Mapping[str, Any], origin: datetime | None, now: da
     for attempt in attempts:
         assert attempt.start is not None
         if previous_end is not None and attempt.start > previous_end:
-            segments.append(Segment(RETRY_DELAY, previous_end, attempt.start))
+            gap = UNTIL_RERUN if attempt.n == state.round_start + 1 else RETRY_DELAY
+            segments.append(Segment(gap, previous_end, attempt.start))
         end = attempt.end or now
         segments.append(Segment(_ATTEMPT_BARS.get(attempt.status, RUNNING_BAR), attempt.start, max(end, attempt.start),
                                 attempt.n))
