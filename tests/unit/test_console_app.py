@@ -84,6 +84,8 @@ def test_a_pipeline_page_draws_the_newest_run_and_pages_its_runs() -> None:
     assert "<svg" in page.text and "state&#45;FAILED" in page.text
     assert 'data-run="daily-2"' in web.get("/pipelines/team-a/daily?status=Succeeded").text
     assert 'data-run="daily-1"' not in web.get("/pipelines/team-a/daily?status=Succeeded").text
+    since = web.get("/pipelines/team-a/daily?since=2026-11-30").text
+    assert 'data-run="daily-1"' in since and 'data-run="daily-2"' not in since
     live = web.get("/pipelines/team-a/daily?fragment=live").text
     assert "<html" not in live and 'id="runs"' in live
 
@@ -102,6 +104,7 @@ def test_a_run_page_shows_attempts_and_its_actions() -> None:
     ("/pipelines/team-a/daily?run=nope", 404, "the pipeline has no run named nope"),
     ("/pipelines/team-a/daily?page=abc", 400, "page: &#34;abc&#34; is not a page number"),
     ("/pipelines/team-a/daily?status=Exploded", 400, "status: &#34;Exploded&#34; is not one of Pending"),
+    ("/pipelines/team-a/daily?since=last+week", 400, "since: &#34;last week&#34; is not a date (2026-11-30) or date-time"),
     ("/?health=GREEN", 400, "health: &#34;GREEN&#34; is not one of HEALTHY, ERROR, UNKNOWN"),
 ])
 def test_bad_page_requests_get_one_clear_message(url: str, status: int, message: str) -> None:

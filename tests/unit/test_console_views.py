@@ -68,6 +68,10 @@ def test_runs_are_paged_newest_first_and_filtered_by_status() -> None:
     failed = views.runs_page(runs, status="failed", per_page=10)
     assert failed.total == 10 and {r.phase for r in failed.rows} == {"Failed"}
     assert views.runs_page([], page=5).pages == 1
+    from datetime import UTC, datetime
+
+    november = views.runs_page(runs, since=datetime(2026, 11, 10, tzinfo=UTC), until=datetime(2026, 11, 13, tzinfo=UTC))
+    assert [r.name for r in november.rows] == ["r12", "r11", "r10"]
 
 
 def test_the_newest_run_is_the_one_a_pipeline_page_shows() -> None:

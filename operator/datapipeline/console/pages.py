@@ -47,11 +47,14 @@ def pipeline_page(cache: WatchCache, readable: Readable, namespace: str, name: s
     if status is not None and status not in views.RUN_PHASES:
         raise day2.Day2Error(f'status: "{status[:40]}" is not one of {", ".join(views.RUN_PHASES)}')
     page = _page_number(params.get("page"))
+    since, until = _time_filter(params, "since"), _time_filter(params, "until")
     runs = cache.runs(namespace, name) if readable("pipelineruns", namespace) else []
     chosen = _chosen_run(runs, params.get("run"))
     definition, problem = parsed(pipeline.get("spec") or {})
     spec = pipeline.get("spec") or {}
-    return {"pipeline": views.pipeline_row(pipeline), "runs": views.runs_page(runs, status, page),
+    return {"pipeline": views.pipeline_row(pipeline),
+            "runs": views.runs_page(runs, status, page, since=since, until=until),
+            "since": params.get("since") or "", "until": params.get("until") or "",
             "run": views.run_row(chosen) if chosen else None, "graph": _graph(definition, chosen),
             "problem": problem, "parameters": _parameters(spec), "run_phases": views.RUN_PHASES,
             "run_fields": _run_fields(spec), "backfill_fields": BACKFILL_FIELDS,
@@ -136,6 +139,18 @@ def _graph(definition: PipelineDefinition | None, run: Mapping[str, Any] | None)
         return {"svg": render_svg(to_dot(pipeline_graph(definition, (run or {}).get("status")))), "problem": None}
     except LayoutUnavailable as error:
         return {"svg": None, "problem": str(error)}
+
+
+def _time_filter(params: Mapping[str, str], key: str) -> datetime | None:
+    """A date (2026-11-30) or date-time (2026-11-30T12:00:00Z) of the runs filter."""
+    text = (params.get(key) or "").strip()
+    if not text:
+        return None
+    try:
+        return day2.parse_time_option(text if "T" in text else f"{text}T00:00:00Z", key)
+    except day2.Day2Error:
+        raise day2.Day2Error(f'{key}: "{text[:60]}" is not a date (2026-11-30) or date-time '
+                             "(2026-11-30T12:00:00Z)") from None
 
 
 def _page_number(value: str | None) -> int:

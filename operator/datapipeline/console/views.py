@@ -21,7 +21,7 @@ from datapipeline.core.runstate import (
     UNSUCCESSFUL,
     ActivityState,
 )
-from datapipeline.core.schedule import format_time
+from datapipeline.core.schedule import format_time, parse_time
 
 RUNS_PER_PAGE = 25
 HEALTH_FILTERS = ("HEALTHY", "ERROR", "UNKNOWN")
@@ -121,16 +121,28 @@ class RunsPage:
 
 
 def runs_page(runs: Iterable[Mapping[str, Any]], status: str | None = None, page: int = 1,
-              per_page: int = RUNS_PER_PAGE) -> RunsPage:
-    """One page of a pipeline's runs, newest scheduled start first, only those in ``status`` when given."""
+              per_page: int = RUNS_PER_PAGE, since: datetime | None = None,
+              until: datetime | None = None) -> RunsPage:
+    """One page of a pipeline's runs, newest scheduled start first, only those in ``status`` and with a scheduled
+    start in [since, until) when given."""
     rows = [run_row(r) for r in runs]
     if status:
         rows = [r for r in rows if r.phase.lower() == status.lower()]
+    if since is not None or until is not None:
+        rows = [r for r in rows if _within(r.scheduled_start, since, until)]
     rows.sort(key=lambda r: (r.scheduled_start, r.name), reverse=True)
     pages = max(1, math.ceil(len(rows) / per_page))
     page = min(max(1, page), pages)
     chosen = rows[(page - 1) * per_page: page * per_page]
     return RunsPage(tuple(chosen), page, pages, len(rows), status or None)
+
+
+def _within(stamp: str, since: datetime | None, until: datetime | None) -> bool:
+    try:
+        moment = parse_time(stamp)
+    except ValueError:
+        return False
+    return (since is None or moment >= since) and (until is None or moment < until)
 
 
 def newest_run(runs: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
