@@ -273,9 +273,9 @@ class AttemptLog:
 
 
 def attempt_logs(kube: KubeApi, namespace: str, run: str, activity: str | None = None,
-                 attempt: int | None = None) -> list[AttemptLog]:
+                 attempt: int | None = None, tail_lines: int | None = None) -> list[AttemptLog]:
     """The log of each activity's attempt (the newest unless ``attempt``): from the pod while it exists, then
-    from the run's pipelineLogUri."""
+    from the run's pipelineLogUri. ``tail_lines`` keeps only a live log's last lines."""
     from datapipeline.core.runstate import attempt_job_name
 
     found = get_run(kube, namespace, run)
@@ -288,7 +288,8 @@ def attempt_logs(kube: KubeApi, namespace: str, run: str, activity: str | None =
         job = attempt_job_name(run, name, number)
         pods = kube.core().list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
         if pods:
-            text = str(kube.core().read_namespaced_pod_log(pods[-1].metadata.name, namespace))
+            extra = {"tail_lines": tail_lines} if tail_lines else {}
+            text = str(kube.core().read_namespaced_pod_log(pods[-1].metadata.name, namespace, **extra))
             logs.append(AttemptLog(name, number, job, text, "pod"))
             continue
         stored = _s3_log(found, name, number)

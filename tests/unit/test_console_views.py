@@ -226,3 +226,30 @@ def test_the_gap_before_a_rerun_is_not_a_retry_delay() -> None:
                            "end": "2026-11-30T02:01:00Z"}]}
     kinds = [s.kind for s in activity_segments(rerun, None, datetime(2026, 11, 30, 3, tzinfo=UTC))]
     assert kinds == ["failed", "retry-delay", "failed", "until-rerun", "finished"]
+
+
+def test_the_cache_applies_watch_events_and_tells_its_subscribers() -> None:
+    import asyncio
+
+    from datapipeline.console.cache import WatchCache
+
+    async def scenario() -> list[Change]:
+        cache = WatchCache("team-a", custom_api=lambda: None)
+        queue = cache.subscribe()
+        cache.replace_all("pipelineruns", [run("r1"), run("w1", pipeline_name="weekly")])
+        cache.apply("pipelineruns", "MODIFIED", run("r1", "Succeeded"))
+        cache.apply("pipelineruns", "DELETED", run("w1", pipeline_name="weekly"))
+        assert [r["metadata"]["name"] for r in cache.runs("team-a", "daily")] == ["r1"]
+        assert (cache.run("team-a", "r1") or {})["status"]["phase"] == "Succeeded"
+        assert cache.run("team-a", "w1") is None and cache.runs("team-b") == []
+        await asyncio.sleep(0)  # the changes arrive through the loop, as from the watch threads
+        seen = [queue.get_nowait() for _ in range(queue.qsize())]
+        cache.unsubscribe(queue)
+        cache.apply("pipelines", "ADDED", pipeline())
+        await asyncio.sleep(0)
+        assert queue.empty() and [p["metadata"]["name"] for p in cache.pipelines()] == ["daily"]
+        return seen
+
+    assert asyncio.run(scenario()) == [Change("pipelineruns", None, None, None),
+                                       Change("pipelineruns", "team-a", "r1", "daily"),
+                                       Change("pipelineruns", "team-a", "w1", "weekly")]

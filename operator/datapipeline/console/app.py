@@ -38,6 +38,8 @@ log = logging.getLogger("datapipeline.console")
 HERE = Path(__file__).parent
 ACTION_HEADER = "x-datapipeline-console"
 HEARTBEAT_SECONDS = 15.0
+LOG_TAIL_LINES = 5000  # of a live pod's log; a page shows the end of a long log, as `kubectl logs --tail` would
+LOG_MAX_CHARS = 500_000
 
 
 def create_app(cache: WatchCache, access: Access, kube: Any = None, allowed_hosts: list[str] | None = None) -> Starlette:
@@ -164,11 +166,11 @@ class _Console:
             namespace, run, activity = (_required(params, key) for key in ("namespace", "run", "activity"))
             attempt = _number(params.get("attempt"), "attempt")
             logs = await run_in_threadpool(_acting, caller, day2.attempt_logs, self._kube(), namespace, run,
-                                           activity, attempt)
+                                           activity, attempt, LOG_TAIL_LINES)
         except Exception as error:
             return self._problem(error)
         return JSONResponse([{"activity": x.activity, "attempt": x.attempt, "job": x.job, "source": x.source,
-                              "text": x.text[-200_000:]} for x in logs])
+                              "text": x.text[-LOG_MAX_CHARS:]} for x in logs])
 
     def _kube(self) -> Any:
         if self.kube is None:

@@ -146,10 +146,15 @@ class WatchCache:
 
                 if getattr(error, "status", None) == 410:
                     continue  # the version we watched from is gone: list again now
-                self.errors[plural] = explain(error)[0]
+                self.errors[plural] = explain(error)[0] + self._hint(error)
                 log.warning("watching %s: %s", plural, self.errors[plural])
                 self._ready[plural].set()  # pages render (with the error) rather than wait
                 self._stop.wait(RETRY_SECONDS)
+
+    def _hint(self, error: BaseException) -> str:
+        if getattr(error, "status", None) == 403 and self.namespace is None:
+            return " (to watch one namespace, start the console with --namespace NS)"
+        return ""
 
     def _list_then_watch(self, plural: str) -> None:
         from kubernetes import watch as watch_module
@@ -179,7 +184,9 @@ class WatchCache:
 
 
 def _events(watcher: Any, lister: Callable[..., Any], version: str | None) -> Iterator[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"timeout_seconds": WATCH_SECONDS, "allow_watch_bookmarks": True}
+    # The server ends the watch after timeout_seconds; the read timeout catches a connection that died silently.
+    kwargs: dict[str, Any] = {"timeout_seconds": WATCH_SECONDS, "allow_watch_bookmarks": True,
+                              "_request_timeout": (10, WATCH_SECONDS + 60)}
     if version:
         kwargs["resource_version"] = version
     yield from watcher.stream(lister, **kwargs)
