@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,12 +38,12 @@ def flaky_pipeline() -> dict[str, Any]:
 class Console:
     """``datapipeline console`` as a subprocess on a free loopback port."""
 
-    def __init__(self, kubeconfig: str, namespace: str, log: Path) -> None:
+    def __init__(self, kubeconfig: str, namespace: str, log: Path, *options: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONPATH": str(ROOT / "operator")}
         self.proc = subprocess.Popen([sys.executable, "-m", "datapipeline.cli.main", "console", "--port",
-                                      str(self.port), "-n", namespace], env=env, stdout=log.open("ab"),
+                                      str(self.port), "-n", namespace, *options], env=env, stdout=log.open("ab"),
                                      stderr=subprocess.STDOUT)
         self.log = log
         _until(self._healthy, 30, f"the console did not start; its log:\n{log}")
@@ -215,14 +216,73 @@ def test_a_user_who_may_not_patch_runs_is_told_so(operator: Operator, browser: A
     assert "rerun" not in run["spec"] and run["status"]["phase"] == "Failed"
 
 
+def test_in_the_cluster_each_request_acts_with_its_own_token(kube_cluster: Any, namespace: str,
+                                                             tmp_path: Path) -> None:
+    """``console --in-cluster`` (here on loopback, its cache filled as the admin): a request without a token is
+    refused; a viewer's token sees the pipeline and is refused the rerun by the API server; a token that may
+    list nothing sees nothing, though the console's own identity may see everything."""
+    from kdp_harness import _kubeconfig, run_doc
+
+    kubeconfig = _kubeconfig(kube_cluster)
+    kube = Operator(kubeconfig, namespace, tmp_path / "unused.log")  # kubectl helpers only: no operator runs
+    kube.apply(flaky_pipeline())
+    kube.apply(run_doc("flaky-1", "flaky"))
+    viewer = _token(kube, "viewer", "get,list,watch")
+    nobody = _token(kube, "nobody", None)
+    console = Console(kubeconfig, namespace, tmp_path / "console.log", "--in-cluster", "--address", "127.0.0.1")
+    try:
+        assert _get(console, "/", None)[0] == 401
+        status, page = _get(console, "/", viewer)
+        assert status == 200 and f'data-pipeline="{namespace}/flaky"' in page
+        status, page = _get(console, "/", nobody)
+        assert status == 200 and "flaky" not in page
+        assert _get(console, f"/runs/{namespace}/flaky-1", viewer)[0] == 200
+        assert _get(console, f"/runs/{namespace}/flaky-1", nobody)[0] == 404
+        status, answer = _post(console, {"action": "rerun-failed", "namespace": namespace, "run": "flaky-1"}, viewer)
+        assert status == 403 and "system:serviceaccount:" + namespace + ":viewer" in answer["error"], answer
+        status, answer = _post(console, {"action": "cancel", "namespace": namespace, "run": "flaky-1"}, nobody)
+        assert status == 403 and ":nobody" in answer["error"] and "cannot patch" in answer["error"], answer
+    finally:
+        console.stop()
+    spec = kube.get("pipelinerun", "flaky-1")["spec"]
+    assert "rerun" not in spec and not spec.get("cancel")
+
+
+def _get(console: Console, path: str, token: str | None) -> tuple[int, str]:
+    request = urllib.request.Request(console.url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+
+
+def _post(console: Console, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(f"{console.url}/api/actions", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                                              "X-Datapipeline-Console": "1"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return int(answer.status), dict(json.loads(answer.read()))
+    except urllib.error.HTTPError as error:
+        return int(error.code), dict(json.loads(error.read()))
+
+
+def _token(kube: Operator, account: str, verbs: str | None) -> str:
+    """A token of a new ServiceAccount that may ``verbs`` Pipelines, runs, pods and logs (None: nothing)."""
+    kube.kubectl("create", "serviceaccount", account)
+    if verbs:
+        kube.kubectl("create", "role", account, f"--verb={verbs}",
+                     "--resource=pipelines.datapipeline.io,pipelineruns.datapipeline.io,pods,pods/log")
+        kube.kubectl("create", "rolebinding", account, f"--role={account}",
+                     f"--serviceaccount={kube.namespace}:{account}")
+    return kube.kubectl("create", "token", account, "--duration=1h").strip()
+
+
 def _viewer_kubeconfig(operator: Operator, tmp_path: Path) -> str:
     """A kubeconfig of a ServiceAccount that may read Pipelines, runs, pods and logs, and change nothing."""
     ns = operator.namespace
-    operator.kubectl("create", "serviceaccount", "viewer")
-    operator.kubectl("create", "role", "viewer", "--verb=get,list,watch",
-                     "--resource=pipelines.datapipeline.io,pipelineruns.datapipeline.io,pods,pods/log")
-    operator.kubectl("create", "rolebinding", "viewer", "--role=viewer", f"--serviceaccount={ns}:viewer")
-    token = operator.kubectl("create", "token", "viewer", "--duration=1h").strip()
+    token = _token(operator, "viewer", "get,list,watch")
     admin = json.loads(operator.kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json"))
     cluster = admin["clusters"][0]
     config = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],

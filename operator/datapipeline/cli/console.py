@@ -15,7 +15,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT})")
     parser.add_argument("-n", "--namespace", default=None, help="only this namespace (default: all namespaces)")
     parser.add_argument("--in-cluster", action="store_true",
-                        help="serve on every address; each request acts with its own bearer token")
+                        help="each request must carry a bearer token and acts with it (serves on every address)")
+    parser.add_argument("--address", default=None,
+                        help="address to serve on (default: 127.0.0.1; with --in-cluster 0.0.0.0)")
     parser.set_defaults(func=cmd_console)
 
 
@@ -40,6 +42,6 @@ def cmd_console(args: argparse.Namespace) -> int:
     # Locally only loopback names may be asked for: a DNS-rebinding page cannot reach the console's actions.
     hosts = None if args.in_cluster else ["127.0.0.1", "localhost"]
     app = create_app(cache, Access(in_cluster=args.in_cluster), allowed_hosts=hosts)
-    print(f"datapipeline console on http://127.0.0.1:{args.port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    print(f"datapipeline console on http://{host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
     return 0

@@ -83,6 +83,10 @@ def _client_with_token(token: str) -> Any:
     config.api_key = {"authorization": f"Bearer {token}"}
     config.api_key_prefix = {}
     config.refresh_api_key_hook = None  # the in-cluster hook would put the console's own token back
+    # Nothing of the console's own identity may go along: a client certificate would authenticate the request
+    # as the console (the API server tries x509 before tokens), whatever the token says.
+    config.cert_file = config.key_file = None
+    config.username = config.password = None
     return client.ApiClient(config)
 
 
