@@ -13,7 +13,10 @@
     const url = new URL(window.location.href);
     url.searchParams.set("fragment", "live");
     fetch(url, { headers: { Accept: "text/html" }, cache: "no-store" })
-      .then((response) => (response.ok ? response.text() : null))
+      .then((response) => {
+        if (response.status === 404) flash(false, "this no longer exists: it was deleted");
+        return response.ok ? response.text() : null;
+      })
       .then((html) => {
         if (html === null) return;
         live.innerHTML = html;
