@@ -1,6 +1,7 @@
-"""The web console in a real headless browser (Debian's chromium, driven by selenium), against the real
-cluster with the operator running: a failed run is seen, read and rerun from the console without a reload;
-a user the API server does not let patch runs is told so. Screenshots go to the test's tmp dir."""
+"""The web console against the real cluster. In a real headless browser (Debian's chromium, driven by
+selenium) with the operator running: a failed run is seen, read and rerun from the console without a reload;
+a user the API server does not let patch runs is told so. Screenshots go to the test's tmp dir. Over HTTP:
+``console --in-cluster`` acts with each request's own bearer token."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def _until(check: Callable[[], bool], timeout: float, message: str) -> None:
 
 
 @pytest.fixture()
-def browser(tmp_path: Path) -> Iterator[Any]:
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -93,7 +94,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium'}"):
         options.add_argument(argument)
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium must not look for drivers on the internet
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium must not look for drivers or browsers on the internet
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         yield driver
