@@ -269,7 +269,7 @@ class AttemptLog:
     attempt: int
     job: str
     text: str
-    source: str  # "pod", "pipelineLogUri" or "none"
+    source: str  # "pod", "pipelineLogUri", "TaskAttempt" (a poller's tail) or "none"
 
 
 def attempt_logs(kube: KubeApi, namespace: str, run: str, activity: str | None = None,
@@ -293,9 +293,25 @@ def attempt_logs(kube: KubeApi, namespace: str, run: str, activity: str | None =
             logs.append(AttemptLog(name, number, job, text, "pod"))
             continue
         stored = _s3_log(found, name, number)
-        logs.append(AttemptLog(name, number, job, stored or "(no pod and no stored log)",
-                               "pipelineLogUri" if stored else "none"))
+        if stored is not None:
+            logs.append(AttemptLog(name, number, job, stored, "pipelineLogUri"))
+            continue
+        tail = _attempt_log_tail(kube, namespace, job)
+        logs.append(AttemptLog(name, number, job, tail or "(no pod and no stored log)",
+                               "TaskAttempt" if tail else "none"))
     return logs
+
+
+def _attempt_log_tail(kube: KubeApi, namespace: str, name: str) -> str | None:
+    """An attempt a poller ran (worker group in mode poll): the end of its output, kept in the TaskAttempt."""
+    from datapipeline.core import taskattempt
+
+    found = kube.get_object(namespace, taskattempt.PLURAL, name)
+    status = (found or {}).get("status") or {}
+    if found is None or not status.get("logTail"):
+        return None
+    return (f"(run by poller {status.get('claimedBy')}; the last {taskattempt.LOG_TAIL_BYTES} bytes of its "
+            f"output; set pipelineLogUri to keep whole logs)\n{status['logTail']}")
 
 
 def log_key(uri: str, pipeline: str, run: str, activity: str, attempt: int) -> str:

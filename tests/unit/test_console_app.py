@@ -27,7 +27,7 @@ HEADERS = {ACTION_HEADER: "1", "Content-Type": "application/json"}
 class FakeKube:
     """The calls day2 makes, answered from a dict; ``refuse`` makes every patch a 403."""
 
-    def __init__(self, objects: Mapping[tuple[str, str], dict[str, Any]], refuse: bool = False) -> None:
+    def __init__(self, objects: dict[tuple[str, str], dict[str, Any]], refuse: bool = False) -> None:
         self.objects = objects
         self.refuse = refuse
         self.patches: list[tuple[str, str, str, Mapping[str, Any]]] = []

@@ -88,3 +88,32 @@ def test_bad_values_are_one_sentence() -> None:
         day2.parse_params(["x"])
     with pytest.raises(day2.Day2Error, match=r'^"explode" is not one of activate'):
         day2.lifecycle_patch("explode")
+
+
+def test_a_log_comes_from_the_pod_then_pipeline_log_uri_then_a_pollers_task_attempt() -> None:
+    from types import SimpleNamespace
+
+    from datapipeline.core import taskattempt
+
+    class Core:
+        def __init__(self, pods: list[Any]) -> None:
+            self.pods = pods
+
+        def list_namespaced_pod(self, namespace: str, label_selector: str) -> Any:
+            assert label_selector == "job-name=daily-1-load-2"
+            return SimpleNamespace(items=self.pods)
+
+        def read_namespaced_pod_log(self, name: str, namespace: str, **options: Any) -> str:
+            return f"log of {name} {options}"
+
+    kube = fake()
+    kube.core = lambda: Core([SimpleNamespace(metadata=SimpleNamespace(name="pod-1"))])  # type: ignore[method-assign]
+    [live] = day2.attempt_logs(kube, "team-a", "daily-1", "load", tail_lines=10)
+    assert (live.source, live.text, live.job) == ("pod", "log of pod-1 {'tail_lines': 10}", "daily-1-load-2")
+    kube.core = lambda: Core([])  # type: ignore[method-assign]
+    assert day2.attempt_logs(kube, "team-a", "daily-1", "load")[0].source == "none"
+    kube.objects[(taskattempt.PLURAL, "daily-1-load-2")] = {"status": {"logTail": "rows=3", "claimedBy": "p1"}}
+    [polled] = day2.attempt_logs(kube, "team-a", "daily-1", "load")
+    assert polled.source == "TaskAttempt" and polled.text.endswith("\nrows=3") and "poller p1" in polled.text
+    with pytest.raises(day2.Day2Error, match='has no activity named "lod"'):
+        day2.attempt_logs(kube, "team-a", "daily-1", "lod")

@@ -18,7 +18,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from datapipeline.controller import caches, errors, metrics, run_index
-from datapipeline.controller.facts import job_facts, pod_job_name, running_since
+from datapipeline.controller.facts import attempt_facts, job_facts, pod_job_name, running_since
 from datapipeline.controller.frozen import (
     FROZEN_GENERATION,
     FROZEN_HASH,
@@ -32,6 +32,7 @@ from datapipeline.controller.lifecycle import VIEWS, PipelineView, queue_reason,
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import merge_patch, step
 from datapipeline.controller.workers import Workers
+from datapipeline.core import taskattempt
 from datapipeline.core.crossrun import ExternalState, node_intervals
 from datapipeline.core.definition import GROUP, VERSION, parse_pipeline
 from datapipeline.core.model import DEFAULT_SCHEDULE, PipelineDefinition
@@ -41,6 +42,7 @@ from datapipeline.core.runstate import (
     FINAL_PHASES,
     PHASE_FAILED,
     SUCCEEDED,
+    Emit,
     JobFact,
     Rerun,
     RunSpec,
@@ -128,6 +130,15 @@ async def job_event(meta: kopf.Meta, namespace: str | None, **kwargs: Any) -> No
             RUNS.wake(namespace or "default", str(ref.get("name")))
 
 
+@kopf.on.event(GROUP, VERSION, taskattempt.PLURAL)
+async def attempt_event(meta: kopf.Meta, namespace: str | None, **kwargs: Any) -> None:
+    """A TaskAttempt was claimed, renewed, finished or deleted: its run looks at once."""
+    caches.capture(kwargs)
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("kind") == "PipelineRun":
+            RUNS.wake(namespace or "default", str(ref.get("name")))
+
+
 @kopf.on.cleanup()
 async def stop_workers(**_: Any) -> None:
     await RUNS.stop_all()
@@ -171,9 +182,12 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     _note_queued(namespace, pipeline, name, bool(run_spec.queued))
     state = RunState.from_dict(status)
     created: dict[str, dict[str, Any]] = cache.setdefault("created_jobs", {})
+    created_attempts: dict[str, dict[str, Any]] = cache.setdefault("created_attempts", {})
     pods = snap.pods if snap is not None else kube.list_pods(namespace, name)
     jobs = caches.with_created(snap.jobs, created) if snap is not None else kube.list_jobs(namespace, name)
-    facts = job_facts(jobs, pods)
+    attempts = caches.with_created(snap.attempts, created_attempts) if snap is not None \
+        else kube.list_attempts(namespace, name)
+    facts = {**job_facts(jobs, pods), **attempt_facts(attempts, now)}
     _read_progress(namespace, name, definition, state, facts, pods)
     capacity = _capacity(namespace, pipeline, name, definition, snap)
     context = RunContext(pipeline=pipeline, run=name, scheduled_start=run_spec.scheduled_start,
@@ -184,17 +198,26 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     result = step(definition, run_spec, state, facts, now, context=context, namespace=namespace, owner=owner,
                   pipeline=pipeline, capacity=capacity)
     for command, manifest in result.create:
-        if kube.create_job(namespace, manifest):
+        polled = manifest.get("kind") == taskattempt.KIND
+        if kube.create_object(namespace, taskattempt.PLURAL, manifest) if polled else kube.create_job(namespace,
+                                                                                                    manifest):
             metrics.JOBS_CREATED.labels(namespace, command.kind).inc()
-        created[command.name] = dict(manifest)  # until the watch shows it (made now, or by an earlier pass)
+        # Until the watch shows it (made now, or by an earlier pass).
+        (created_attempts if polled else created)[command.name] = dict(manifest)
+    polled_names = {str(a["metadata"]["name"]) for a in attempts}
     for delete in result.delete:
-        kube.delete_job(namespace, delete.name)
+        if delete.name in polled_names:
+            kube.delete_object(namespace, taskattempt.PLURAL, delete.name)  # the poller stops the task
+        else:
+            kube.delete_job(namespace, delete.name)
         created.pop(delete.name, None)
+        created_attempts.pop(delete.name, None)
+    _settle_lost_claims(namespace, attempts, facts, now)
     new_status = {**build_status(status, result.state, run, generation, now), FROZEN_VALUES: values}
     patch = merge_patch(status, new_status)
     if patch:
         _save(namespace, name, run, patch, cache)
-    for emit in result.events:
+    for emit in [*result.events, *_no_worker_warnings(attempts, now, cache)]:
         kopf.event(cast(Any, run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
         _count(namespace, pipeline, emit.reason)
     if result.state.phase in FINAL_PHASES and new_status.get("phase") != status.get("phase"):
@@ -203,10 +226,64 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
             from datapipeline.controller.pipelines import PIPELINES
 
             PIPELINES.wake(namespace, pipeline)  # room for the next run (maxActiveRuns), health
-    wake_at = result.wake_at
+    wake_at = _earliest(result.wake_at, attempt_wake_at(attempts, now))
     if run_spec.queued:
         wake_at = min(wake_at or now + QUEUE_RECHECK, now + QUEUE_RECHECK)
     return run_is_live(spec, new_status, run["metadata"]), wake_at
+
+
+def _settle_lost_claims(namespace: str, attempts: list[dict[str, Any]], facts: Mapping[str, JobFact],
+                        now: datetime) -> None:
+    """A claim whose lease ran out is failed on the object too (terminal: the lost poller's late writes are
+    refused), only if nobody wrote it since it was seen (a late heartbeat wins)."""
+    for obj in attempts:
+        name = str(obj["metadata"]["name"])
+        fact = facts.get(name)
+        lost = fact is not None and fact.reason == taskattempt.REASON_WORKER_LOST
+        if not lost or (obj.get("status") or {}).get("phase") != taskattempt.CLAIMED:
+            continue
+        patch = taskattempt.lost_patch(obj, now)
+        try:
+            kube.patch_status(namespace, taskattempt.PLURAL, name, patch["status"],
+                              resource_version=patch["metadata"]["resourceVersion"])
+        except ApiException as error:
+            if error.status not in (404, 409, 422):
+                raise
+
+
+def _no_worker_warnings(attempts: list[dict[str, Any]], now: datetime, cache: dict[str, Any]) -> list[Emit]:
+    """One Warning per attempt that no poller has claimed for a minute (its group may have no poller)."""
+    warned: set[str] = cache.setdefault("no_worker_warned", set())
+    found = []
+    for obj in attempts:
+        name = str(obj["metadata"]["name"])
+        created = _time(obj["metadata"].get("creationTimestamp"))
+        if name in warned or not taskattempt.is_unclaimed(obj) or created is None \
+                or now < created + taskattempt.NO_WORKER_WARNING:
+            continue
+        warned.add(name)
+        group = (obj.get("spec") or {}).get("workerGroup")
+        found.append(Emit("NoWorker", f'attempt {name}: no poller of worker group "{group}" has claimed it for '
+                          f"{int(taskattempt.NO_WORKER_WARNING.total_seconds())} s; start one with "
+                          f"`datapipeline-runner poll --worker-group {group}` (docs/worker-groups.md)", "Warning"))
+    return found
+
+
+def attempt_wake_at(attempts: list[dict[str, Any]], now: datetime) -> datetime | None:
+    """When a TaskAttempt needs a look without an event: a lease running out, an unclaimed one to warn about."""
+    times = []
+    for obj in attempts:
+        expires = taskattempt.lease_expires(obj)
+        if expires is not None:
+            times.append(expires)
+        created = _time(obj["metadata"].get("creationTimestamp"))
+        if created is not None and taskattempt.is_unclaimed(obj):
+            times.append(created + taskattempt.NO_WORKER_WARNING)
+    return min((t for t in times if t > now), default=None)
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
 
 
 def _external(namespace: str, pipeline: str, full: PipelineDefinition, schedule: str, run_spec: RunSpec,

@@ -34,6 +34,9 @@ class Settings:
     webhook_port: int
     webhook_cert_dir: str | None  # tls.crt and tls.key (the chart's Secret); kopf reloads them when they change
     standalone: bool
+    leader_election: bool  # several replicas, one acting (controller/leader.py)
+    leader_lease: str  # the Lease's name, in the operator's namespace
+    lease_seconds: tuple[int, int, int]  # lease duration, renew deadline, retry period
     limits: Limits  # input limits; the administrator sets the minimum schedule period
 
 
@@ -51,8 +54,22 @@ def load() -> Settings:
         webhook_port=int(_float("DATAPIPELINE_WEBHOOK_PORT", 9443)),
         webhook_cert_dir=os.environ.get("DATAPIPELINE_WEBHOOK_CERT_DIR") or None,
         standalone=_bool("DATAPIPELINE_STANDALONE", True),
+        leader_election=_bool("DATAPIPELINE_LEADER_ELECTION", False),
+        leader_lease=os.environ.get("DATAPIPELINE_LEADER_LEASE") or "kube-datapipeline-operator",
+        lease_seconds=_lease_seconds(os.environ.get("DATAPIPELINE_LEASE_SECONDS", "")),
         limits=Limits.from_environ(os.environ),
     )
+
+
+def _lease_seconds(text: str) -> tuple[int, int, int]:
+    """"duration,renew,retry" (default 15,10,2, client-go's); the elector needs duration > renew > 1.2 retry."""
+    try:
+        duration, renew, retry = (int(x) for x in text.split(","))
+    except ValueError:
+        return 15, 10, 2
+    if retry >= 1 and renew > 1.2 * retry and duration > renew:
+        return duration, renew, retry
+    return 15, 10, 2
 
 
 SETTINGS = load()

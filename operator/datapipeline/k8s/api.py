@@ -186,6 +186,12 @@ def list_jobs(namespace: str, run: str) -> list[dict[str, Any]]:
     return [plain(j) for j in result.items]
 
 
+def list_attempts(namespace: str, run: str) -> list[dict[str, Any]]:
+    result = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, "taskattempts",
+                                                    label_selector=f"{LABEL_RUN}={label_value(run)}")
+    return list(result.get("items") or [])
+
+
 def list_pods(namespace: str, run: str) -> list[dict[str, Any]]:
     result = core().list_namespaced_pod(namespace, label_selector=f"{LABEL_RUN}={label_value(run)}")
     return [plain(p) for p in result.items]

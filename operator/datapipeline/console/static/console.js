@@ -4,6 +4,7 @@
 
 (function () {
   const ACTION_HEADER = "X-Datapipeline-Console";
+  const LOG_SOURCES = { pod: "from the pod", pipelineLogUri: "from pipelineLogUri", TaskAttempt: "from its poller" };
   let refreshTimer = null;
 
   // ------------------------------------------------------------------ live updates
@@ -140,7 +141,7 @@
             return;
           }
           const log = data[0];
-          const from = { pod: "from the pod", pipelineLogUri: "from pipelineLogUri", none: "" }[log.source] || "";
+          const from = LOG_SOURCES[log.source] || "";
           title.textContent = `${log.activity} attempt ${log.attempt} (${log.job}) ${from}`;
           text.className = "";
           text.textContent = log.text;
