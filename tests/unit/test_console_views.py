@@ -68,6 +68,10 @@ def test_runs_are_paged_newest_first_and_filtered_by_status() -> None:
     failed = views.runs_page(runs, status="failed", per_page=10)
     assert failed.total == 10 and {r.phase for r in failed.rows} == {"Failed"}
     assert views.runs_page([], page=5).pages == 1
+    assert not first.mixed
+    weekly = run("w1")
+    weekly["spec"]["schedule"] = "weekly"
+    assert views.runs_page([*runs, weekly]).mixed  # the table gets a schedule column
     from datetime import UTC, datetime
 
     november = views.runs_page(runs, since=datetime(2026, 11, 10, tzinfo=UTC), until=datetime(2026, 11, 13, tzinfo=UTC))
@@ -163,6 +167,17 @@ def test_graphviz_lays_the_graph_out_as_svg_to_inline() -> None:
     svg = render_svg(to_dot(pipeline_graph(parse_pipeline(SPEC), run("r1")["status"])))
     assert svg.startswith("<svg") and "<?xml" not in svg and "DOCTYPE" not in svg
     assert 'id="activity&#45;load"' in svg and f'fill="{FAILURE_COLOUR}"' in svg
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed (tests/setup-deps.sh installs it)")
+def test_markup_in_a_name_stays_text_in_the_inlined_svg() -> None:
+    """The parser refuses such names; the SVG is inlined in the page all the same, so Graphviz's escaping is
+    the second wall."""
+    from datapipeline.console.graph import Graph, GraphNode
+
+    hostile = GraphNode("activity", '<img src=x onerror=alert(1)>"&', "Shell<b>", None)
+    svg = render_svg(to_dot(Graph((hostile,), ())))
+    assert "<img" not in svg and "<b>" not in svg and "&lt;img src=x onerror=alert(1)&gt;" in svg
 
 
 # ---------------------------------------------------------------------------------------------- live feed

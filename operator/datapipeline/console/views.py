@@ -118,6 +118,7 @@ class RunsPage:
     pages: int
     total: int  # runs that pass the filter
     status: str | None
+    mixed: bool = False  # the runs belong to several schedules: the table says each run's
 
 
 def runs_page(runs: Iterable[Mapping[str, Any]], status: str | None = None, page: int = 1,
@@ -134,7 +135,8 @@ def runs_page(runs: Iterable[Mapping[str, Any]], status: str | None = None, page
     pages = max(1, math.ceil(len(rows) / per_page))
     page = min(max(1, page), pages)
     chosen = rows[(page - 1) * per_page: page * per_page]
-    return RunsPage(tuple(chosen), page, pages, len(rows), status or None)
+    return RunsPage(tuple(chosen), page, pages, len(rows), status or None,
+                    mixed=any(r.schedule != DEFAULT_SCHEDULE for r in rows))
 
 
 def _within(stamp: str, since: datetime | None, until: datetime | None) -> bool:
