@@ -232,6 +232,7 @@ def test_in_the_cluster_each_request_acts_with_its_own_token(kube_cluster: Any, 
     nobody = _token(kube, "nobody", None)
     console = Console(kubeconfig, namespace, tmp_path / "console.log", "--in-cluster", "--address", "127.0.0.1")
     try:
+        assert f"on http://127.0.0.1:{console.port}/" in console.log.read_text()  # loopback only, even here
         assert _get(console, "/", None)[0] == 401
         status, page = _get(console, "/", viewer)
         assert status == 200 and f'data-pipeline="{namespace}/flaky"' in page

@@ -252,3 +252,23 @@ def test_an_access_review_is_asked_again_once_it_is_old() -> None:
     now[0] = 31.0
     assert not access.may(caller, "list", "pipelines", "ns")
     assert Access(in_cluster=False).may(Caller(), "list", "pipelines", "ns")
+
+
+# ---------------------------------------------------------------------------------------------- the command
+def test_the_command_says_a_bad_or_taken_port_before_any_cluster_call() -> None:
+    import socket
+
+    from datapipeline.cli.main import build_parser
+
+    def run_console(*argv: str) -> str:
+        args = build_parser().parse_args(["console", *argv])
+        with pytest.raises(ValueError) as refused:
+            args.func(args)
+        return str(refused.value)
+
+    assert run_console("--port", "0") == "--port: 0 is not a port number (1-65535)"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert run_console("--port", str(port)) == f"--port {port}: cannot listen on 127.0.0.1: Address already in use"

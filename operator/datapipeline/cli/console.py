@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from typing import Any
 
@@ -34,14 +35,25 @@ def cmd_console(args: argparse.Namespace) -> int:
     from datapipeline.console.cache import WatchCache
     from datapipeline.k8s import api
 
+    host = args.address or ("0.0.0.0" if args.in_cluster else "127.0.0.1")  # in the cluster a Service fronts it
+    _check_port(host, args.port)
     api.load()  # no kube context: one clear message now, not a page of errors later
     cache = WatchCache(args.namespace, api.custom)
     cache.start()
     cache.wait_ready(15)
-    host = "0.0.0.0" if args.in_cluster else "127.0.0.1"
     # Locally only loopback names may be asked for: a DNS-rebinding page cannot reach the console's actions.
     hosts = None if args.in_cluster else ["127.0.0.1", "localhost"]
     app = create_app(cache, Access(in_cluster=args.in_cluster), allowed_hosts=hosts)
     print(f"datapipeline console on http://{host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """One clear message when the port is taken (another console?), before any watch starts."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ValueError(f"--port {port}: cannot listen on {host}: {error.strerror or error}") from None
