@@ -91,6 +91,7 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         assert Path(path).exists(), f"{path} is missing: apt-get install chromium chromium-driver (tests/setup-deps.sh)"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, read by _page_errors
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium'}"):
         options.add_argument(argument)
@@ -129,6 +130,12 @@ def _confirm(driver: Any, action: str) -> None:
     _css(driver, "#confirm-ok").click()
 
 
+def _page_errors(driver: Any) -> list[str]:
+    """Script errors and refusals of the content security policy the browser logged."""
+    return [entry["message"] for entry in driver.get_log("browser")
+            if "Uncaught" in entry["message"] or "Content Security Policy" in entry["message"]]
+
+
 class Timer:
     def __init__(self) -> None:
         self.start = self.last = time.monotonic()
@@ -152,6 +159,10 @@ def test_a_failed_run_is_read_and_rerun_in_the_browser(operator: Operator, brows
     operator.cli("run", "flaky", "--name", "flaky-1")
     operator.wait_phase("flaky-1", ("Failed",))
     timer.step("run failed")
+    # The pipelines page shows the health the operator writes; its pipeline worker may write it a while after
+    # the run's own status (it is not the console's to hurry).
+    operator.wait(lambda: (operator.get("pipeline", "flaky").get("status") or {}).get("health") == "ERROR", 120)
+    timer.step("pipeline health ERROR")
     console = Console(operator.kubeconfig, operator.namespace, tmp_path / "console.log")
     try:
         timer.step("console started")
@@ -191,6 +202,11 @@ def test_a_failed_run_is_read_and_rerun_in_the_browser(operator: Operator, brows
         assert _node_fill(browser, "activity-load") == STATE_COLOURS["FINISHED"]
         assert int(_css(browser, "body").get_attribute("data-refreshed") or 0) > 0
         browser.save_screenshot(str(tmp_path / "4-run-succeeded.png"))
+        assert _page_errors(browser) == []
+    except BaseException:
+        browser.save_screenshot(str(tmp_path / "failure.png"))
+        print(f"\nconsole browser test failed after: {timer.report()}; see {tmp_path}")
+        raise
     finally:
         console.stop()
     assert operator.run_phase("flaky-1") == "Succeeded"

@@ -76,6 +76,16 @@ def test_the_pipelines_page_lists_and_filters() -> None:
     assert '<script src="/static/console.js"' in page.text and "http" not in page.text.split("<body")[0]
 
 
+def test_every_answer_forbids_framing_and_foreign_scripts() -> None:
+    web, _ = client()
+    for path in ("/", "/runs/team-a/nope", "/static/console.js", "/states.css"):
+        headers = web.get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["x-content-type-options"] == "nosniff"
+    styles = web.get("/states.css")
+    assert styles.headers["content-type"].startswith("text/css") and ".state-FAILED{background:#e5534b}" in styles.text
+
+
 def test_a_pipeline_page_draws_the_newest_run_and_pages_its_runs() -> None:
     web, _ = client()
     page = web.get("/pipelines/team-a/daily")

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datapipeline import day2
 from datapipeline.console.actions import ActionRequest, perform
@@ -38,6 +39,13 @@ log = logging.getLogger("datapipeline.console")
 HERE = Path(__file__).parent
 ACTION_HEADER = "x-datapipeline-console"
 HEARTBEAT_SECONDS = 15.0
+# Every answer: only the console's own scripts and styles run, and no other site may frame it (a framed
+# console could be clicked through its confirmations).
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
 LOG_TAIL_LINES = 5000  # of a live pod's log; a page shows the end of a long log, as `kubectl logs --tail` would
 LOG_MAX_CHARS = 500_000
 
@@ -50,10 +58,12 @@ def create_app(cache: WatchCache, access: Access, kube: Any = None, allowed_host
         Route("/", console.pipelines), Route("/pipelines/{namespace}/{name}", console.pipeline),
         Route("/runs/{namespace}/{name}", console.run), Route("/events", console.events),
         Route("/api/actions", console.action, methods=["POST"]), Route("/api/log", console.log),
-        Route("/healthz", lambda _: Response("ok")),
+        Route("/healthz", lambda _: Response("ok")), Route("/states.css", _state_styles),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
+    middleware = [Middleware(_SecurityHeaders)]
+    if allowed_hosts:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -63,11 +73,35 @@ def create_app(cache: WatchCache, access: Access, kube: Any = None, allowed_host
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
+class _SecurityHeaders:
+    """Adds SECURITY_HEADERS to every HTTP answer (a plain ASGI wrapper: it leaves event streams streaming)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _state_styles(_: Request) -> Response:
+    """The state colours of graph nodes, badges and bars, from the one table in console/graph.py."""
+    rules = "".join(f".state-{state}{{background:{colour}}}\n" for state, colour in STATE_COLOURS.items())
+    return Response(rules, media_type="text/css")
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["when"] = lambda stamp: stamp.replace("T", " ") if stamp else "-"
-    env.globals["STATE_COLOURS"] = STATE_COLOURS
     return env
 
 
