@@ -70,8 +70,9 @@ def namespace(prefix: str) -> Iterator[str]:
 
 
 @contextmanager
-def operator(ns: str, directory: Path) -> Iterator[subprocess.Popen[bytes]]:
-    kubeconfig = operator_kubeconfig(ns, directory)
+def operator(ns: str, directory: Path, kubeconfig: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """The operator as a host process, as the namespace's ServiceAccount "operator" (made unless given)."""
+    kubeconfig = kubeconfig or operator_kubeconfig(ns, directory)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "DATAPIPELINE_NAMESPACES": ns,
            "DATAPIPELINE_METRICS_PORT": "0", "DATAPIPELINE_LIVENESS_PORT": "0", "PYTHONPATH": str(ROOT / "operator")}
     log = (directory / f"operator-{ns}.log").open("wb")
@@ -159,13 +160,14 @@ def measure_restart(pipelines: int, live_runs: int, directory: Path) -> float:
                               "activities": [{"name": "a", "type": "ShellCommandActivity", "command": "true"}]}})
         docs += [run_doc(f"parked-{i:04d}", "parked") for i in range(live_runs)]
         apply_many(ns, docs)
+        kubeconfig = operator_kubeconfig(ns, directory)
         if live_runs:  # the live runs have been seen once (frozen, paused) before the restart measured
-            with operator(ns, directory):
+            with operator(ns, directory, kubeconfig):
                 wait_until(lambda: sum(bool((r.get("status") or {}).get("pipelineSpecHash"))
                                        for r in items(ns, "pipelineruns")) >= live_runs, 900, "the live runs", 3)
         apply_many(ns, [run_doc("probe-1", "probe")])
         started = time.monotonic()
-        with operator(ns, directory):
+        with operator(ns, directory, kubeconfig):
             wait_until(lambda: items(ns, "jobs", "datapipeline.io/run=probe-1"), 600, "the probe's Job", 0.2)
             return time.monotonic() - started
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -30,7 +30,7 @@ from datapipeline.controller.frozen import (
 )
 from datapipeline.controller.lifecycle import VIEWS, PipelineView, queue_reason, run_lifecycle, view_of
 from datapipeline.controller.settings import SETTINGS
-from datapipeline.controller.step import merge_patch, step
+from datapipeline.controller.step import StepResult, merge_patch, step
 from datapipeline.controller.workers import Workers
 from datapipeline.core import taskattempt
 from datapipeline.core.crossrun import ExternalState, node_intervals
@@ -146,20 +146,52 @@ async def stop_workers(**_: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- one pass
+@dataclass
+class Observed:
+    """What one pass of a run read (from the watch caches; from the API only without them)."""
+
+    run: dict[str, Any]
+    stored: dict[str, Any]  # the status as the API server holds it: the status patch is computed against it
+    status: dict[str, Any]  # the same, with the frozen definition when this pass makes it
+    now: datetime
+    pipeline: str
+    full: PipelineDefinition  # every schedule's activities
+    definition: PipelineDefinition  # this run's schedule's
+    generation: int
+    values: dict[str, Any]
+    run_spec: RunSpec
+    state: RunState
+    attempts: list[dict[str, Any]]  # TaskAttempts (poll worker groups)
+    facts: dict[str, JobFact]  # every Job and TaskAttempt of the run
+
+
 def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
                   logger: logging.Logger | logging.LoggerAdapter[Any]) -> tuple[bool, datetime | None]:
-    """One pass over a run; returns whether it still needs work and when to look again."""
+    """One pass over a run: observe, decide (pure), act; returns whether it still needs work and when to look
+    again."""
     snap: caches.Snapshot | None = cache.pop("snapshot", None)
+    observed = _observe(namespace, name, cache, snap)
+    if isinstance(observed, tuple):
+        return observed  # gone, or refused
+    result = _decide(namespace, name, observed, snap)
+    new_status = _act(namespace, name, observed, result, cache)
+    wake_at = _earliest(result.wake_at, attempt_wake_at(observed.attempts, observed.now))
+    if observed.run_spec.queued:
+        wake_at = min(wake_at or observed.now + QUEUE_RECHECK, observed.now + QUEUE_RECHECK)
+    return run_is_live(observed.run.get("spec") or {}, new_status, observed.run["metadata"]), wake_at
+
+
+def _observe(namespace: str, name: str, cache: dict[str, Any],
+             snap: caches.Snapshot | None) -> Observed | tuple[bool, datetime | None]:
     run = caches.freshest(snap.run, cache) if snap is not None else kube.get_object(namespace, PLURAL, name)
     if run is None or run["metadata"].get("deletionTimestamp"):
         return False, None
     spec = run.get("spec") or {}
-    status = run.get("status") or {}
     now = datetime.now(UTC)
     pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
-    seen = status.get(caches.SEEN_DIGEST)
-    status = {k: v for k, v in status.items() if k != caches.SEEN_DIGEST}  # the cache's, not the run's
-    stored = status  # what the API server holds: the status patch is computed against it
+    seen = (run.get("status") or {}).get(caches.SEEN_DIGEST)
+    stored = {k: v for k, v in (run.get("status") or {}).items() if k != caches.SEEN_DIGEST}  # not the cache's
+    status = stored
     if FROZEN_HASH not in status:
         frozen = _freeze(namespace, name, run, pipeline, now, snap, cache)
         if isinstance(frozen, tuple):
@@ -182,30 +214,44 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
         run_spec = replace(run_spec, external=_external(namespace, pipeline, full, schedule, run_spec, cache))
     _note_queued(namespace, pipeline, name, bool(run_spec.queued))
     state = RunState.from_dict(status)
-    created: dict[str, dict[str, Any]] = cache.setdefault("created_jobs", {})
-    created_attempts: dict[str, dict[str, Any]] = cache.setdefault("created_attempts", {})
     pods = snap.pods if snap is not None else kube.list_pods(namespace, name)
-    jobs = caches.with_created(snap.jobs, created) if snap is not None else kube.list_jobs(namespace, name)
-    attempts = caches.with_created(snap.attempts, created_attempts) if snap is not None \
+    jobs = caches.with_created(snap.jobs, cache.setdefault("created_jobs", {})) if snap is not None \
+        else kube.list_jobs(namespace, name)
+    attempts = caches.with_created(snap.attempts, cache.setdefault("created_attempts", {})) if snap is not None \
         else kube.list_attempts(namespace, name)
     facts = {**job_facts(jobs, pods), **attempt_facts(attempts, now)}
     _read_progress(namespace, name, definition, state, facts, pods)
-    capacity = _capacity(namespace, pipeline, name, definition, snap)
-    context = RunContext(pipeline=pipeline, run=name, scheduled_start=run_spec.scheduled_start,
-                         scheduled_end=run_spec.scheduled_end,
-                         trigger_time=_time(run["metadata"].get("creationTimestamp")),
-                         overrides=values, intervals=_node_intervals(namespace, pipeline, full, schedule, run_spec))
-    owner = Owner(name=name, uid=str(run["metadata"]["uid"]))
-    result = step(definition, run_spec, state, facts, now, context=context, namespace=namespace, owner=owner,
-                  pipeline=pipeline, capacity=capacity)
+    return Observed(run=run, stored=stored, status=status, now=now, pipeline=pipeline, full=full,
+                    definition=definition, generation=generation, values=dict(values), run_spec=run_spec,
+                    state=state, attempts=attempts, facts=facts)
+
+
+def _decide(namespace: str, name: str, obs: Observed, snap: caches.Snapshot | None) -> StepResult:
+    """The state machine's step (pure) with what it needs around it."""
+    capacity = _capacity(namespace, obs.pipeline, name, obs.definition, snap)
+    schedule = obs.definition.run_schedule
+    context = RunContext(pipeline=obs.pipeline, run=name, scheduled_start=obs.run_spec.scheduled_start,
+                         scheduled_end=obs.run_spec.scheduled_end,
+                         trigger_time=_time(obs.run["metadata"].get("creationTimestamp")), overrides=obs.values,
+                         intervals=_node_intervals(namespace, obs.pipeline, obs.full, schedule, obs.run_spec))
+    owner = Owner(name=name, uid=str(obs.run["metadata"]["uid"]))
+    return step(obs.definition, obs.run_spec, obs.state, obs.facts, obs.now, context=context, namespace=namespace,
+                owner=owner, pipeline=obs.pipeline, capacity=capacity)
+
+
+def _act(namespace: str, name: str, obs: Observed, result: StepResult, cache: dict[str, Any]) -> dict[str, Any]:
+    """Jobs and TaskAttempts first, then the status (conditional on what was read), then the Events; returns
+    the new status."""
+    created, created_attempts = cache.setdefault("created_jobs", {}), cache.setdefault("created_attempts", {})
     for command, manifest in result.create:
         polled = manifest.get("kind") == taskattempt.KIND
-        if kube.create_object(namespace, taskattempt.PLURAL, manifest) if polled else kube.create_job(namespace,
-                                                                                                    manifest):
+        made = kube.create_object(namespace, taskattempt.PLURAL, manifest) if polled \
+            else kube.create_job(namespace, manifest)
+        if made:
             metrics.JOBS_CREATED.labels(namespace, command.kind).inc()
         # Until the watch shows it (made now, or by an earlier pass).
         (created_attempts if polled else created)[command.name] = dict(manifest)
-    polled_names = {str(a["metadata"]["name"]) for a in attempts}
+    polled_names = {str(a["metadata"]["name"]) for a in obs.attempts}
     for delete in result.delete:
         if delete.name in polled_names:
             kube.delete_object(namespace, taskattempt.PLURAL, delete.name)  # the poller stops the task
@@ -213,25 +259,23 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
             kube.delete_job(namespace, delete.name)
         created.pop(delete.name, None)
         created_attempts.pop(delete.name, None)
-    _settle_lost_claims(namespace, attempts, facts, now)
-    new_status = {**build_status(status, result.state, run, generation, now), FROZEN_VALUES: values}
-    patch = merge_patch(stored, new_status)
+    _settle_lost_claims(namespace, obs.attempts, obs.facts, obs.now)
+    new_status = {**build_status(obs.status, result.state, obs.run, obs.generation, obs.now),
+                  FROZEN_VALUES: obs.values}
+    patch = merge_patch(obs.stored, new_status)
     if patch:
-        _save(namespace, name, run, patch, cache)
-    for emit in [*result.events, *_no_worker_warnings(attempts, now, cache)]:
+        _save(namespace, name, obs.run, patch, cache)
+    for emit in [*result.events, *_no_worker_warnings(obs.attempts, obs.now, cache)]:
         if worth_posting(emit, SETTINGS.every_event):
-            kopf.event(cast(Any, run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
-        _count(namespace, pipeline, emit.reason)
-    if result.state.phase in FINAL_PHASES and new_status.get("phase") != status.get("phase"):
-        metrics.RUNS.labels(namespace, pipeline, result.state.phase).inc()
-        if pipeline:
+            kopf.event(cast(Any, obs.run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
+        _count(namespace, obs.pipeline, emit.reason)
+    if result.state.phase in FINAL_PHASES and new_status.get("phase") != obs.status.get("phase"):
+        metrics.RUNS.labels(namespace, obs.pipeline, result.state.phase).inc()
+        if obs.pipeline:
             from datapipeline.controller.pipelines import PIPELINES
 
-            PIPELINES.wake(namespace, pipeline)  # room for the next run (maxActiveRuns), health
-    wake_at = _earliest(result.wake_at, attempt_wake_at(attempts, now))
-    if run_spec.queued:
-        wake_at = min(wake_at or now + QUEUE_RECHECK, now + QUEUE_RECHECK)
-    return run_is_live(spec, new_status, run["metadata"]), wake_at
+            PIPELINES.wake(namespace, obs.pipeline)  # room for the next run (maxActiveRuns), health
+    return new_status
 
 
 def _settle_lost_claims(namespace: str, attempts: list[dict[str, Any]], facts: Mapping[str, JobFact],
