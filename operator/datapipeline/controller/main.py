@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import logging
 import os
 from typing import Any
@@ -12,6 +14,14 @@ import kopf
 from datapipeline.controller import metrics, pipelines, runs  # noqa: F401 - registers the handlers
 from datapipeline.controller.leader import Election, identity, lead
 from datapipeline.controller.settings import SETTINGS
+
+
+@kopf.on.startup()
+async def threads(**_: Any) -> None:
+    """Passes run in threads (asyncio.to_thread) and spend most of their time waiting for the API server: the
+    default pool (cores + 4 threads) made 200 Pipelines due at once wait for each other."""
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=SETTINGS.worker_threads, thread_name_prefix="pass"))
 
 
 @kopf.on.startup()

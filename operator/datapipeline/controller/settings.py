@@ -36,6 +36,7 @@ class Settings:
     webhook_port: int
     webhook_cert_dir: str | None  # tls.crt and tls.key (the chart's Secret); kopf reloads them when they change
     standalone: bool
+    worker_threads: int  # passes of runs and Pipelines in flight at once (each mostly waits on the API server)
     every_event: bool  # post an Event for every attempt's creation, start and end too (core/runstate.py)
     leader_election: bool  # several replicas, one acting (controller/leader.py)
     leader_lease: str  # the Lease's name, in the operator's namespace
@@ -57,6 +58,7 @@ def load() -> Settings:
         webhook_port=int(_float("DATAPIPELINE_WEBHOOK_PORT", 9443)),
         webhook_cert_dir=os.environ.get("DATAPIPELINE_WEBHOOK_CERT_DIR") or None,
         standalone=_bool("DATAPIPELINE_STANDALONE", True),
+        worker_threads=max(1, int(_float("DATAPIPELINE_WORKER_THREADS", 32))),
         every_event=os.environ.get("DATAPIPELINE_EVENTS", "milestones").strip().lower() == "all",
         leader_election=_bool("DATAPIPELINE_LEADER_ELECTION", False),
         leader_lease=os.environ.get("DATAPIPELINE_LEADER_LEASE") or "kube-datapipeline-operator",

@@ -87,6 +87,7 @@ class Poller:
         self.seen: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, Task] = {}
         self.lock = threading.Lock()
+        self.claiming = threading.Lock()
         self.stopping = threading.Event()
 
     # ------------------------------------------------------------------ watching and claiming
@@ -125,7 +126,12 @@ class Poller:
         self.claim_waiting()
 
     def claim_waiting(self) -> None:
-        """Claim unclaimed attempts, oldest first, while there is a free slot."""
+        """Claim unclaimed attempts, oldest first, while there is a free slot (one claimer at a time: the watch
+        and a finishing task may both look)."""
+        with self.claiming:
+            self._claim_waiting()
+
+    def _claim_waiting(self) -> None:
         waiting = sorted((o for o in self.seen.values() if ta.is_unclaimed(o) and not (o.get("status") or {})
                           .get("phase") and not o["metadata"].get("deletionTimestamp")),
                          key=lambda o: (str(o["metadata"].get("creationTimestamp")), str(o["metadata"]["name"])))
