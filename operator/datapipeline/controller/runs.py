@@ -31,7 +31,7 @@ from datapipeline.controller.frozen import (
 from datapipeline.controller.lifecycle import VIEWS, PipelineView, queue_reason, run_lifecycle, view_of
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import StepResult, merge_patch, step
-from datapipeline.controller.workers import Workers
+from datapipeline.controller.workers import Workers, spread
 from datapipeline.core import taskattempt
 from datapipeline.core.crossrun import ExternalState, node_intervals
 from datapipeline.core.definition import GROUP, VERSION, parse_pipeline
@@ -65,6 +65,7 @@ from datapipeline.k8s.jobs import (
 )
 
 PLURAL = "pipelineruns"
+RUN_STARTUP_SPREAD = 10.0  # seconds
 QUEUE_RECHECK = timedelta(seconds=10)  # a queued on-demand run looks again this often at the latest
 # Queued on-demand runs by (namespace, pipeline): a run of that pipeline ending wakes them at once.
 QUEUED: dict[tuple[str, str], set[str]] = {}
@@ -119,7 +120,10 @@ async def run_event(type: str | None, name: str, namespace: str | None, spec: ko
         RUNS.wake(namespace, name)  # it finds the run gone and exits
         return
     if run_is_live(spec, status, meta):
-        RUNS.ensure(namespace, name, wake=meta.get("generation") != status.get("observedGeneration"))
+        changed = meta.get("generation") != status.get("observedGeneration")
+        # A run whose status is current waits a little for its first pass after a restart (its Jobs' events
+        # wake it at once): new runs and changed ones come first.
+        RUNS.ensure(namespace, name, wake=changed, first_delay=0.0 if changed else spread(RUN_STARTUP_SPREAD))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT})
