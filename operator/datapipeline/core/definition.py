@@ -844,6 +844,19 @@ class _Parser:
         self.problems.add(where, f'no {what} named "{ref}"{hint}')
         return False
 
+    def _check_kubernetes_mode(self, obj: PipelineObject) -> None:
+        """Mode kubernetes: the driver (the activity's pod) creates executorInstances executor pods through the API."""
+        if not obj.fields.get("serviceAccountName"):
+            self.problems.add(f"{obj.path}.serviceAccountName", "mode kubernetes needs a service account: the Spark "
+                              "driver in the activity's pod creates the executor pods with its token (the chart "
+                              "creates kdp-spark-driver with exactly those rights; docs/spark.md)")
+        instances = obj.fields.get("executorInstances")
+        if instances is None:
+            self.problems.add(f"{obj.path}.executorInstances", "mode kubernetes needs executorInstances: how many "
+                              "executor pods the driver starts (AWS coreInstanceCount), at least 1")
+        elif isinstance(instances, int) and not isinstance(instances, bool) and instances < 1:
+            self.problems.add(f"{obj.path}.executorInstances", f"must be at least 1 in mode kubernetes, not {instances}")
+
     def _check_profile(self, obj: PipelineObject) -> None:
         """Values a profile hands to the Job, by Kubernetes' own rules (the API server would refuse them)."""
         checks = (("cpu", kubevalues.quantity_problem), ("memory", kubevalues.quantity_problem),
@@ -861,8 +874,7 @@ class _Parser:
             elif problem := check(value):
                 self.problems.add(f"{obj.path}.{field_name}", problem)
         if obj.fields.get("mode") == "kubernetes":
-            self.problems.add(f"{obj.path}.mode", "mode kubernetes (executor pods) is not available yet; use "
-                              "local, which runs Spark in the activity's pod (docs/spark.md)")
+            self._check_kubernetes_mode(obj)
         for key, value in (obj.fields.get("nodeSelector") or {}).items():
             problem = kubevalues.label_key_problem(str(key)) or kubevalues.label_value_problem(str(value))
             if problem:

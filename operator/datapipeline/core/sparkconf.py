@@ -130,6 +130,83 @@ def _executors(profile: Mapping[str, Any], name: str) -> dict[str, str]:
     return conf
 
 
+# Mode kubernetes: the driver (client mode, in the activity's pod) makes only the API calls the chart's Role for
+# it grants (docs/spark.md): get its own pod, create/list/watch/delete executor pods. These settings turn off
+# what would call more: the executors' ConfigMap, deleting a driver Service (there is none: executors dial
+# the pod's IP), and PersistentVolumeClaims.
+KUBERNETES_FIXED = {
+    "spark.kubernetes.executor.disableConfigMap": "true",
+    "spark.kubernetes.driver.service.deleteOnTermination": "false",
+    "spark.kubernetes.driver.ownPersistentVolumeClaim": "false",
+    "spark.kubernetes.driver.reusePersistentVolumeClaim": "false",
+    "spark.driver.port": "7078",
+    "spark.driver.blockManager.port": "7079",
+}
+EXECUTOR_COMMAND = "datapipeline-spark-executor"
+# The Job of a mode kubernetes activity tells its runner where it runs (downward API) and names, never holds, the
+# pipeline's credentials Secret (k8s/jobs.py).
+POD_NAME_ENV = "DATAPIPELINE_POD_NAME"
+POD_NAMESPACE_ENV = "DATAPIPELINE_POD_NAMESPACE"
+POD_IP_ENV = "DATAPIPELINE_POD_IP"
+CREDENTIALS_SECRET_ENV = "DATAPIPELINE_AWS_CREDENTIALS_SECRET"
+# The label of a driver's executor pods (never the operator's run label: they are not attempts).
+LABEL_SPARK_DRIVER = "datapipeline.io/spark-driver"
+AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+@dataclass(frozen=True)
+class DriverPod:
+    """The activity's own pod, from the downward API: the Spark driver in mode kubernetes."""
+
+    name: str
+    namespace: str
+    ip: str
+
+
+def kubernetes_driver_conf(pod: DriverPod, template: str, hadoop: Mapping[str, str],
+                           credentials_secret: str | None) -> dict[str, str]:
+    """Spark settings of a client-mode driver running in ``pod``, its executors made from ``template``.
+
+    The executors own no files of the attempt: they get the Hadoop configuration as ``spark.hadoop.*`` and the
+    pipeline's AWS keys from its credentials Secret by reference (never by value).
+    """
+    conf = {**KUBERNETES_FIXED,
+            "spark.kubernetes.namespace": pod.namespace,
+            # Spark makes its executor pods owned by this pod: deleting the Job (cancel, the run) removes them.
+            "spark.kubernetes.driver.pod.name": pod.name,
+            "spark.driver.host": pod.ip,
+            "spark.driver.bindAddress": pod.ip,
+            "spark.kubernetes.executor.podTemplateFile": template}
+    for key, value in sorted(hadoop.items()):
+        conf[f"spark.hadoop.{key}"] = value
+    if credentials_secret:
+        for key in AWS_KEYS:
+            conf[f"spark.kubernetes.executor.secretKeyRef.{key}"] = f"{credentials_secret}:{key}"
+    return conf
+
+
+def executor_pod_template(uid: int, labels: Mapping[str, str]) -> dict[str, Any]:
+    """The executors' pod: the image's executor command, as locked down as the activity's own pod."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": dict(labels)},
+        "spec": {
+            "automountServiceAccountToken": False,  # executors never call the API
+            "securityContext": {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "executor",
+                "command": [EXECUTOR_COMMAND],
+                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]}},
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }],
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+        },
+    }
+
+
 def s3a_properties(aws: AwsSpec) -> dict[str, str]:
     """S3A for the pipeline's S3, serving s3:// and s3n:// too, so EMRFS paths work unchanged."""
     props = {
