@@ -130,3 +130,20 @@ def test_the_spark_images_jars_are_pinned_and_checked(tmp_path: Path) -> None:
     (source / "a.jar").write_bytes(b"tampered")
     with pytest.raises(SystemExit, match=r"a\.jar from .* has SHA-256 .*, jars\.lock says"):
         install_jars.install(lock, dest, source)
+
+
+def test_an_executor_too_small_for_spark_is_refused_naming_the_field() -> None:
+    from datapipeline.core.sparkconf import SparkConfError, spark_settings
+    from datapipeline.core.task import AwsSpec
+
+    with pytest.raises(SparkConfError, match=r"c\.executorMemory: 768Mi leaves no room for a JVM heap of at least "
+                                             r"450 MiB besides the 384 MiB overhead; give at least 834Mi"):
+        spark_settings({"mode": "kubernetes", "executorMemory": "768Mi"}, AwsSpec(), "c")
+
+
+def test_the_driver_reaches_the_api_server_without_cluster_dns() -> None:
+    from datapipeline.core.sparkconf import kubernetes_master
+
+    assert kubernetes_master("10.96.0.1", "443") == "k8s://https://10.96.0.1:443"
+    assert kubernetes_master("fd00::1", "443") == "k8s://https://[fd00::1]:443"
+    assert kubernetes_master(None, None) == "k8s://https://kubernetes.default.svc"

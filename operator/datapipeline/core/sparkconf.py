@@ -26,6 +26,8 @@ MIN_OVERHEAD_MIB = 384
 DRIVER_OVERHEAD_SHARE = 0.25
 EXECUTOR_OVERHEAD_SHARE = 0.10
 MIN_HEAP_MIB = 128
+# Spark refuses an executor whose heap is under 1.5 x its 300 MiB reserve (UnifiedMemoryManager).
+MIN_EXECUTOR_HEAP_MIB = 450
 
 HADOOP_CLASSIFICATIONS = frozenset({"core-site", "hdfs-site", "mapred-site", "yarn-site", "hive-site",
                                     "spark-hive-site"})
@@ -66,14 +68,14 @@ def quantity(text: Any, where: str) -> float:
     return number * _FACTORS[suffix]
 
 
-def heap_mib(memory: Any, share: float, where: str) -> int:
+def heap_mib(memory: Any, share: float, where: str, minimum: int = MIN_HEAP_MIB) -> int:
     """The JVM heap that fits a pod of ``memory``, leaving max(384 MiB, share) for the rest."""
     total = quantity(memory, where) / MiB
     heap = int(total - max(MIN_OVERHEAD_MIB, total * share))
-    if heap < MIN_HEAP_MIB:
-        raise SparkConfError(f"{where}: {memory} leaves no room for a JVM heap of at least {MIN_HEAP_MIB} MiB "
+    if heap < minimum:
+        raise SparkConfError(f"{where}: {memory} leaves no room for a JVM heap of at least {minimum} MiB "
                              f"besides the {MIN_OVERHEAD_MIB} MiB overhead; give at least "
-                             f"{MIN_HEAP_MIB + MIN_OVERHEAD_MIB}Mi")
+                             f"{minimum + MIN_OVERHEAD_MIB}Mi")
     return heap
 
 
@@ -120,7 +122,7 @@ def _executors(profile: Mapping[str, Any], name: str) -> dict[str, str]:
         conf["spark.kubernetes.executor.request.cores"] = str(profile["executorCpu"])
     if profile.get("executorMemory"):
         where = f"{name}.executorMemory"
-        heap = heap_mib(profile["executorMemory"], EXECUTOR_OVERHEAD_SHARE, where)
+        heap = heap_mib(profile["executorMemory"], EXECUTOR_OVERHEAD_SHARE, where, MIN_EXECUTOR_HEAP_MIB)
         conf["spark.executor.memory"] = f"{heap}m"
         conf["spark.executor.memoryOverhead"] = f"{int(quantity(profile['executorMemory'], where) / MiB) - heap}m"
     if profile.get("serviceAccountName"):
@@ -161,6 +163,14 @@ class DriverPod:
     name: str
     namespace: str
     ip: str
+
+
+def kubernetes_master(host: str | None, port: str | None) -> str:
+    """The API server as the pod sees it: the kubernetes Service's address that the kubelet gives every container
+    (KUBERNETES_SERVICE_HOST/PORT), which needs no cluster DNS; the Service's name otherwise."""
+    if not host or not port:
+        return KUBERNETES_MASTER
+    return f"k8s://https://[{host}]:{port}" if ":" in host else f"k8s://https://{host}:{port}"
 
 
 def kubernetes_driver_conf(pod: DriverPod, template: str, hadoop: Mapping[str, str],

@@ -17,6 +17,7 @@ connector (hadoop-aws and its AWS SDK bundle) is found in Spark's jars or in the
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -43,6 +44,7 @@ from datapipeline.core.sparkconf import (
     SparkSettings,
     executor_pod_template,
     kubernetes_driver_conf,
+    kubernetes_master,
     spark_settings,
 )
 from datapipeline.runner.activities.shell import Outcome, base_env, run_command
@@ -196,6 +198,8 @@ def prepare(ctx: Context, what: str) -> Launcher:
             json.dump(executor_pod_template(os.getuid(), {LABEL_SPARK_DRIVER: driver.name}), f, indent=1)
         extra.update(kubernetes_driver_conf(driver, template, settings.hadoop,
                                             os.environ.get(CREDENTIALS_SECRET_ENV) or None))
+        settings = dataclasses.replace(settings, master=kubernetes_master(os.environ.get("KUBERNETES_SERVICE_HOST"),
+                                                                          os.environ.get("KUBERNETES_SERVICE_PORT")))
     write_conf_dir(conf_dir, settings, extra)
     env = base_env(ctx)
     env.update(settings.env)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 
 BACKEND = "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend"
@@ -63,7 +64,13 @@ def main() -> None:
         argv = executor_argv(os.environ, java, _spark_home())
     except ExecutorEnvError as e:
         sys.exit(f"datapipeline-spark-executor: {e}")
-    os.execv(java, argv)
+    # The driver's logging (warnings and errors), in the pod's /tmp (an emptyDir): Spark's default is INFO.
+    from datapipeline.runner.spark import LOG4J2
+
+    fd, path = tempfile.mkstemp(prefix="log4j2-", suffix=".properties")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(LOG4J2)
+    os.execv(java, [argv[0], f"-Dlog4j2.configurationFile=file:{path}", *argv[1:]])
 
 
 if __name__ == "__main__":
