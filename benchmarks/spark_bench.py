@@ -191,7 +191,8 @@ def main() -> int:
     subprocess.run(["kubectl", "create", "namespace", namespace], check=True, capture_output=True)
     rendered = subprocess.run(
         ["helm", "template", "kdp", str(ROOT / "charts" / "kube-datapipeline"), "--namespace", namespace,
-         "--show-only", "templates/spark-driver.yaml", "--set", f"sparkDriver.namespaces={{{namespace}}}"],
+         "--show-only", "templates/spark-driver.yaml", "--set", "sparkDriver.serviceAccount.create=true",
+         "--set", f"sparkDriver.namespaces={{{namespace}}}"],
         capture_output=True, text=True, check=True).stdout
     kubectl(namespace, "apply", "-f", "-", stdin=rendered)
     env = {**os.environ, "DATAPIPELINE_NAMESPACES": namespace, "DATAPIPELINE_METRICS_PORT": "0",

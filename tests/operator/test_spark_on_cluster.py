@@ -136,7 +136,8 @@ def spark_ns(operator: Operator, spark_image: str, minio: S3Server) -> Iterator[
         pytest.skip("helm is not on PATH (eval \"$(python3 tests/cluster/devcluster.py env)\")")
     rendered = subprocess.run(
         [helm, "template", "kdp", str(ROOT / "charts" / "kube-datapipeline"), "--namespace", operator.namespace,
-         "--show-only", "templates/spark-driver.yaml", "--set", f"sparkDriver.namespaces={{{operator.namespace}}}"],
+         "--show-only", "templates/spark-driver.yaml", "--set", "sparkDriver.serviceAccount.create=true",
+         "--set", f"sparkDriver.namespaces={{{operator.namespace}}}"],
         capture_output=True, text=True, check=True).stdout
     operator.kubectl("apply", "-f", "-", stdin=rendered)
     operator.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-keys"},

@@ -289,8 +289,8 @@ def test_kubernetes_mode_names_what_it_needs() -> None:
     spec["clusterProfiles"][0]["mode"] = "kubernetes"
     assert problems(spec) == [
         "spec.clusterProfiles[0].serviceAccountName: mode kubernetes needs a service account: the Spark driver in the "
-        "activity's pod creates the executor pods with its token (the chart creates kdp-spark-driver with exactly "
-        "those rights; docs/spark.md)",
+        "activity's pod creates the executor pods with its token (the chart's sparkDriver.serviceAccount.create "
+        "makes kdp-spark-driver, with exactly those rights; docs/spark.md)",
         "spec.clusterProfiles[0].executorInstances: mode kubernetes needs executorInstances: how many executor pods "
         "the driver starts (AWS coreInstanceCount), at least 1"]
     spec["clusterProfiles"][0].update(serviceAccountName="kdp-spark-driver", executorInstances=0)

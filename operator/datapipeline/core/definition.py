@@ -848,8 +848,9 @@ class _Parser:
         """Mode kubernetes: the driver (the activity's pod) creates executorInstances executor pods through the API."""
         if not obj.fields.get("serviceAccountName"):
             self.problems.add(f"{obj.path}.serviceAccountName", "mode kubernetes needs a service account: the Spark "
-                              "driver in the activity's pod creates the executor pods with its token (the chart "
-                              "creates kdp-spark-driver with exactly those rights; docs/spark.md)")
+                              "driver in the activity's pod creates the executor pods with its token (the chart's "
+                              "sparkDriver.serviceAccount.create makes kdp-spark-driver, with exactly those rights; "
+                              "docs/spark.md)")
         instances = obj.fields.get("executorInstances")
         if instances is None:
             self.problems.add(f"{obj.path}.executorInstances", "mode kubernetes needs executorInstances: how many "
