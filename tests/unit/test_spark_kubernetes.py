@@ -147,3 +147,19 @@ def test_the_driver_reaches_the_api_server_without_cluster_dns() -> None:
     assert kubernetes_master("10.96.0.1", "443") == "k8s://https://10.96.0.1:443"
     assert kubernetes_master("fd00::1", "443") == "k8s://https://[fd00::1]:443"
     assert kubernetes_master(None, None) == "k8s://https://kubernetes.default.svc"
+
+
+def test_a_runner_without_a_pod_of_its_own_refuses_mode_kubernetes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datapipeline.runner.errors import InvalidTask
+    from datapipeline.runner.spark import driver_pod
+
+    for name in ("DATAPIPELINE_POD_NAME", "DATAPIPELINE_POD_NAMESPACE", "DATAPIPELINE_POD_IP"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(InvalidTask, match="a poll worker group runs mode local only") as caught:
+        driver_pod("HiveActivity work")
+    assert str(caught.value).startswith("HiveActivity work: mode kubernetes runs the Spark driver in the activity's "
+                                        "own pod, which sets DATAPIPELINE_POD_NAME")
+    monkeypatch.setenv("DATAPIPELINE_POD_NAME", "p")
+    monkeypatch.setenv("DATAPIPELINE_POD_NAMESPACE", "ns")
+    monkeypatch.setenv("DATAPIPELINE_POD_IP", "10.0.0.1")
+    assert driver_pod("x") == DriverPod("p", "ns", "10.0.0.1")
