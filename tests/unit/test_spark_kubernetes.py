@@ -163,3 +163,20 @@ def test_a_runner_without_a_pod_of_its_own_refuses_mode_kubernetes(monkeypatch: 
     monkeypatch.setenv("DATAPIPELINE_POD_NAMESPACE", "ns")
     monkeypatch.setenv("DATAPIPELINE_POD_IP", "10.0.0.1")
     assert driver_pod("x") == DriverPod("p", "ns", "10.0.0.1")
+
+
+def test_a_configuration_cannot_move_the_driver_or_its_executors() -> None:
+    from datapipeline.core.sparkconf import spark_settings
+    from datapipeline.core.task import AwsSpec
+
+    configuration = [{"classification": "spark-defaults", "properties": {
+        "spark.kubernetes.namespace": "elsewhere", "spark.kubernetes.executor.podTemplateFile": "s3://x/pod.yaml",
+        "spark.sql.shuffle.partitions": "4"}}]
+    settings = spark_settings({"mode": "kubernetes", "configuration": configuration}, AwsSpec(), "c")
+    assert "spark.kubernetes.namespace" not in settings.conf
+    assert "spark.kubernetes.executor.podTemplateFile" not in settings.conf
+    assert settings.conf["spark.sql.shuffle.partitions"] == "4"
+    assert settings.warnings == (
+        "c.configuration[0]: spark.kubernetes.namespace ignored: the cluster profile's mode decides where Spark runs",
+        "c.configuration[0]: spark.kubernetes.executor.podTemplateFile ignored: the cluster profile's mode decides "
+        "where Spark runs")

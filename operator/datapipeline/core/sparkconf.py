@@ -33,7 +33,15 @@ HADOOP_CLASSIFICATIONS = frozenset({"core-site", "hdfs-site", "mapred-site", "ya
                                     "spark-hive-site"})
 ENV_CLASSIFICATIONS = frozenset({"spark-env", "hadoop-env"})
 # Keys a configuration may not set: the profile decides where Spark runs.
-PROFILE_KEYS = frozenset({"spark.master", "spark.submit.deployMode"})
+PROFILE_KEYS = frozenset({"spark.master", "spark.submit.deployMode",
+                          # mode kubernetes: where the driver is, and that its executors are owned by its pod and
+                          # made from the runner's locked-down template with only the calls the Role grants
+                          "spark.kubernetes.driver.pod.name", "spark.kubernetes.namespace",
+                          "spark.kubernetes.executor.podTemplateFile", "spark.driver.host", "spark.driver.bindAddress",
+                          "spark.kubernetes.executor.disableConfigMap",
+                          "spark.kubernetes.driver.ownPersistentVolumeClaim",
+                          "spark.kubernetes.driver.reusePersistentVolumeClaim",
+                          "spark.kubernetes.driver.service.deleteOnTermination"})
 S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 
 _QUANTITY = re.compile(r"\+?(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?")
