@@ -180,3 +180,12 @@ def test_a_configuration_cannot_move_the_driver_or_its_executors() -> None:
         "c.configuration[0]: spark.kubernetes.namespace ignored: the cluster profile's mode decides where Spark runs",
         "c.configuration[0]: spark.kubernetes.executor.podTemplateFile ignored: the cluster profile's mode decides "
         "where Spark runs")
+
+
+def test_a_step_cannot_move_the_driver_either() -> None:
+    from datapipeline.core.emrsteps import SparkSubmit, parse_step
+
+    plan = parse_step("command-runner.jar,spark-submit,--conf,spark.kubernetes.namespace=x,--conf,spark.a=b,app.py")
+    assert isinstance(plan, SparkSubmit)
+    assert plan.options == (("--conf", "spark.a=b"),)
+    assert plan.dropped == ("--conf spark.kubernetes.namespace=x",)
