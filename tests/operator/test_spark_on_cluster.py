@@ -256,6 +256,9 @@ def test_hive_aggregates_a_csv_with_two_executor_pods(spark_ns: Operator, minio:
     log = op.cli("logs", "hive-k8s-1", "--activity", "work")
     refused = [line for line in log.splitlines() if "forbidden" in line.lower()]
     assert refused == []
+    # The runner read each executor's log into the attempt's before deleting the pods.
+    for name in seen:
+        assert f"executor pod {name} (" in log, log[-5000:]
     try:
         op.wait(lambda: executors(op) == [], timeout=60)
     except AssertionError:

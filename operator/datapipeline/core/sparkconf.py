@@ -41,7 +41,8 @@ PROFILE_KEYS = frozenset({"spark.master", "spark.submit.deployMode",
                           "spark.kubernetes.executor.disableConfigMap",
                           "spark.kubernetes.driver.ownPersistentVolumeClaim",
                           "spark.kubernetes.driver.reusePersistentVolumeClaim",
-                          "spark.kubernetes.driver.service.deleteOnTermination"})
+                          "spark.kubernetes.driver.service.deleteOnTermination",
+                          "spark.kubernetes.executor.deleteOnTermination"})
 S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 
 _QUANTITY = re.compile(r"\+?(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?")
@@ -149,6 +150,8 @@ KUBERNETES_FIXED = {
     "spark.kubernetes.driver.service.deleteOnTermination": "false",
     "spark.kubernetes.driver.ownPersistentVolumeClaim": "false",
     "spark.kubernetes.driver.reusePersistentVolumeClaim": "false",
+    # The runner reads the executors' logs after the application, then deletes their pods (runner/spark_pods.py).
+    "spark.kubernetes.executor.deleteOnTermination": "false",
     "spark.driver.port": "7078",
     "spark.driver.blockManager.port": "7079",
 }

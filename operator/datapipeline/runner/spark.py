@@ -170,6 +170,7 @@ class Launcher:
     settings: SparkSettings
     conf_dir: str
     env: dict[str, str]
+    driver: DriverPod | None = None  # mode kubernetes: the pod whose executors each launch leaves behind
 
 
 def prepare(ctx: Context, what: str) -> Launcher:
@@ -213,7 +214,7 @@ def prepare(ctx: Context, what: str) -> Launcher:
     for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         if env.get(name) and not os.path.isfile(env[name]):
             env.pop(name)  # the Java SDK warns, with a stack, about a file that is not one (/dev/null)
-    return Launcher(spark, settings, conf_dir, env)
+    return Launcher(spark, settings, conf_dir, env, driver)
 
 
 def driver_pod(what: str) -> DriverPod:
@@ -326,7 +327,14 @@ def local_file(ctx: Context, location: str, what: str, name: str) -> str:
 def run(launcher: Launcher, ctx: Context, argv: Sequence[str], what: str) -> Outcome:
     workdir = os.path.join(ctx.scratch(), "work")
     os.makedirs(workdir, exist_ok=True)
-    return run_command(ctx, argv, launcher.env, workdir, what)
+    outcome = run_command(ctx, argv, launcher.env, workdir, what)
+    # After the application, not on cancel or timeout (an exception here): then the Job's deletion removes the
+    # executors with the driver's pod, and waiting for their logs would only hold the pod up.
+    if launcher.driver is not None:
+        from datapipeline.runner import spark_pods
+
+        spark_pods.collect(launcher.driver, what)
+    return outcome
 
 
 def failure_detail(outcome: Outcome) -> str:
