@@ -296,7 +296,10 @@ def test_kubernetes_mode_names_what_it_needs() -> None:
     spec["clusterProfiles"][0].update(serviceAccountName="kdp-spark-driver", executorInstances=0)
     assert problems(spec) == ["spec.clusterProfiles[0].executorInstances: must be at least 1 in mode kubernetes, "
                               "not 0"]
-    spec["clusterProfiles"][0]["executorInstances"] = 2
+    spec["clusterProfiles"][0].update(executorInstances=2, executorMemory="768Mi")
+    assert problems(spec) == ["spec.clusterProfiles[0].executorMemory: 768Mi leaves no room for a JVM heap of at "
+                              "least 450 MiB besides the 384 MiB overhead; give at least 834Mi"]
+    spec["clusterProfiles"][0]["executorMemory"] = "1Gi"
     assert problems(spec) == []
 
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
-from datapipeline.core import catalog, kubevalues
+from datapipeline.core import catalog, kubevalues, sparkconf
 from datapipeline.core.catalog import (
     COMMON_FIELDS,
     LITERAL_FIELDS,
@@ -857,6 +857,13 @@ class _Parser:
                               "executor pods the driver starts (AWS coreInstanceCount), at least 1")
         elif isinstance(instances, int) and not isinstance(instances, bool) and instances < 1:
             self.problems.add(f"{obj.path}.executorInstances", f"must be at least 1 in mode kubernetes, not {instances}")
+        memory = obj.fields.get("executorMemory")
+        if isinstance(memory, str) and not kubevalues.quantity_problem(memory):
+            try:
+                sparkconf.heap_mib(memory, sparkconf.EXECUTOR_OVERHEAD_SHARE, "executorMemory",
+                                   sparkconf.MIN_EXECUTOR_HEAP_MIB)
+            except sparkconf.SparkConfError as e:
+                self.problems.add(f"{obj.path}.executorMemory", str(e).removeprefix("executorMemory: "))
 
     def _check_profile(self, obj: PipelineObject) -> None:
         """Values a profile hands to the Job, by Kubernetes' own rules (the API server would refuse them)."""
