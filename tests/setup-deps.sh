@@ -16,6 +16,6 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-python3 -m pip install -q --disable-pip-version-check -e "$root[dev,spark]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+python3 -m pip install -q --disable-pip-version-check -e "$root[dev,spark,console]" 2>&1 | grep -v "Running pip as the 'root' user" || true
 # The S3A connector and the MapReduce examples for the Spark tests, cached by Hadoop version.
 PYTHON=python3 bash "$here/setup-spark.sh" >/dev/null

@@ -161,6 +161,17 @@ def pipeline_spec_schema() -> dict[str, Any]:
                                                     "deactivate-pipeline) or let them finish (false, like "
                                                     "--no-cancel-active)."},
         "schedule": schedule,
+        "workerGroups": {
+            "type": "object", "maxProperties": 50,
+            "description": "How each worker group named by an activity's or precondition's workerGroup runs its "
+                           "attempts (docs/worker-groups.md).",
+            "additionalProperties": {"type": "object", "properties": {
+                "mode": {"type": "string", "enum": ["poll", "nodeSelector"],
+                         "description": "poll: a TaskAttempt that pollers of the group claim "
+                                        "(`datapipeline-runner poll`); nodeSelector: a Job on nodes labelled "
+                                        "datapipeline.io/worker-group=<name>. Default poll."},
+                "leaseSeconds": {"type": "integer", "minimum": 10, "maximum": 3600,
+                                 "description": "poll: a claim not renewed for this long fails (default 60)."}}}},
         "schedules": {"type": "object", "maxProperties": 20,
                       "description": "More schedules by name (a DNS label of at most 20 characters), for objects "
                                      "that say schedule: <name>. Each schedule makes its own runs; spec.schedule "
@@ -318,6 +329,68 @@ def pipelinerun_crd() -> dict[str, Any]:
     ], "One run of a Pipeline for one scheduled interval; each activity attempt is a Job.")
 
 
+def taskattempt_spec_schema() -> dict[str, Any]:
+    env_item = {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "maxLength": 253}, "value": {"type": "string", "maxLength": 65536}}}
+    ref_item = {"type": "object", "required": ["name", "secret", "key"], "properties": {
+        "name": {"type": "string", "maxLength": 253}, "secret": {"type": "string", "maxLength": 253},
+        "key": {"type": "string", "maxLength": 253}}}
+    return {
+        "type": "object", "required": ["workerGroup", "task"],
+        "description": "Written once by the operator; the API server refuses any change.",
+        "x-kubernetes-validations": [{"rule": "self == oldSelf",
+                                      "message": "spec is immutable: the operator writes a TaskAttempt once"}],
+        "properties": {
+            "workerGroup": {"type": "string", "maxLength": 63, "description": "The poll worker group."},
+            "task": {"type": "string", "maxLength": 262144,
+                     "description": "The TaskSpec JSON (what a Job's DATAPIPELINE_TASK holds); no secret."},
+            "env": {"type": "array", "maxItems": 200, "items": env_item, "description": "Plain variables."},
+            "secretEnv": {"type": "array", "maxItems": 200, "items": ref_item,
+                          "description": "Variables from Secrets: references the poller resolves, never values."},
+            "deadlineSeconds": {"type": "integer", "minimum": 1, "description": "attemptTimeout, from the claim."},
+            "leaseSeconds": {"type": "integer", "minimum": 10, "maximum": 3600,
+                             "description": "A claim not renewed for this long fails (WorkerLost)."},
+        },
+    }
+
+
+def taskattempt_status_schema() -> dict[str, Any]:
+    text = {"type": "string", "maxLength": 253}
+    return {
+        "type": "object",
+        "description": "Written by the poller that claims the attempt (the operator only fails a lost claim).",
+        "x-kubernetes-validations": [
+            {"rule": "!has(oldSelf.claimedBy) || (has(self.claimedBy) && self.claimedBy == oldSelf.claimedBy)",
+             "message": "the attempt is claimed: claimedBy cannot change"},
+            {"rule": "!has(oldSelf.phase) || !(oldSelf.phase in ['Succeeded', 'Failed']) || self == oldSelf",
+             "message": "the attempt is finished: its status cannot change"},
+        ],
+        "properties": {
+            "phase": {"type": "string", "enum": ["Claimed", "Succeeded", "Failed"]},
+            "claimedBy": {**text, "description": "The poller: its identity and host."},
+            "claimTime": {"type": "string", "format": "date-time"},
+            "renewTime": {"type": "string", "format": "date-time", "description": "The claim's last heartbeat."},
+            "progressTime": {"type": "string", "format": "date-time",
+                             "description": "The task's last output line (reportProgressTimeout)."},
+            "finishTime": {"type": "string", "format": "date-time"},
+            "exitCode": {"type": "integer"},
+            "reason": {**text, "description": "DeadlineExceeded, WorkerLost, PollerStopped."},
+            "result": {"type": "string", "maxLength": 16384, "description": "The runner's TaskResult JSON."},
+            "logTail": {"type": "string", "maxLength": 16384, "description": "The end of the task's output."},
+        },
+    }
+
+
+def taskattempt_crd() -> dict[str, Any]:
+    return _crd("TaskAttempt", "taskattempts", "dpta", taskattempt_spec_schema(), taskattempt_status_schema(), [
+        {"name": "Worker Group", "type": "string", "jsonPath": ".spec.workerGroup"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Claimed By", "type": "string", "jsonPath": ".status.claimedBy"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ], "One attempt of an activity (or precondition check) routed to a poll worker group: claimed and run by "
+       "a poller outside the cluster (docs/worker-groups.md).")
+
+
 HEADER = "# Generated by `python -m datapipeline.crds` from operator/datapipeline/core/catalog.py. Do not edit.\n"
 CHART_GUARD = ("{{- if .Values.crds.install }}\n", "{{- end }}\n")
 CHART_ANNOTATION = '  {{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{- end }}\n'
@@ -330,7 +403,7 @@ def render_crd(crd: dict[str, Any]) -> str:
 def render_chart_template() -> str:
     """The chart's CRD template: the same CRDs, guarded by a value so `helm upgrade` upgrades them."""
     parts = []
-    for crd in (pipeline_crd(), pipelinerun_crd()):
+    for crd in (pipeline_crd(), pipelinerun_crd(), taskattempt_crd()):
         text = yaml.safe_dump(crd, sort_keys=False, width=120)
         # Escape Go-template braces that may occur in descriptions (${INPUT1_STAGING_DIR} has none; #{...} does).
         text = text.replace("{{", '{{ "{{" }}')
@@ -343,6 +416,7 @@ def outputs(root: Path) -> dict[Path, str]:
     return {
         root / "crds" / "pipelines.datapipeline.io.yaml": render_crd(pipeline_crd()),
         root / "crds" / "pipelineruns.datapipeline.io.yaml": render_crd(pipelinerun_crd()),
+        root / "crds" / "taskattempts.datapipeline.io.yaml": render_crd(taskattempt_crd()),
         root / "charts" / "kube-datapipeline" / "templates" / "crds.yaml": render_chart_template(),
     }
 

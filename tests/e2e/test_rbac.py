@@ -15,10 +15,14 @@ EXPECTED = {
     "pipelineruns.datapipeline.io": {"get", "list", "watch", "create", "delete"},
     "pipelines.datapipeline.io/status": {"patch"},
     "pipelineruns.datapipeline.io/status": {"patch"},
+    "taskattempts.datapipeline.io": {"list", "watch", "create", "delete"},
+    "taskattempts.datapipeline.io/status": {"patch"},
     "jobs.batch": {"list", "watch", "create", "delete"},
     "pods": {"list", "watch"},
     "pods/log": {"get"},
     "events": {"create"},
+    # Leader election: its one Lease (get, update by name; create).
+    "leases.coordination.k8s.io": {"get", "update", "create"},
     # kopf's discovery of resources and namespaces (cluster-wide, read-only).
     "customresourcedefinitions.apiextensions.k8s.io": {"list", "watch"},
     "namespaces": {"list", "watch"},

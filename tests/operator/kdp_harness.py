@@ -31,10 +31,11 @@ def _kubeconfig(cluster: Any) -> str:
 class Operator:
     """The operator subprocess plus kubectl helpers bound to one namespace."""
 
-    def __init__(self, kubeconfig: str, namespace: str, log: Path) -> None:
+    def __init__(self, kubeconfig: str, namespace: str, log: Path, env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log = log
+        self.env = dict(env or {})  # more settings for this operator process (leader election, say)
         self.proc: subprocess.Popen[bytes] | None = None
 
     # -------------------------------------------------------------- process
@@ -46,7 +47,7 @@ class Operator:
                "DATAPIPELINE_MISSED_GRACE_SECONDS": "5", "DATAPIPELINE_METRICS_PORT": "0",
                "DATAPIPELINE_LIVENESS_PORT": "0", "PYTHONPATH": str(ROOT / "operator"),
                # The scenarios use 5- and 10-second schedules (the default minimum period is 1 minute).
-               "DATAPIPELINE_MIN_SCHEDULE_PERIOD": "1s"}
+               "DATAPIPELINE_MIN_SCHEDULE_PERIOD": "1s", **self.env}
         out = self.log.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "datapipeline.controller.main"], env=env, stdout=out,
                                      stderr=subprocess.STDOUT)

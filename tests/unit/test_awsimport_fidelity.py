@@ -17,7 +17,7 @@ from datapipeline.awsimport.convert import ImportError_, convert
 from datapipeline.cli.main import main
 from datapipeline.core import catalog
 from datapipeline.core.catalog import Kind
-from datapipeline.core.definition import parse_manifest
+from datapipeline.core.definition import parse_manifest, parse_pipeline
 from datapipeline.core.emrsteps import StepError, parse_step
 from datapipeline.core.model import PipelineDefinition
 from datapipeline.core.problems import DefinitionError
@@ -228,9 +228,13 @@ def test_stage_without_nodes_and_worker_groups() -> None:
     assert targets["SnapshotFiles"]["stage"] is True and "input" not in targets["SnapshotFiles"]
     assert targets["BackupHost"]["terminateAfter"] == "2 hours"
     assert targets["PruneOldCopies"]["workerGroup"] == "nfs-hosts"
-    assert 'object "PruneOldCopies": workerGroup "nfs-hosts": its pods run only on nodes labelled ' \
-           "datapipeline.io/worker-group=nfs-hosts; label them (kubectl label nodes NODE " \
-           "datapipeline.io/worker-group=nfs-hosts) or remove workerGroup so that they run on any node" in warnings
+    # On AWS a workerGroup is a Task Runner on the user's machines: here a poll group (docs/worker-groups.md).
+    assert manifest["spec"]["workerGroups"] == {"nfs-hosts": {"mode": "poll"}}
+    assert 'object "PruneOldCopies": workerGroup "nfs-hosts" is declared in spec.workerGroups with mode poll: its ' \
+           "attempts wait for a poller on the group's machines, as for AWS's Task Runner: run " \
+           "`datapipeline-runner poll --worker-group nfs-hosts` there (docs/worker-groups.md); or set mode " \
+           "nodeSelector to run its pods on nodes labelled datapipeline.io/worker-group=nfs-hosts" in warnings
+    parse_pipeline(manifest["spec"])  # valid as imported
 
 
 def test_emr_family_activities_with_a_worker_group_get_a_cluster_profile() -> None:
@@ -240,9 +244,26 @@ def test_emr_family_activities_with_a_worker_group_get_a_cluster_profile() -> No
     assert targets["Sessionize"]["runsOn"] == "workerGroup-analytics-runners"  # from Default's workerGroup
     assert targets["CountSessions"]["runsOn"] == "workerGroup-big-jobs"
     assert [p["name"] for p in spec["clusterProfiles"]] == ["workerGroup-analytics-runners", "workerGroup-big-jobs"]
-    assert spec["defaults"]["workerGroup"] == "analytics-runners"  # the shell activity keeps it, with a warning
-    assert any(w.startswith('object "Default": workerGroup "analytics-runners": activities without runsOn run only '
-                            "on nodes labelled datapipeline.io/worker-group=analytics-runners") for w in warnings)
+    assert spec["defaults"]["workerGroup"] == "analytics-runners"  # the shell activity keeps it: a poll group
+    assert spec["workerGroups"] == {"analytics-runners": {"mode": "poll"}}
+    assert any(w.startswith('object "Default": workerGroup "analytics-runners" is declared in spec.workerGroups with '
+                            "mode poll") for w in warnings)
+
+
+def test_a_worker_group_that_is_no_dns_label_is_renamed_once_and_said() -> None:
+    objects = [{"id": "Default", "name": "Default", "scheduleType": "ondemand", "failureAndRerunMode": "CASCADE"},
+               {"id": "A", "name": "A", "type": "ShellCommandActivity", "command": "true",
+                "workerGroup": "wg_OnPrem.1"},
+               {"id": "B", "name": "B", "type": "ShellCommandActivity", "command": "true",
+                "workerGroup": "wg_OnPrem.1"}]
+    result = convert({"objects": objects}, "renamed")
+    manifest, warnings = result.manifest, result.warnings
+    targets = objects_of(manifest["spec"])
+    assert targets["A"]["workerGroup"] == targets["B"]["workerGroup"] == "wg-onprem-1"
+    assert manifest["spec"]["workerGroups"] == {"wg-onprem-1": {"mode": "poll"}}
+    said = [w for w in warnings if "wg_OnPrem.1" in w]
+    assert len(said) == 1 and '(renamed "wg-onprem-1": a poll group is a DNS label)' in said[0]
+    parse_pipeline(manifest["spec"])
 
 
 def test_redshift_in_three_directions_and_passwords_from_parameters() -> None:

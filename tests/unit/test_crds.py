@@ -54,7 +54,7 @@ def test_the_chart_template_holds_the_same_crds() -> None:
     docs = [d for d in yaml.safe_load_all(body.replace('{{ "{{" }}', "{{")) if d]
     for doc in docs:
         doc["metadata"].pop("annotations", None)
-    assert docs == [PIPELINE, RUN]
+    assert docs == [PIPELINE, RUN, crds.taskattempt_crd()]
 
 
 # ---------------------------------------------------------------------------------------------- shape

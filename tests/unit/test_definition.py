@@ -41,7 +41,8 @@ ALL_TYPES = sorted(TYPES)
 
 
 def spec_with(**sections: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"schedule": {"period": "1 day", "startDateTime": "2026-01-01T00:00:00Z"}}
+    spec: dict[str, Any] = {"schedule": {"period": "1 day", "startDateTime": "2026-01-01T00:00:00Z"},
+                            "workerGroups": {"wg": {"mode": "poll"}}}
     spec.update(copy.deepcopy(SUPPORT))
     spec.update(sections)
     return spec
@@ -75,6 +76,8 @@ def sample(field: FieldSpec, type_name: str) -> Any:
     """A valid value of a field, by kind."""
     if field.name == "step":  # EMR's form, which validation parses
         return ["command-runner.jar,spark-submit,s3://jobs/app.py"]
+    if field.name == "workerGroup":  # declared in spec_with's workerGroups
+        return "wg"
     if field.kind is Kind.STRING:
         kube = {"cpu": "500m", "memory": "512Mi", "driverCpu": "1", "driverMemory": "1Gi", "executorCpu": "1",
                 "executorMemory": "1Gi", "serviceAccountName": "runner", "image": "registry.example/img:1"}

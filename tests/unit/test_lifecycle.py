@@ -29,6 +29,7 @@ from datapipeline.controller.pipeline_plan import (
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.schedule import plan
+from datapipeline.day2 import Day2Error
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 ACTIVITY = {"name": "a", "type": "ShellCommandActivity", "command": "true"}
@@ -182,7 +183,7 @@ def test_cli_verbs_patch_the_same_spec_fields_as_gitops() -> None:
     assert lifecycle_patch("deactivate", cancel_active=False)["spec"]["cancelActiveOnDeactivate"] is False
     assert lifecycle_patch("pause") == {"spec": {"paused": True}}
     assert lifecycle_patch("resume") == {"spec": {"paused": False}}
-    with pytest.raises(SystemExit, match='error: --start-timestamp: "tomorrow" is not a date-time'):
+    with pytest.raises(Day2Error, match=r'^--start-timestamp: "tomorrow" is not a date-time'):
         lifecycle_patch("activate", "tomorrow")
     parser = build_parser()
     assert parser.parse_args(["deactivate", "p", "--no-cancel-active"]).cancel_active is False

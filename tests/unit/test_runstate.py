@@ -361,3 +361,14 @@ def test_status_for_500_activities_stays_small() -> None:
     status = _big_status(500)
     size = len(json.dumps(status, separators=(",", ":")))
     assert size < 300_000, size
+
+
+def test_progress_events_are_posted_only_when_every_event_is_asked_for() -> None:
+    from datapipeline.core.runstate import Emit, worth_posting
+
+    for reason in ("AttemptCreated", "ActivityRunning", "ActivityFinished", "DataNodeReady", "PreconditionMet"):
+        assert not worth_posting(Emit(reason, "m"), every_event=False)
+        assert worth_posting(Emit(reason, "m"), every_event=True)
+    for reason in ("RunStarted", "RunSucceeded", "AttemptFailed", "ActivityFailed", "ActivityLate", "RunCancelled"):
+        assert worth_posting(Emit(reason, "m"), every_event=False)
+    assert worth_posting(Emit("ActivityFinished", "m", "Warning"), every_event=False)

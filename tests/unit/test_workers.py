@@ -67,3 +67,33 @@ def test_wake_times_errors_and_temporary_errors() -> None:
         assert ("ns", "b") not in workers
 
     asyncio.run(scenario())
+
+
+def test_a_first_delay_holds_a_new_workers_first_pass_unless_it_is_woken() -> None:
+    passes: list[str] = []
+
+    def work(namespace: str, name: str, cache: dict[str, Any], logger: logging.Logger) -> tuple[bool, datetime | None]:
+        passes.append(name)
+        return True, None
+
+    async def scenario() -> None:
+        workers = Workers("test", work, resync=lambda: 60)
+        workers.ensure("ns", "held", wake=False, first_delay=30)
+        workers.ensure("ns", "woken", wake=False, first_delay=30)
+        workers.ensure("ns", "new")
+        await asyncio.sleep(0.05)
+        assert passes == ["new"]
+        workers.wake("ns", "woken")  # a Job event: look now
+        await asyncio.sleep(0.05)
+        assert passes == ["new", "woken"]
+        await workers.stop_all()
+
+    asyncio.run(scenario())
+
+
+def test_a_spread_never_passes_the_due_time() -> None:
+    from datapipeline.controller.workers import spread
+
+    assert all(0 <= spread(30) < 30 for _ in range(100))
+    assert all(0 <= spread(30, due_in=2) <= 2 for _ in range(100))
+    assert spread(30, due_in=-5) == 0

@@ -180,6 +180,7 @@ class _Converter:
         self.password_params: set[str] = set()  # parameters read by *password fields (now Secret references)
         self.taken: set[str] = set()  # manifest names in use
         self.group_profiles: dict[str, str] = {}  # workerGroup -> cluster profile made for EMR-family activities
+        self.poll_groups: dict[str, str] = {}  # workerGroup as written -> its spec.workerGroups name (mode poll)
         self.default_group = ""
 
     def warn(self, obj_id: str, message: str) -> None:
@@ -215,6 +216,8 @@ class _Converter:
             if sections[section]:
                 spec[section] = sections[section]
         self._worker_group_profiles(spec)
+        if self.poll_groups:
+            spec["workerGroups"] = {name: {"mode": "poll"} for name in self.poll_groups.values()}
         self._parameters(spec, all_values)
         manifest = {"apiVersion": API_VERSION, "kind": "Pipeline", "metadata": {"name": self.name}, "spec": spec}
         return Conversion(manifest, self.warnings, self.secrets)
@@ -424,10 +427,7 @@ class _Converter:
             elif key in known and key != "vars":
                 defaults[key] = self._value("Default", key, known[key], value)
                 if key == "workerGroup":
-                    self.warn("Default", f'workerGroup "{value}": activities without runsOn run only on nodes '
-                              f"labelled {LABEL_WORKER_GROUP}={value}; label them (kubectl label nodes NODE "
-                              f"{LABEL_WORKER_GROUP}={value}) or remove workerGroup so that they run on any node "
-                              f"({', '.join(EMR_FAMILY)} get a cluster profile instead)")
+                    defaults[key] = self._poll_group("Default", str(defaults[key]))
             elif key in DROPPED_FIELDS:
                 if DROPPED_FIELDS[key]:
                     self.warn("Default", f'field "{key}": {DROPPED_FIELDS[key]}')
@@ -638,10 +638,23 @@ class _Converter:
             self.warn(obj_id, f'workerGroup "{group}" became runsOn "{result["runsOn"]}", a cluster profile with '
                       f'image "{CLUSTER_IMAGE}" ({type_name} runs on a cluster profile here)')
             return
-        result["workerGroup"] = group
-        self.warn(obj_id, f'workerGroup "{group}": its pods run only on nodes labelled '
-                  f"{LABEL_WORKER_GROUP}={group}; label them (kubectl label nodes NODE {LABEL_WORKER_GROUP}={group}) "
-                  "or remove workerGroup so that they run on any node")
+        result["workerGroup"] = self._poll_group(obj_id, group)
+
+    def _poll_group(self, obj_id: str, group: str) -> str:
+        """A workerGroup means a Task Runner on the user's machines: declared as mode poll (docs/worker-groups.md),
+        its name made a DNS label if it is not one; said once per group."""
+        if group in self.poll_groups:
+            return self.poll_groups[group]
+        name = re.sub(r"[^a-z0-9-]+", "-", group.lower()).strip("-")[:40].strip("-") or "group"
+        while name in self.poll_groups.values():
+            name = f"{name[:37]}-{len(self.poll_groups) + 1}"
+        self.poll_groups[group] = name
+        renamed = f' (renamed "{name}": a poll group is a DNS label)' if name != group else ""
+        self.warn(obj_id, f'workerGroup "{group}"{renamed} is declared in spec.workerGroups with mode poll: its '
+                  f"attempts wait for a poller on the group's machines, as for AWS's Task Runner: run "
+                  f"`datapipeline-runner poll --worker-group {name}` there (docs/worker-groups.md); or set "
+                  f"mode nodeSelector to run its pods on nodes labelled {LABEL_WORKER_GROUP}={name}")
+        return name
 
     def _group_profile(self, group: str) -> str:
         if group not in self.group_profiles:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "datapipeline.cli.devcluster",
     "datapipeline.cli.ops",
     "datapipeline.cli.demo",
+    "datapipeline.cli.console",
 )
 
 

@@ -1,8 +1,8 @@
 """Day-2 commands of the ``datapipeline`` CLI: list, runs, describe, run, backfill, cancel, rerun,
 mark-finished, logs, activate, deactivate, pause, resume. ``add_subparsers`` registers them on argparse.
 
-They only touch the API like kubectl would: runs are created with the same deterministic names the
-operator uses, and requests (cancel, rerun, markFinished, activated, paused...) are patches of a spec.
+The reading verbs are here; the verbs that change something call :mod:`datapipeline.day2`, the one
+implementation the web console calls too, and print the line it returns.
 """
 
 from __future__ import annotations
@@ -11,24 +11,14 @@ import argparse
 import json
 import sys
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from datapipeline.controller.frozen import FROZEN_SPEC
-from datapipeline.core.model import DEFAULT_SCHEDULE, Schedule
-from datapipeline.core.schedule import (
-    ScheduleError,
-    backfill_intervals,
-    effective_start,
-    format_time,
-    interval_at,
-    parse_time,
-    run_name,
-)
-
-LOG_KEY = "{uri}/{pipeline}/{run}/{activity}/attempt-{attempt}.log"  # where attempt logs are kept in S3
+from datapipeline import day2
+from datapipeline.core.model import DEFAULT_SCHEDULE
+from datapipeline.core.schedule import interval_at, parse_time
+from datapipeline.day2 import LOG_KEY, lifecycle_patch, log_key
 
 
 def _kube() -> Any:
@@ -56,46 +46,6 @@ def _age(stamp: str | None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{max(seconds, 0)}s"
-
-
-def _time_option(value: str, option: str) -> datetime:
-    """An RFC 3339 option value (--at, --from, --to); a clear message naming the option otherwise."""
-    try:
-        return parse_time(value)
-    except (ValueError, OverflowError):
-        raise SystemExit(f'error: {option}: "{value[:60]}" is not a date-time; write it like '
-                         "2026-01-31T00:00:00Z") from None
-
-
-def _parse_params(items: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"error: --param {item!r}: write it as NAME=VALUE")
-        out[key] = value
-    return out
-
-
-def _checked_params(pipeline: Mapping[str, Any], items: list[str] | None) -> dict[str, str | list[str]]:
-    """--param values, checked as the operator will check them (type, allowedValues, pattern, overridable)."""
-    from datapipeline.core.definition import parse_pipeline
-    from datapipeline.core.problems import DefinitionError
-    from datapipeline.core.values import run_values
-
-    raw = _parse_params(items)
-    if not raw:
-        return {}
-    from datapipeline.cli.validate import cli_limits
-
-    try:
-        definition = parse_pipeline(pipeline.get("spec") or {}, limits=cli_limits())
-    except DefinitionError as error:
-        raise SystemExit(f"Pipeline {pipeline['metadata']['name']} is invalid: {error.problems[0]}") from None
-    values, problems = run_values(definition, raw, path="--param")
-    if problems:
-        raise SystemExit("\n".join(str(p).replace("--param.", "--param ", 1) for p in problems))
-    return values
 
 
 def _watch(args: argparse.Namespace, render: Callable[[], str], done: Callable[[], bool]) -> int:
@@ -185,32 +135,12 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return _watch(args, lambda: describe_run(_ns(args), args.run)[0], lambda: describe_run(_ns(args), args.run)[1])
 
 
-def _pipeline(namespace: str, name: str) -> dict[str, Any]:
-    pipeline = _kube().get_object(namespace, "pipelines", name)
-    if pipeline is None:
-        raise SystemExit(f"error: no Pipeline {name} in {namespace}")
-    return dict(pipeline)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from datapipeline.controller.pipelines import run_manifest
-
-    at = _time_option(args.at, "--at") if args.at else datetime.now(UTC).replace(microsecond=0)
-    _parse_params(args.param)  # NAME=VALUE, before any cluster call
+    at = day2.parse_time_option(args.at, "--at") if args.at else None
+    params = day2.parse_params(args.param)  # NAME=VALUE, before any cluster call
     namespace = _ns(args)
-    pipeline = _pipeline(namespace, args.pipeline)
-    values = _checked_params(pipeline, args.param)
-    schedule = str(args.schedule)
-    known = list((pipeline.get("spec") or {}).get("schedules") or {})
-    if schedule != DEFAULT_SCHEDULE and schedule not in known:
-        raise SystemExit(f'error: --schedule: the Pipeline has no schedule named "{schedule}" '
-                         f"(its schedules: {', '.join([DEFAULT_SCHEDULE, *known])})")
-    kind = "manual" if schedule == DEFAULT_SCHEDULE else f"{schedule}-manual"
-    name = args.name or run_name(args.pipeline, at, kind)
-    body = run_manifest(args.pipeline, namespace, at, None, "Manual", name=name, values=values, owner=pipeline,
-                        schedule=schedule)
-    if not _kube().create_object(namespace, "pipelineruns", body):
-        raise SystemExit(f"error: PipelineRun {name} already exists")
+    name = day2.start_run(_kube(), namespace, args.pipeline, at=at, params=params, name=args.name,
+                          schedule=str(args.schedule))
     print(f"pipelinerun/{name} created")
     if args.watch:
         return _watch(args, lambda: describe_run(namespace, name)[0], lambda: describe_run(namespace, name)[1])
@@ -218,100 +148,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from datapipeline.cli.validate import cli_limits
-    from datapipeline.core.definition import parse_pipeline
-
-    range_from, range_to = _time_option(args.from_, "--from"), _time_option(args.to, "--to")
-    _parse_params(args.param)  # NAME=VALUE, before any cluster call
-    namespace = _ns(args)
-    pipeline = _pipeline(namespace, args.pipeline)
-    definition = parse_pipeline(pipeline.get("spec") or {}, limits=cli_limits())
-    if definition.schedule is None:
-        raise SystemExit("error: an ondemand pipeline has no intervals to backfill; use `datapipeline run`")
-    names = definition.schedule_names
-    if args.schedule is not None:
-        if args.schedule not in names:
-            raise SystemExit(f'error: --schedule: no activity runs on a schedule named "{args.schedule}" '
-                             f"(schedules with activities: {', '.join(names)})")
-        names = [args.schedule]
-    activated = (pipeline.get("status") or {}).get("activatedAt")
-    values = _checked_params(pipeline, args.param)
-    for name in names:  # fine schedules first: a coarse run waits for the fine runs created beside it
-        _backfill_schedule(args, namespace, pipeline, definition.schedules[name], name, activated, values,
-                           range_from, range_to)
-    return 0
-
-
-def _backfill_schedule(args: argparse.Namespace, namespace: str, pipeline: Mapping[str, Any], schedule: Schedule,
-                       name: str, activated: str | None, values: Mapping[str, Any], range_from: datetime,
-                       range_to: datetime) -> None:
-    from datapipeline.controller.pipelines import run_manifest
-
-    start = effective_start(schedule, parse_time(activated) if activated else range_from)
-    assert start is not None
-    try:
-        intervals = backfill_intervals(schedule, start, range_from, range_to)
-    except ScheduleError as error:
-        where = "" if name == DEFAULT_SCHEDULE else f"schedule {name}: "
-        raise SystemExit(f"error: {where}{error}") from error
-    for interval in intervals:
-        body = run_manifest(args.pipeline, namespace, interval.start, interval.end, "Backfill",
-                            values=values, owner=pipeline, schedule=name)
-        if args.dry_run:
-            print(f"would create {body['metadata']['name']} for {format_time(interval.start)}")
-            continue
-        created = _kube().create_object(namespace, "pipelineruns", body)
-        print(f"pipelinerun/{body['metadata']['name']} {'created' if created else 'exists'}")
-
-
-def _patch_run(args: argparse.Namespace, patch: Mapping[str, Any], done: str) -> int:
-    _kube().patch_spec(_ns(args), "pipelineruns", args.run, patch)
-    print(f"pipelinerun/{args.run} {done}")
+    range_from = day2.parse_time_option(args.from_, "--from")
+    range_to = day2.parse_time_option(args.to, "--to")
+    params = day2.parse_params(args.param)  # NAME=VALUE, before any cluster call
+    day2.backfill(_kube(), _ns(args), args.pipeline, range_from, range_to, schedule=args.schedule, params=params,
+                  dry_run=args.dry_run, report=print)
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    return _patch_run(args, {"spec": {"cancel": True}}, "cancel requested")
+    print(day2.cancel_run(_kube(), _ns(args), args.run))
+    return 0
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    rerun: dict[str, Any] = {"id": uuid.uuid4().hex[:8], "failedOnly": bool(args.failed_only),
-                             "downstream": bool(args.downstream), "activities": list(args.activity or [])}
-    return _patch_run(args, {"spec": {"cancel": False, "rerun": rerun}}, f"rerun {rerun['id']} requested")
+    print(day2.rerun_run(_kube(), _ns(args), args.run, failed_only=args.failed_only, activities=args.activity or (),
+                         downstream=args.downstream))
+    return 0
 
 
 def cmd_mark_finished(args: argparse.Namespace) -> int:
-    run = _kube().get_object(_ns(args), "pipelineruns", args.run) or {}
-    names = list(dict.fromkeys([*((run.get("spec") or {}).get("markFinished") or []), *args.activity]))
-    return _patch_run(args, {"spec": {"markFinished": names}}, "mark-finished requested")
-
-
-def lifecycle_patch(verb: str, start_timestamp: str | None = None, cancel_active: bool = True) -> dict[str, Any]:
-    """The Pipeline spec patch of activate, deactivate, pause and resume (the same fields GitOps writes)."""
-    if verb == "activate":
-        spec: dict[str, Any] = {"activated": True}
-        if start_timestamp:
-            spec["activateFrom"] = format_time(_time_option(start_timestamp, "--start-timestamp"))
-        return {"spec": spec}
-    if verb == "deactivate":
-        return {"spec": {"activated": False, "cancelActiveOnDeactivate": cancel_active}}
-    if verb in ("pause", "resume"):
-        return {"spec": {"paused": verb == "pause"}}
-    raise ValueError(verb)
-
-
-LIFECYCLE_DONE = {"activate": "activated", "deactivate": "deactivated", "pause": "paused", "resume": "resumed"}
+    print(day2.mark_finished(_kube(), _ns(args), args.run, args.activity))
+    return 0
 
 
 def _lifecycle(args: argparse.Namespace, verb: str) -> int:
-    patch = lifecycle_patch(verb, getattr(args, "start_timestamp", None), getattr(args, "cancel_active", True))
-    _kube().patch_spec(_ns(args), "pipelines", args.pipeline, patch)
-    done = LIFECYCLE_DONE[verb]
-    if verb == "deactivate":
-        done += "; its active runs are cancelled" if args.cancel_active else "; its active runs may finish"
-    if patch["spec"].get("activateFrom"):
-        done += f" from {patch['spec']['activateFrom']} (earlier intervals are SKIPPED)"
-    print(f"pipeline/{args.pipeline} {done}")
+    print(day2.change_lifecycle(_kube(), _ns(args), args.pipeline, verb,
+                                start_timestamp=getattr(args, "start_timestamp", None),
+                                cancel_active=getattr(args, "cancel_active", True)))
     return 0
 
 
@@ -332,48 +196,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    kube = _kube()
-    namespace = _ns(args)
-    run = kube.get_object(namespace, "pipelineruns", args.run)
-    if run is None:
-        raise SystemExit(f"error: no PipelineRun {args.run}")
-    activities = (run.get("status") or {}).get("activities") or {}
-    names = [args.activity] if args.activity else list(activities)
-    for activity in names:
-        attempt = args.attempt or (activities.get(activity) or {}).get("attempt") or 1
-        from datapipeline.core.runstate import attempt_job_name
-
-        job = attempt_job_name(args.run, activity, int(attempt))
-        print(f"==> {activity} attempt {attempt} ({job})")
-        pods = kube.core().list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
-        if pods:
-            print(kube.core().read_namespaced_pod_log(pods[-1].metadata.name, namespace))
-            continue
-        text = _s3_log(namespace, run, activity, int(attempt))
-        print(text if text is not None else "(no pod and no stored log)")
+    for log in day2.attempt_logs(_kube(), _ns(args), args.run, args.activity, args.attempt):
+        print(f"==> {log.activity} attempt {log.attempt} ({log.job})")
+        print(log.text)
     return 0
-
-
-def log_key(uri: str, pipeline: str, run: str, activity: str, attempt: int) -> str:
-    return LOG_KEY.format(uri=uri.rstrip("/"), pipeline=pipeline, run=run, activity=activity, attempt=attempt)
-
-
-def _s3_log(namespace: str, run: Mapping[str, Any], activity: str, attempt: int) -> str | None:
-    spec = (run.get("status") or {}).get(FROZEN_SPEC) or {}
-    uri = spec.get("pipelineLogUri")
-    if not uri:
-        return None
-    import boto3
-
-    aws = spec.get("aws") or {}
-    url = log_key(uri, (run.get("spec") or {}).get("pipelineRef", {}).get("name", ""), run["metadata"]["name"],
-                  activity, attempt)
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    s3 = boto3.client("s3", endpoint_url=aws.get("s3EndpointUrl"), region_name=aws.get("region", "us-east-1"))
-    try:
-        return str(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace"))
-    except Exception as error:  # the log may never have been uploaded
-        return f"(no stored log at {url}: {error})"
 
 
 # ---------------------------------------------------------------------------- registration
@@ -437,6 +263,23 @@ def add_subparsers(subparsers: Any) -> None:
     p.add_argument("pipeline")
 
 
-__all__ = ["add_subparsers", "cmd_activate", "cmd_backfill", "cmd_cancel", "cmd_deactivate", "cmd_describe",
-           "cmd_list", "cmd_logs", "cmd_mark_finished", "cmd_pause", "cmd_rerun", "cmd_resume", "cmd_run", "cmd_runs",
-           "interval_at", "lifecycle_patch", "log_key"]
+__all__ = [
+    "LOG_KEY",
+    "add_subparsers",
+    "cmd_activate",
+    "cmd_backfill",
+    "cmd_cancel",
+    "cmd_deactivate",
+    "cmd_describe",
+    "cmd_list",
+    "cmd_logs",
+    "cmd_mark_finished",
+    "cmd_pause",
+    "cmd_rerun",
+    "cmd_resume",
+    "cmd_run",
+    "cmd_runs",
+    "interval_at",
+    "lifecycle_patch",
+    "log_key",
+]

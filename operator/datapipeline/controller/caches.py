@@ -1,4 +1,5 @@
-"""Watch-fed caches of everything a pass reads: kopf indexes of Jobs, pods, PipelineRuns and Pipelines.
+"""Watch-fed caches of everything a pass reads: kopf indexes of Jobs, pods, TaskAttempts, PipelineRuns and
+Pipelines.
 
 kopf keeps each index from its watch, and runs no other handler before every index is filled from the initial
 listing: the first pass after a restart already sees every Job of its run (a Job missing from a stale cache
@@ -29,7 +30,7 @@ from datapipeline.k8s.jobs import LABEL_RUN
 
 # The frozen copy's digest as the cache computed it (the copy itself is not kept in memory).
 SEEN_DIGEST = "pipelineSpecDigestSeen"
-INDEX_NAMES = ("run_jobs", "run_pods", "runs_by_name", "pipeline_runs", "pipelines_by_name")
+INDEX_NAMES = ("run_jobs", "run_pods", "run_attempts", "runs_by_name", "pipeline_runs", "pipelines_by_name")
 HANDLES: dict[str, Any] = {}  # index name -> the kopf Index (captured from a handler's kwargs)
 
 
@@ -112,6 +113,20 @@ def run_jobs(namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: A
     return {(namespace or "default", run): trim_job(body)}
 
 
+def trim_attempt(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A TaskAttempt without its task (the run has it): what facts, leases and deletes need."""
+    spec = body.get("spec") or {}
+    return {**_kind(body), "metadata": _meta(body, "ownerReferences"),
+            "spec": {k: spec[k] for k in ("workerGroup", "leaseSeconds", "deadlineSeconds") if k in spec},
+            "status": {k: plain(v) for k, v in (body.get("status") or {}).items() if k != "logTail"}}
+
+
+@kopf.index(GROUP, VERSION, "taskattempts")
+def run_attempts(namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+    run = _owner_run(body) or str(labels.get(LABEL_RUN))
+    return {(namespace or "default", run): trim_attempt(body)}
+
+
 @kopf.index("", "v1", "pods", labels={LABEL_RUN: kopf.PRESENT})
 def run_pods(namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
     return {(namespace or "default", str(labels.get(LABEL_RUN))): trim_pod(body)}
@@ -148,6 +163,7 @@ class Snapshot:
     run: dict[str, Any] | None = None
     jobs: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # TaskAttempts (poll worker groups)
     pipeline: dict[str, Any] | None = None
     pipeline_runs: list[dict[str, Any]] = field(default_factory=list)
     pipeline_jobs: list[dict[str, Any]] = field(default_factory=list)  # every run's Jobs (maxActiveInstances)
@@ -160,7 +176,8 @@ def run_snapshot(namespace: str, name: str, cache: Mapping[str, Any]) -> Snapsho
     found = _values("runs_by_name", (namespace, name))
     run = found[0] if found else None
     pipeline = str(((run or {}).get("spec") or {}).get("pipelineRef", {}).get("name") or "")
-    snap = Snapshot(run=run, jobs=_values("run_jobs", (namespace, name)), pods=_values("run_pods", (namespace, name)))
+    snap = Snapshot(run=run, jobs=_values("run_jobs", (namespace, name)), pods=_values("run_pods", (namespace, name)),
+                    attempts=_values("run_attempts", (namespace, name)))
     if pipeline:
         pipelines = _values("pipelines_by_name", (namespace, pipeline))
         snap.pipeline = pipelines[0] if pipelines else None

@@ -8,6 +8,7 @@ from typing import Any
 
 from datapipeline.core.runstate import JobFact
 from datapipeline.core.task import TaskResult
+from datapipeline.core.taskattempt import attempt_fact
 
 
 def _time(value: Any) -> datetime | None:
@@ -111,3 +112,9 @@ def job_facts(jobs: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any
         fact = job_fact(job, by_job.get(str(job["metadata"]["name"]), ()))
         facts[fact.name] = fact
     return facts
+
+
+def attempt_facts(attempts: Iterable[Mapping[str, Any]], now: datetime) -> dict[str, JobFact]:
+    """TaskAttempts (poll worker groups) as the same facts Jobs become."""
+    return {str(a["metadata"]["name"]): attempt_fact(a, now) for a in attempts
+            if not (a.get("metadata") or {}).get("deletionTimestamp")}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import logging
 import os
 from typing import Any
@@ -10,7 +12,16 @@ from typing import Any
 import kopf
 
 from datapipeline.controller import metrics, pipelines, runs  # noqa: F401 - registers the handlers
+from datapipeline.controller.leader import Election, identity, lead
 from datapipeline.controller.settings import SETTINGS
+
+
+@kopf.on.startup()
+async def threads(**_: Any) -> None:
+    """Passes run in threads (asyncio.to_thread) and spend most of their time waiting for the API server: the
+    default pool (cores + 4 threads) made 200 Pipelines due at once wait for each other."""
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=SETTINGS.worker_threads, thread_name_prefix="pass"))
 
 
 @kopf.on.startup()
@@ -45,6 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     liveness = f"http://0.0.0.0:{SETTINGS.liveness_port}/healthz" if SETTINGS.liveness_port else None
+    if SETTINGS.leader_election:
+        duration, renew, retry = SETTINGS.lease_seconds
+        lead(Election(namespace=os.environ.get("POD_NAMESPACE") or (namespaces[0] if namespaces else "default"),
+                      name=SETTINGS.leader_lease, identity=identity(), lease_seconds=duration,
+                      renew_seconds=renew, retry_seconds=retry), SETTINGS.liveness_port)
     kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=SETTINGS.standalone,
              liveness_endpoint=liveness)
 

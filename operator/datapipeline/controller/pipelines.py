@@ -26,12 +26,13 @@ from datapipeline.controller.pipeline_plan import (
     plan_pipeline,
 )
 from datapipeline.controller.settings import SETTINGS
-from datapipeline.controller.workers import Workers
+from datapipeline.controller.workers import Workers, spread
 from datapipeline.core.definition import API_VERSION, GROUP, VERSION, parse_pipeline
 from datapipeline.core.model import DEFAULT_SCHEDULE, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.schedule import (
     format_time,
+    parse_time,
     run_name,
 )
 from datapipeline.core.values import run_values
@@ -117,7 +118,21 @@ async def pipeline_event(type: str | None, name: str, namespace: str | None, spe
         PIPELINES.wake(namespace, name)  # it finds the Pipeline gone and exits
         return
     VIEWS[(namespace, name)] = view_of(spec, status)  # what its runs see: paused, deactivated, on-demand limit
-    PIPELINES.ensure(namespace, name, wake=meta.get("generation") != status.get("observedGeneration"))
+    changed = meta.get("generation") != status.get("observedGeneration")
+    PIPELINES.ensure(namespace, name, wake=changed, first_delay=0.0 if changed else _startup_delay(status))
+
+
+STARTUP_SPREAD = 30.0  # seconds: a restart looks at Pipelines whose status is current within this, in random order
+
+
+def _startup_delay(status: Mapping[str, Any]) -> float:
+    """A Pipeline whose status is current is next due at nextRunTime: its first pass may wait a little (never
+    past that), so that a restart with thousands of Pipelines acts on what is due first."""
+    next_run = status.get("nextRunTime")
+    if not next_run:
+        return 0.0
+    due_in = (parse_time(str(next_run)) - datetime.now(UTC)).total_seconds()
+    return spread(STARTUP_SPREAD, due_in)
 
 
 @kopf.on.cleanup()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -18,7 +18,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from datapipeline.controller import caches, errors, metrics, run_index
-from datapipeline.controller.facts import job_facts, pod_job_name, running_since
+from datapipeline.controller.facts import attempt_facts, job_facts, pod_job_name, running_since
 from datapipeline.controller.frozen import (
     FROZEN_GENERATION,
     FROZEN_HASH,
@@ -30,8 +30,9 @@ from datapipeline.controller.frozen import (
 )
 from datapipeline.controller.lifecycle import VIEWS, PipelineView, queue_reason, run_lifecycle, view_of
 from datapipeline.controller.settings import SETTINGS
-from datapipeline.controller.step import merge_patch, step
-from datapipeline.controller.workers import Workers
+from datapipeline.controller.step import StepResult, merge_patch, step
+from datapipeline.controller.workers import Workers, spread
+from datapipeline.core import taskattempt
 from datapipeline.core.crossrun import ExternalState, node_intervals
 from datapipeline.core.definition import GROUP, VERSION, parse_pipeline
 from datapipeline.core.model import DEFAULT_SCHEDULE, PipelineDefinition
@@ -41,11 +42,13 @@ from datapipeline.core.runstate import (
     FINAL_PHASES,
     PHASE_FAILED,
     SUCCEEDED,
+    Emit,
     JobFact,
     Rerun,
     RunSpec,
     RunState,
     attempt_job_name,
+    worth_posting,
 )
 from datapipeline.core.schedule import Interval, effective_start, format_time, interval_at, parse_time
 from datapipeline.core.task import KIND_ACTIVITY
@@ -62,6 +65,7 @@ from datapipeline.k8s.jobs import (
 )
 
 PLURAL = "pipelineruns"
+RUN_STARTUP_SPREAD = 10.0  # seconds
 QUEUE_RECHECK = timedelta(seconds=10)  # a queued on-demand run looks again this often at the latest
 # Queued on-demand runs by (namespace, pipeline): a run of that pipeline ending wakes them at once.
 QUEUED: dict[tuple[str, str], set[str]] = {}
@@ -116,12 +120,24 @@ async def run_event(type: str | None, name: str, namespace: str | None, spec: ko
         RUNS.wake(namespace, name)  # it finds the run gone and exits
         return
     if run_is_live(spec, status, meta):
-        RUNS.ensure(namespace, name, wake=meta.get("generation") != status.get("observedGeneration"))
+        changed = meta.get("generation") != status.get("observedGeneration")
+        # A run whose status is current waits a little for its first pass after a restart (its Jobs' events
+        # wake it at once): new runs and changed ones come first.
+        RUNS.ensure(namespace, name, wake=changed, first_delay=0.0 if changed else spread(RUN_STARTUP_SPREAD))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT})
 async def job_event(meta: kopf.Meta, namespace: str | None, **kwargs: Any) -> None:
     """A Job of a run changed (started, became ready, finished, deleted): the run looks at once."""
+    caches.capture(kwargs)
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("kind") == "PipelineRun":
+            RUNS.wake(namespace or "default", str(ref.get("name")))
+
+
+@kopf.on.event(GROUP, VERSION, taskattempt.PLURAL)
+async def attempt_event(meta: kopf.Meta, namespace: str | None, **kwargs: Any) -> None:
+    """A TaskAttempt was claimed, renewed, finished or deleted: its run looks at once."""
     caches.capture(kwargs)
     for ref in meta.get("ownerReferences") or ():
         if ref.get("kind") == "PipelineRun":
@@ -134,25 +150,57 @@ async def stop_workers(**_: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- one pass
+@dataclass
+class Observed:
+    """What one pass of a run read (from the watch caches; from the API only without them)."""
+
+    run: dict[str, Any]
+    stored: dict[str, Any]  # the status as the API server holds it: the status patch is computed against it
+    status: dict[str, Any]  # the same, with the frozen definition when this pass makes it
+    now: datetime
+    pipeline: str
+    full: PipelineDefinition  # every schedule's activities
+    definition: PipelineDefinition  # this run's schedule's
+    generation: int
+    values: dict[str, Any]
+    run_spec: RunSpec
+    state: RunState
+    attempts: list[dict[str, Any]]  # TaskAttempts (poll worker groups)
+    facts: dict[str, JobFact]  # every Job and TaskAttempt of the run
+
+
 def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
                   logger: logging.Logger | logging.LoggerAdapter[Any]) -> tuple[bool, datetime | None]:
-    """One pass over a run; returns whether it still needs work and when to look again."""
+    """One pass over a run: observe, decide (pure), act; returns whether it still needs work and when to look
+    again."""
     snap: caches.Snapshot | None = cache.pop("snapshot", None)
+    observed = _observe(namespace, name, cache, snap)
+    if isinstance(observed, tuple):
+        return observed  # gone, or refused
+    result = _decide(namespace, name, observed, snap)
+    new_status = _act(namespace, name, observed, result, cache)
+    wake_at = _earliest(result.wake_at, attempt_wake_at(observed.attempts, observed.now))
+    if observed.run_spec.queued:
+        wake_at = min(wake_at or observed.now + QUEUE_RECHECK, observed.now + QUEUE_RECHECK)
+    return run_is_live(observed.run.get("spec") or {}, new_status, observed.run["metadata"]), wake_at
+
+
+def _observe(namespace: str, name: str, cache: dict[str, Any],
+             snap: caches.Snapshot | None) -> Observed | tuple[bool, datetime | None]:
     run = caches.freshest(snap.run, cache) if snap is not None else kube.get_object(namespace, PLURAL, name)
     if run is None or run["metadata"].get("deletionTimestamp"):
         return False, None
     spec = run.get("spec") or {}
-    status = run.get("status") or {}
     now = datetime.now(UTC)
     pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
+    seen = (run.get("status") or {}).get(caches.SEEN_DIGEST)
+    stored = {k: v for k, v in (run.get("status") or {}).items() if k != caches.SEEN_DIGEST}  # not the cache's
+    status = stored
     if FROZEN_HASH not in status:
         frozen = _freeze(namespace, name, run, pipeline, now, snap, cache)
-        if frozen is not None:
+        if isinstance(frozen, tuple):
             return frozen
-        run = caches.freshest(run, cache) or run  # frozen now: go on from what was written
-        status = run.get("status") or {}
-    seen = status.get(caches.SEEN_DIGEST)
-    status = {k: v for k, v in status.items() if k != caches.SEEN_DIGEST}  # the cache's, not the run's
+        status = {**status, **frozen}  # saved with the pass's first decisions: one status write, not two
     full, generation, problem = _definition(namespace, name, status, seen, cache)
     if full is None:
         return _refuse(namespace, name, run, "InvalidDefinition", problem or "", now)
@@ -170,43 +218,122 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
         run_spec = replace(run_spec, external=_external(namespace, pipeline, full, schedule, run_spec, cache))
     _note_queued(namespace, pipeline, name, bool(run_spec.queued))
     state = RunState.from_dict(status)
-    created: dict[str, dict[str, Any]] = cache.setdefault("created_jobs", {})
     pods = snap.pods if snap is not None else kube.list_pods(namespace, name)
-    jobs = caches.with_created(snap.jobs, created) if snap is not None else kube.list_jobs(namespace, name)
-    facts = job_facts(jobs, pods)
+    jobs = caches.with_created(snap.jobs, cache.setdefault("created_jobs", {})) if snap is not None \
+        else kube.list_jobs(namespace, name)
+    attempts = caches.with_created(snap.attempts, cache.setdefault("created_attempts", {})) if snap is not None \
+        else kube.list_attempts(namespace, name)
+    facts = {**job_facts(jobs, pods), **attempt_facts(attempts, now)}
     _read_progress(namespace, name, definition, state, facts, pods)
-    capacity = _capacity(namespace, pipeline, name, definition, snap)
-    context = RunContext(pipeline=pipeline, run=name, scheduled_start=run_spec.scheduled_start,
-                         scheduled_end=run_spec.scheduled_end,
-                         trigger_time=_time(run["metadata"].get("creationTimestamp")),
-                         overrides=values, intervals=_node_intervals(namespace, pipeline, full, schedule, run_spec))
-    owner = Owner(name=name, uid=str(run["metadata"]["uid"]))
-    result = step(definition, run_spec, state, facts, now, context=context, namespace=namespace, owner=owner,
-                  pipeline=pipeline, capacity=capacity)
+    return Observed(run=run, stored=stored, status=status, now=now, pipeline=pipeline, full=full,
+                    definition=definition, generation=generation, values=dict(values), run_spec=run_spec,
+                    state=state, attempts=attempts, facts=facts)
+
+
+def _decide(namespace: str, name: str, obs: Observed, snap: caches.Snapshot | None) -> StepResult:
+    """The state machine's step (pure) with what it needs around it."""
+    capacity = _capacity(namespace, obs.pipeline, name, obs.definition, snap)
+    schedule = obs.definition.run_schedule
+    context = RunContext(pipeline=obs.pipeline, run=name, scheduled_start=obs.run_spec.scheduled_start,
+                         scheduled_end=obs.run_spec.scheduled_end,
+                         trigger_time=_time(obs.run["metadata"].get("creationTimestamp")), overrides=obs.values,
+                         intervals=_node_intervals(namespace, obs.pipeline, obs.full, schedule, obs.run_spec))
+    owner = Owner(name=name, uid=str(obs.run["metadata"]["uid"]))
+    return step(obs.definition, obs.run_spec, obs.state, obs.facts, obs.now, context=context, namespace=namespace,
+                owner=owner, pipeline=obs.pipeline, capacity=capacity)
+
+
+def _act(namespace: str, name: str, obs: Observed, result: StepResult, cache: dict[str, Any]) -> dict[str, Any]:
+    """Jobs and TaskAttempts first, then the status (conditional on what was read), then the Events; returns
+    the new status."""
+    created, created_attempts = cache.setdefault("created_jobs", {}), cache.setdefault("created_attempts", {})
     for command, manifest in result.create:
-        if kube.create_job(namespace, manifest):
+        polled = manifest.get("kind") == taskattempt.KIND
+        made = kube.create_object(namespace, taskattempt.PLURAL, manifest) if polled \
+            else kube.create_job(namespace, manifest)
+        if made:
             metrics.JOBS_CREATED.labels(namespace, command.kind).inc()
-        created[command.name] = dict(manifest)  # until the watch shows it (made now, or by an earlier pass)
+        # Until the watch shows it (made now, or by an earlier pass).
+        (created_attempts if polled else created)[command.name] = dict(manifest)
+    polled_names = {str(a["metadata"]["name"]) for a in obs.attempts}
     for delete in result.delete:
-        kube.delete_job(namespace, delete.name)
+        if delete.name in polled_names:
+            kube.delete_object(namespace, taskattempt.PLURAL, delete.name)  # the poller stops the task
+        else:
+            kube.delete_job(namespace, delete.name)
         created.pop(delete.name, None)
-    new_status = {**build_status(status, result.state, run, generation, now), FROZEN_VALUES: values}
-    patch = merge_patch(status, new_status)
+        created_attempts.pop(delete.name, None)
+    _settle_lost_claims(namespace, obs.attempts, obs.facts, obs.now)
+    new_status = {**build_status(obs.status, result.state, obs.run, obs.generation, obs.now),
+                  FROZEN_VALUES: obs.values}
+    patch = merge_patch(obs.stored, new_status)
     if patch:
-        _save(namespace, name, run, patch, cache)
-    for emit in result.events:
-        kopf.event(cast(Any, run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
-        _count(namespace, pipeline, emit.reason)
-    if result.state.phase in FINAL_PHASES and new_status.get("phase") != status.get("phase"):
-        metrics.RUNS.labels(namespace, pipeline, result.state.phase).inc()
-        if pipeline:
+        _save(namespace, name, obs.run, patch, cache)
+    for emit in [*result.events, *_no_worker_warnings(obs.attempts, obs.now, cache)]:
+        if worth_posting(emit, SETTINGS.every_event):
+            kopf.event(cast(Any, obs.run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
+        _count(namespace, obs.pipeline, emit.reason)
+    if result.state.phase in FINAL_PHASES and new_status.get("phase") != obs.status.get("phase"):
+        metrics.RUNS.labels(namespace, obs.pipeline, result.state.phase).inc()
+        if obs.pipeline:
             from datapipeline.controller.pipelines import PIPELINES
 
-            PIPELINES.wake(namespace, pipeline)  # room for the next run (maxActiveRuns), health
-    wake_at = result.wake_at
-    if run_spec.queued:
-        wake_at = min(wake_at or now + QUEUE_RECHECK, now + QUEUE_RECHECK)
-    return run_is_live(spec, new_status, run["metadata"]), wake_at
+            PIPELINES.wake(namespace, obs.pipeline)  # room for the next run (maxActiveRuns), health
+    return new_status
+
+
+def _settle_lost_claims(namespace: str, attempts: list[dict[str, Any]], facts: Mapping[str, JobFact],
+                        now: datetime) -> None:
+    """A claim whose lease ran out is failed on the object too (terminal: the lost poller's late writes are
+    refused), only if nobody wrote it since it was seen (a late heartbeat wins)."""
+    for obj in attempts:
+        name = str(obj["metadata"]["name"])
+        fact = facts.get(name)
+        lost = fact is not None and fact.reason == taskattempt.REASON_WORKER_LOST
+        if not lost or (obj.get("status") or {}).get("phase") != taskattempt.CLAIMED:
+            continue
+        patch = taskattempt.lost_patch(obj, now)
+        try:
+            kube.patch_status(namespace, taskattempt.PLURAL, name, patch["status"],
+                              resource_version=patch["metadata"]["resourceVersion"])
+        except ApiException as error:
+            if error.status not in (404, 409, 422):
+                raise
+
+
+def _no_worker_warnings(attempts: list[dict[str, Any]], now: datetime, cache: dict[str, Any]) -> list[Emit]:
+    """One Warning per attempt that no poller has claimed for a minute (its group may have no poller)."""
+    warned: set[str] = cache.setdefault("no_worker_warned", set())
+    found = []
+    for obj in attempts:
+        name = str(obj["metadata"]["name"])
+        created = _time(obj["metadata"].get("creationTimestamp"))
+        if name in warned or not taskattempt.is_unclaimed(obj) or created is None \
+                or now < created + taskattempt.NO_WORKER_WARNING:
+            continue
+        warned.add(name)
+        group = (obj.get("spec") or {}).get("workerGroup")
+        found.append(Emit("NoWorker", f'attempt {name}: no poller of worker group "{group}" has claimed it for '
+                          f"{int(taskattempt.NO_WORKER_WARNING.total_seconds())} s; start one with "
+                          f"`datapipeline-runner poll --worker-group {group}` (docs/worker-groups.md)", "Warning"))
+    return found
+
+
+def attempt_wake_at(attempts: list[dict[str, Any]], now: datetime) -> datetime | None:
+    """When a TaskAttempt needs a look without an event: a lease running out, an unclaimed one to warn about."""
+    times = []
+    for obj in attempts:
+        expires = taskattempt.lease_expires(obj)
+        if expires is not None:
+            times.append(expires)
+        created = _time(obj["metadata"].get("creationTimestamp"))
+        if created is not None and taskattempt.is_unclaimed(obj):
+            times.append(created + taskattempt.NO_WORKER_WARNING)
+    return min((t for t in times if t > now), default=None)
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
 
 
 def _external(namespace: str, pipeline: str, full: PipelineDefinition, schedule: str, run_spec: RunSpec,
@@ -326,11 +453,13 @@ def _count(namespace: str, pipeline: str, reason: str) -> None:
 
 def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str, now: datetime,
             snap: caches.Snapshot | None = None,
-            cache: dict[str, Any] | None = None) -> tuple[bool, datetime | None] | None:
-    """Copy the Pipeline's spec into the run's status, once: the run's one source of truth (None: done, go on).
+            cache: dict[str, Any] | None = None) -> tuple[bool, datetime | None] | dict[str, Any]:
+    """The copy of the Pipeline's spec for the run's status, once: the run's one source of truth (a tuple: the
+    run was refused). It is saved with the first pass's state, in one status write.
 
     Only the operator may write a run's status, so no other object (and no one who can merely create
-    runs or ConfigMaps) can change what the run executes; its hash is checked on every read.
+    runs or ConfigMaps) can change what the run executes; its hash is checked on every read. Should that first
+    write fail, the next pass copies the Pipeline again: the Jobs made meanwhile keep their deterministic names.
     """
     source = _pipeline_object(namespace, pipeline, snap)
     if source is None:
@@ -340,12 +469,10 @@ def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str, no
     if problem := size_problem(spec):
         return _refuse(namespace, name, run, "InvalidDefinition", problem, now)
     frozen = freeze(spec, int(source["metadata"].get("generation") or 0))
-    _save(namespace, name, run, frozen, cache)
-    if cache is None or "written" not in cache:
-        return True, now  # act on the frozen copy in the next pass
-    cache.pop("definition", None)
-    cache["frozen"] = frozen  # the copy just written: no read of it
-    return None
+    if cache is not None:
+        cache.pop("definition", None)
+        cache["frozen"] = frozen  # the copy about to be written: no read of it
+    return dict(frozen)
 
 
 def _definition(namespace: str, name: str, status: Mapping[str, Any], seen: Any,

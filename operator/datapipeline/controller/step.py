@@ -25,12 +25,14 @@ from datapipeline.core.runstate import (
 )
 from datapipeline.core.task import EXIT_INVALID_TASK, TaskResult
 from datapipeline.k8s.jobs import LABEL_RERUN, Owner, build_job_spec
+from datapipeline.k8s.taskattempts import build_task_attempt
 
 
 @dataclass
 class StepResult:
     state: RunState
-    create: list[tuple[CreateJob, dict[str, Any]]] = field(default_factory=list)  # command, Job manifest
+    # command, manifest: a Job, or a TaskAttempt for a poll worker group
+    create: list[tuple[CreateJob, dict[str, Any]]] = field(default_factory=list)
     delete: list[DeleteJob] = field(default_factory=list)
     events: list[Emit] = field(default_factory=list)
     wake_at: datetime | None = None
@@ -65,10 +67,19 @@ def step(definition: PipelineDefinition, spec: RunSpec, state: RunState, jobs: M
                                               f"{command.activity}: {error}", "Warning"))
                     broken = True
                     continue
-                manifest = build_job_spec(name=command.name, namespace=namespace, owner=owner, pipeline=pipeline,
-                                          task=resolved.task, definition=definition, activity=command.activity,
-                                          secrets=resolved.secrets, deadline=command.deadline, environ=environ,
-                                          extra_env=dict(resolved.env))
+                group = definition.worker_group_of(command.kind, command.object, command.activity)
+                if group is not None and group.polled:  # claimed by a poller of the group, not a Job
+                    manifest = build_task_attempt(name=command.name, namespace=namespace, owner=owner,
+                                                  pipeline=pipeline, task=resolved.task, definition=definition,
+                                                  activity=command.activity, group=group,
+                                                  secrets=resolved.secrets, deadline=command.deadline,
+                                                  extra_env=dict(resolved.env))
+                else:
+                    manifest = build_job_spec(name=command.name, namespace=namespace, owner=owner,
+                                              pipeline=pipeline, task=resolved.task, definition=definition,
+                                              activity=command.activity, secrets=resolved.secrets,
+                                              deadline=command.deadline, environ=environ,
+                                              extra_env=dict(resolved.env))
                 if command.rerun:
                     manifest["metadata"]["labels"][LABEL_RERUN] = "true"
                 result.create.append((command, manifest))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ class _Worker:
     event: asyncio.Event
 
 
+def spread(up_to: float, due_in: float | None = None) -> float:
+    """A random first delay in [0, up_to), never past ``due_in`` seconds (an object whose state is known and
+    saved need not be looked at in the first second after a restart, but one that is due must be)."""
+    limit = up_to if due_in is None else max(0.0, min(up_to, due_in))
+    return random.uniform(0.0, limit)
+
+
 class Workers:
     def __init__(self, kind: str, work: Pass, resync: Callable[[], float],
                  observe: Callable[[float], None] | None = None, report: Report | None = None,
@@ -55,8 +63,9 @@ class Workers:
         worker = self._workers.get(key)
         return worker is not None and not worker.task.done()
 
-    def ensure(self, namespace: str, name: str, wake: bool = True) -> None:
-        """Start a worker for the object unless one runs; else wake it if asked. Call on the event loop."""
+    def ensure(self, namespace: str, name: str, wake: bool = True, first_delay: float = 0.0) -> None:
+        """Start a worker for the object unless one runs; else wake it if asked. Call on the event loop.
+        ``first_delay``: a new worker's first pass waits this long unless woken (spreads a restart's passes)."""
         self._loop = asyncio.get_running_loop()
         key = (namespace, name)
         worker = self._workers.get(key)
@@ -65,7 +74,7 @@ class Workers:
                 worker.event.set()
             return
         event = asyncio.Event()
-        task = asyncio.create_task(self._run(key, event), name=f"{self.kind}/{namespace}/{name}")
+        task = asyncio.create_task(self._run(key, event, first_delay), name=f"{self.kind}/{namespace}/{name}")
         self._workers[key] = _Worker(task, event)
 
     def wake(self, namespace: str, name: str) -> None:
@@ -95,11 +104,14 @@ class Workers:
             await asyncio.wait(tasks, timeout=5)
         self._workers.clear()
 
-    async def _run(self, key: tuple[str, str], event: asyncio.Event) -> None:
+    async def _run(self, key: tuple[str, str], event: asyncio.Event, first_delay: float = 0.0) -> None:
         namespace, name = key
         cache: dict[str, Any] = {}
         failures = 0
         try:
+            if first_delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), timeout=first_delay)
             while True:
                 event.clear()
                 started = time.monotonic()

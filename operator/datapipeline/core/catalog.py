@@ -113,8 +113,9 @@ ACTIVITY_COMMON: tuple[FieldSpec, ...] = (
        refs=("preconditions",)),
     _f("runsOn", Kind.REF, "The compute profile (Ec2Resource) or cluster profile (EmrCluster) to run on.",
        refs=("computeProfiles", "clusterProfiles")),
-    _f("workerGroup", S, "Routes the activity to runners of this worker group (a node label "
-       "`datapipeline.io/worker-group`); runsOn wins when both are set."),
+    _f("workerGroup", S, "Routes the activity to a worker group of spec.workerGroups: mode poll, pollers on the "
+       "group's machines run it (AWS's Task Runner); mode nodeSelector, its pod runs on nodes labelled "
+       "datapipeline.io/worker-group=<name>. runsOn wins when both are set."),
     _f("maximumRetries", INT, "How many times a failed attempt is retried (our default 2; AWS caps it at 5)."),
     _f("retryDelay", D, "Wait between a failed attempt and the next (our default 10 minutes; AWS's minimum "
        "is 2 minutes)."),
@@ -187,7 +188,7 @@ PRECONDITION_COMMON: tuple[FieldSpec, ...] = (
     _f("retryDelay", D, "Wait between two checks (our default 1 minute)."),
     _f("attemptTimeout", D, "A check running longer than this is stopped."),
     _f("runsOn", Kind.REF, "Compute profile the check runs on.", refs=("computeProfiles",)),
-    _f("workerGroup", S, "Worker group the check runs on."),
+    _f("workerGroup", S, "Worker group of spec.workerGroups the check runs on (default: its activity's)."),
     _f("onFail", Kind.REFS, "Actions to run when the precondition fails for good.", refs=ACTIONS),
     _f("onSuccess", Kind.REFS, "Actions to run when the precondition holds.", refs=ACTIONS),
     FAILURE_AND_RERUN_MODE,

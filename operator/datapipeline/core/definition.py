@@ -48,11 +48,15 @@ from datapipeline.core.limits import (
     spec_problems,
 )
 from datapipeline.core.model import (
+    DEFAULT_LEASE_SECONDS,
     DEFAULT_MAXIMUM_RETRIES,
     DEFAULT_RETRY_DELAY,
     DEFAULT_SCHEDULE,
     MISSED_RUN_POLICIES,
     SCHEDULE_TYPES,
+    WORKER_MODE_NODE_SELECTOR,
+    WORKER_MODE_POLL,
+    WORKER_MODES,
     Activity,
     AwsSettings,
     Lifecycle,
@@ -61,6 +65,7 @@ from datapipeline.core.model import (
     PipelineObject,
     Schedule,
     SecretRef,
+    WorkerGroup,
 )
 from datapipeline.core.problems import Collector, DefinitionError, Problem, did_you_mean
 from datapipeline.core.task import masked_env_name
@@ -73,6 +78,11 @@ NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 VAR_PATTERN = re.compile(r"^\*?my[A-Za-z0-9_]+$")
 MAX_NAMED_SCHEDULES = 20  # spec.schedules (the CRD says the same)
 SCHEDULE_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$")
+# A poll group names its pollers' ServiceAccounts and is a label value; a nodeSelector group is a label value.
+POLL_GROUP_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+NODE_GROUP_PATTERN = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+MAX_WORKER_GROUPS = 50
+LEASE_SECONDS_RANGE = (10, 3600)
 METADATA_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 
 PARAMETER_TYPES = ("String", "Integer", "Double", "AWS::S3::ObjectKey")
@@ -101,7 +111,7 @@ SPEC_FIELDS: dict[str, str] = {
     "maxActiveRuns": "int", "successfulRunsHistoryLimit": "int", "failedRunsHistoryLimit": "int",
     "pipelineLogUri": "string", "runnerImage": "string", "aws": "object", "parameters": "list",
     "values": "object", "defaults": "object", "description": "string", "schedules": "object",
-    "paused": "bool", "activateFrom": "string", "cancelActiveOnDeactivate": "bool",  # the pipeline's lifecycle
+    "workerGroups": "object", "paused": "bool", "activateFrom": "string", "cancelActiveOnDeactivate": "bool",  # the pipeline's lifecycle
     **{s: "list" for s in SECTIONS},
 }
 AWS_FIELDS = ("region", "s3EndpointUrl", "snsEndpointUrl", "dynamodbEndpointUrl", "s3PathStyle",
@@ -206,6 +216,8 @@ class _Parser:
                 self._check_object(obj, objects)
         self._check_defaults(defaults, objects, f"{self.path}.defaults")
         warnings = self._check_schedule_refs(objects, defaults, named, schedule is not None)
+        worker_groups = self._worker_groups(spec.get("workerGroups"), f"{self.path}.workerGroups")
+        self._check_worker_group_refs(objects, defaults, worker_groups)
         activities = {name: self._activity(obj, defaults) for name, obj in objects["activities"].items()}
         if not activities and not raw_objects["activities"]:
             self.problems.add(f"{self.path}.activities", "a pipeline needs at least one activity")
@@ -241,6 +253,7 @@ class _Parser:
             defaults=defaults,
             named_schedules=named,
             warnings=tuple(warnings),
+            worker_groups=worker_groups,
         )
         self.problems.problems.extend(wait_problems(definition, self.limits.max_instances_per_wait))
         self._raise_if_any()
@@ -341,6 +354,63 @@ class _Parser:
             elif (schedule := self._schedule(value, where, schedule_type)) is not None:
                 found[name] = schedule
         return found
+
+    # ------------------------------------------------------------------ worker groups
+    def _worker_groups(self, raw: Any, path: str) -> dict[str, WorkerGroup]:
+        """spec.workerGroups: how each worker group's attempts run (docs/worker-groups.md)."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            self.problems.add(path, f"must be an object: worker group name -> {{mode: {' or '.join(WORKER_MODES)}}}")
+            return {}
+        if len(raw) > MAX_WORKER_GROUPS:
+            self.problems.add(path, f"{len(raw)} worker groups are too many; at most {MAX_WORKER_GROUPS}")
+            return {}
+        found: dict[str, WorkerGroup] = {}
+        for key, value in raw.items():
+            group = self._worker_group(str(key), value, f"{path}.{key}")
+            if group is not None:
+                found[group.name] = group
+        return found
+
+    def _worker_group(self, name: str, raw: Any, where: str) -> WorkerGroup | None:
+        if not isinstance(raw, Mapping):
+            self.problems.add(where, f"must be an object such as {{mode: {WORKER_MODE_POLL}}}")
+            return None
+        self._unknown_keys(raw, {"mode": "enum", "leaseSeconds": "int"}, where)
+        mode = self._enum(raw, "mode", WORKER_MODES, WORKER_MODE_POLL, where)
+        low, high = LEASE_SECONDS_RANGE
+        lease = raw.get("leaseSeconds", DEFAULT_LEASE_SECONDS)
+        if isinstance(lease, bool) or not isinstance(lease, int) or not low <= lease <= high:
+            self.problems.add(f"{where}.leaseSeconds", f"must be a whole number of seconds from {low} to {high}")
+            return None
+        if mode == WORKER_MODE_POLL and not POLL_GROUP_PATTERN.match(name):
+            self.problems.add(where, f'worker group name "{clip(name)}" must be a DNS label of at most 40 characters '
+                              "(lower case letters, digits and '-') in mode poll: it names the pollers' "
+                              "ServiceAccount and a label")
+            return None
+        if not NODE_GROUP_PATTERN.match(name):
+            self.problems.add(where, f'worker group name "{clip(name)}" must be a label value (at most 63 letters, '
+                              "digits, '-', '_' and '.')")
+            return None
+        return WorkerGroup(name=name, mode=mode, lease_seconds=lease)
+
+    def _check_worker_group_refs(self, objects: Mapping[str, Mapping[str, PipelineObject]],
+                                 defaults: Mapping[str, Any], groups: Mapping[str, WorkerGroup]) -> None:
+        """Every workerGroup names a group of spec.workerGroups: routing is never a guess."""
+        written = [(f"{self.path}.defaults.workerGroup", defaults.get("workerGroup"))]
+        for section in ("activities", "preconditions"):
+            written += [(f"{obj.path}.workerGroup", obj.fields.get("workerGroup"))
+                        for obj in objects[section].values()]
+        for where, value in written:
+            if value is None or value in groups:
+                continue
+            listed = ", ".join(groups) or "none"
+            self.problems.add(where, f"no worker group named {_show(value)} in spec.workerGroups (declared: "
+                              f"{listed}); declare it with mode {WORKER_MODE_POLL} (pollers started with "
+                              f"`datapipeline-runner poll --worker-group NAME` run its attempts) or mode "
+                              f"{WORKER_MODE_NODE_SELECTOR} (its pods run on nodes labelled "
+                              "datapipeline.io/worker-group=NAME)")
 
     def _check_schedule_refs(self, objects: Mapping[str, Mapping[str, PipelineObject]],
                              defaults: Mapping[str, Any], named: Mapping[str, Schedule],

@@ -111,6 +111,26 @@ class Activity(PipelineObject):
     schedule: str = DEFAULT_SCHEDULE  # the name of the schedule whose runs hold this activity
 
 
+# How a worker group's attempts are run (docs/worker-groups.md).
+WORKER_MODE_POLL = "poll"  # a TaskAttempt that pollers of the group claim (AWS's Task Runner)
+WORKER_MODE_NODE_SELECTOR = "nodeSelector"  # a Job whose pod runs on nodes labelled with the group
+WORKER_MODES = (WORKER_MODE_POLL, WORKER_MODE_NODE_SELECTOR)
+DEFAULT_LEASE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """One entry of spec.workerGroups."""
+
+    name: str
+    mode: str = WORKER_MODE_POLL
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+
+    @property
+    def polled(self) -> bool:
+        return self.mode == WORKER_MODE_POLL
+
+
 @dataclass(frozen=True)
 class Lifecycle:
     """What the spec asks of the pipeline as a whole, besides its schedule (AWS activate/deactivate, PAUSE)."""
@@ -153,6 +173,7 @@ class PipelineDefinition:
     defaults: Mapping[str, Any] = field(default_factory=dict)  # spec.defaults (the AWS Default object)
     named_schedules: Mapping[str, Schedule] = field(default_factory=dict)  # spec.schedules
     warnings: tuple[str, ...] = ()  # accepted but worth saying (e.g. a resource's schedule changes nothing)
+    worker_groups: Mapping[str, WorkerGroup] = field(default_factory=dict)  # spec.workerGroups
     run_schedule: str = DEFAULT_SCHEDULE  # for_schedule(): the schedule whose activities this view holds
 
     def for_schedule(self, name: str) -> PipelineDefinition:
@@ -160,6 +181,20 @@ class PipelineDefinition:
         dependsOn may still name activities of other schedules: those are external dependencies."""
         held = {n: a for n, a in self.activities.items() if a.schedule == name}
         return replace(self, activities=held, run_schedule=name)
+
+    def worker_group_of(self, kind: str, name: str, activity: str | None) -> WorkerGroup | None:
+        """Where a task runs when not in an ordinary pod: the worker group of an activity without runsOn; for
+        a precondition check, its own runsOn/workerGroup, else its activity's. Actions always run as Jobs."""
+        owner = self.activities.get(activity or "") if kind != "activity" else self.activities.get(name)
+        group: str | None = None
+        if kind == "precondition":
+            check = self.objects.get("preconditions", {}).get(name)
+            if check is not None and check.get("runsOn"):
+                return None
+            group = check.get("workerGroup") if check is not None else None
+        if group is None and kind in ("activity", "precondition") and owner is not None and not owner.runs_on:
+            group = owner.worker_group
+        return self.worker_groups.get(str(group)) if group else None
 
     @property
     def own_schedule(self) -> Schedule | None:

@@ -384,6 +384,17 @@ class Emit:
     type: str = "Normal"  # Normal | Warning
 
 
+# Events that only repeat what the run's status already holds (each attempt's creation, start and end): posted
+# only when the operator is asked for every event (DATAPIPELINE_EVENTS=all). The run's own transitions, every
+# failure, lateness, action, rerun and cancel, and every Warning are always posted.
+PROGRESS_REASONS = frozenset({"AttemptCreated", "ActivityRunning", "ActivityFinished", "DataNodeReady",
+                              "PreconditionMet"})
+
+
+def worth_posting(emit: Emit, every_event: bool) -> bool:
+    return every_event or emit.type == "Warning" or emit.reason not in PROGRESS_REASONS
+
+
 Command = CreateJob | DeleteJob | Emit
 
 

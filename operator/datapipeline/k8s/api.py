@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +44,24 @@ def context_namespace() -> str:
     return str((active or {}).get("context", {}).get("namespace") or "default")
 
 
+# A client that acts for someone else than the kube context's user: the web console's request's bearer token.
+_acting: ContextVar[Any] = ContextVar("datapipeline_acting_client", default=None)
+
+
+@contextmanager
+def acting_as(api_client: Any) -> Iterator[None]:
+    """Every call of this module in the block (same thread or task) is made with ``api_client``."""
+    token = _acting.set(api_client)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
 def _api() -> Any:
+    chosen = _acting.get()
+    if chosen is not None:
+        return chosen
     load()
     assert _client is not None
     return _client
@@ -165,6 +184,12 @@ def patch_spec(namespace: str, plural: str, name: str, patch: Mapping[str, Any])
 def list_jobs(namespace: str, run: str) -> list[dict[str, Any]]:
     result = batch().list_namespaced_job(namespace, label_selector=f"{LABEL_RUN}={label_value(run)}")
     return [plain(j) for j in result.items]
+
+
+def list_attempts(namespace: str, run: str) -> list[dict[str, Any]]:
+    result = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, "taskattempts",
+                                                    label_selector=f"{LABEL_RUN}={label_value(run)}")
+    return list(result.get("items") or [])
 
 
 def list_pods(namespace: str, run: str) -> list[dict[str, Any]]:

@@ -103,32 +103,14 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
     image = runner_image(definition, environ)
     if profile is not None and profile.get("image"):
         image = str(profile.get("image"))
-    labels = {
-        **MANAGED_BY,
-        LABEL_PIPELINE: label_value(pipeline),
-        LABEL_RUN: label_value(owner.name),
-        LABEL_ACTIVITY: label_value(activity),
-        LABEL_ATTEMPT: str(task.attempt),
-        LABEL_KIND: task.kind,
-        LABEL_OBJECT: label_value(task.name),
-    }
+    labels = attempt_labels(pipeline, owner, activity, task)
     annotations = {ANNOTATION_OBJECT: task.name, ANNOTATION_ACTIVITY: activity}
     env: list[dict[str, Any]] = [{"name": TASK_ENV, "value": task.to_json()}]
-    extra_env = dict(extra_env or {})
-    stall = definition.activities[task.name].report_progress_timeout if task.kind == "activity" else None
     profile_env = (profile.get("env") or {}) if profile is not None else {}
-    if stall is not None and PROGRESS_ENV not in profile_env and PROGRESS_ENV not in extra_env:
-        # Heartbeats well within reportProgressTimeout, so a live attempt never looks stalled.
-        seconds = min(float(PROGRESS_INTERVAL_SECONDS), max(1.0, stall.total_seconds() / 3))
-        extra_env[PROGRESS_ENV] = f"{seconds:g}"
-    for key, value in sorted(extra_env.items()):
+    for key, value in sorted(with_progress_env(definition, task, extra_env, profile_env).items()):
         env.append({"name": key, "value": value})
-    for secret in secrets:
+    for secret in (*secrets, *aws_secret_env(definition)):
         env.append({"name": secret.env, "valueFrom": {"secretKeyRef": {"name": secret.secret, "key": secret.key}}})
-    if definition.aws.credentials_secret:
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": definition.aws.credentials_secret,
-                                                                     "key": key}}})
     env.append({"name": "AWS_DEFAULT_REGION", "value": definition.aws.region})
     if profile is not None and profile.section == "clusterProfiles" and profile.get("mode") == MODE_KUBERNETES:
         env += spark_driver_env(definition)
@@ -153,9 +135,9 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
             pod_extra["tolerations"] = [dict(t) for t in profile.get("tolerations")]
         if profile.get("serviceAccountName"):
             pod_extra["serviceAccountName"] = profile.get("serviceAccountName")
-    worker_group = task.fields.get("workerGroup") if task.kind == "activity" else None
-    if worker_group and profile is None:
-        pod_extra["nodeSelector"] = {LABEL_WORKER_GROUP: str(worker_group)}
+    group = definition.worker_group_of(task.kind, task.name, activity)
+    if group is not None and profile is None:
+        pod_extra["nodeSelector"] = {LABEL_WORKER_GROUP: group.name}
     if task.kind == "action" and task.fields.get("headersFromSecret"):
         env_from.append({"prefix": HEADER_ENV_PREFIX, "secretRef": {"name": str(task.fields["headersFromSecret"])}})
     container: dict[str, Any] = {
@@ -206,6 +188,39 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
                      "ownerReferences": [owner.reference()]},
         "spec": job_spec,
     }
+
+
+def attempt_labels(pipeline: str, owner: Owner, activity: str, task: TaskSpec) -> dict[str, str]:
+    """The labels of an attempt's Job (and its pod) or TaskAttempt."""
+    return {
+        **MANAGED_BY,
+        LABEL_PIPELINE: label_value(pipeline),
+        LABEL_RUN: label_value(owner.name),
+        LABEL_ACTIVITY: label_value(activity),
+        LABEL_ATTEMPT: str(task.attempt),
+        LABEL_KIND: task.kind,
+        LABEL_OBJECT: label_value(task.name),
+    }
+
+
+def with_progress_env(definition: PipelineDefinition, task: TaskSpec, extra_env: Mapping[str, str] | None,
+                      profile_env: Mapping[str, Any]) -> dict[str, str]:
+    """The task's plain variables, plus the heartbeat interval when the activity has reportProgressTimeout."""
+    env = dict(extra_env or {})
+    stall = definition.activities[task.name].report_progress_timeout if task.kind == "activity" else None
+    if stall is not None and PROGRESS_ENV not in profile_env and PROGRESS_ENV not in env:
+        # Heartbeats well within reportProgressTimeout, so a live attempt never looks stalled.
+        seconds = min(float(PROGRESS_INTERVAL_SECONDS), max(1.0, stall.total_seconds() / 3))
+        env[PROGRESS_ENV] = f"{seconds:g}"
+    return env
+
+
+def aws_secret_env(definition: PipelineDefinition) -> tuple[SecretEnv, ...]:
+    """The pipeline's AWS keys, from its credentials Secret."""
+    secret = definition.aws.credentials_secret
+    if not secret:
+        return ()
+    return tuple(SecretEnv(key, secret, key) for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
 
 
 def spark_driver_env(definition: PipelineDefinition) -> list[dict[str, Any]]:

@@ -260,6 +260,10 @@ def run(text: str | None) -> tuple[int, TaskResult]:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["poll"]:  # a worker group's poller (docs/worker-groups.md), not one task
+        from datapipeline.runner import poller
+
+        raise SystemExit(poller.main(sys.argv[2:]))
     # Everything printed goes through the Tee streams: redacted, and copied for the log upload.
     sys.stdout, sys.stderr = Tee(sys.stdout), Tee(sys.stderr)
     logmod.setup()
