@@ -21,6 +21,9 @@ HELM_VERSION = os.environ.get("HELM_VERSION", "v3.19.4")
 PAUSE_IMAGE = "localhost/kdp-pause:3.10"
 BASE_IMAGE = "localhost/kdp-base:bookworm"
 RUNNER_IMAGE = os.environ.get("KDP_RUNNER_IMAGE", "localhost/kube-datapipeline:dev")
+# The Spark image (spark-image/Dockerfile), built on request: `devcluster.py build-images --spark`.
+SPARK_BASE_IMAGE = "localhost/kdp-spark-base:bookworm"
+SPARK_IMAGE = os.environ.get("KDP_SPARK_IMAGE", "localhost/kube-datapipeline-spark:dev")
 
 # The cluster's network: one bridge on this machine. The gateway address is the
 # host's side of the bridge, so the API server listens there and pods reach it

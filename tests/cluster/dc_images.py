@@ -4,6 +4,9 @@ pause   a static C program, committed by buildah from scratch.
 base    `debootstrap --variant=minbase bookworm` plus python3, committed by buildah.
 runner  runner-image/Dockerfile built by `buildah bud` on the base, offline,
         with a wheelhouse prepared on the host by pip.
+spark   (build_spark, `build-images --spark`) spark-image/Dockerfile on a second
+        debootstrap base that adds Debian's Java runtime, offline, with the runner's
+        wheelhouse, a pyspark wheelhouse and the Maven cache of tests/setup-spark.sh.
 Each ends up as a docker-archive under the cache, which `ctr images import`
 loads into containerd's k8s.io namespace.
 """
@@ -17,9 +20,23 @@ import sys
 import tomllib
 from pathlib import Path
 
-from dc_common import BASE_IMAGE, HERE, PAUSE_IMAGE, REPO, RUNNER_IMAGE, Paths, log, run, sha12
+from dc_common import (
+    BASE_IMAGE,
+    HERE,
+    PAUSE_IMAGE,
+    REPO,
+    RUNNER_IMAGE,
+    SPARK_BASE_IMAGE,
+    SPARK_IMAGE,
+    Paths,
+    log,
+    run,
+    sha12,
+)
 
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+# The Spark image's base: the same, plus Debian's Java 17 runtime (debootstrap resolves its dependencies).
+SPARK_BASE_PACKAGES = (*BASE_PACKAGES, "openjdk-17-jre-headless")
 BASE_SUITE = "bookworm"
 # Bump to rebuild the base when the recipe below changes.
 BASE_RECIPE = "1"
@@ -97,35 +114,36 @@ def _mirror_in(text: str) -> str | None:
     return None
 
 
-def build_base(paths: Paths) -> str:
+def build_base(paths: Paths, image: str = BASE_IMAGE, packages: tuple[str, ...] = BASE_PACKAGES) -> str:
     """Returns the base image's key; builds the rootfs tarball and the buildah image if missing."""
-    key = sha12(BASE_SUITE, ",".join(BASE_PACKAGES), BASE_RECIPE)
-    out = paths.images / f"base-{BASE_SUITE}-{key}"
+    key = sha12(BASE_SUITE, ",".join(packages), BASE_RECIPE)
+    prefix = "base" if image == BASE_IMAGE else "spark-base"
+    out = paths.images / f"{prefix}-{BASE_SUITE}-{key}"
     rootfs_tar = out / "rootfs.tar"
     if not rootfs_tar.exists():
-        _debootstrap(out, rootfs_tar)
+        _debootstrap(out, rootfs_tar, packages)
     stamp = out / "buildah.stamp"
-    if not (stamp.exists() and _has_image(paths, BASE_IMAGE)):
-        log(f"committing {BASE_IMAGE}")
+    if not (stamp.exists() and _has_image(paths, image)):
+        log(f"committing {image}")
         ctr = buildah(paths, "from", "scratch", capture=True)
         try:
             buildah(paths, "add", ctr, rootfs_tar, "/")
             buildah(paths, "config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "--env", "LANG=C.UTF-8", "--cmd", '["python3"]', ctr)
-            buildah(paths, "commit", "--quiet", ctr, BASE_IMAGE)
+            buildah(paths, "commit", "--quiet", ctr, image)
         finally:
             buildah(paths, "rm", ctr)
         stamp.write_text(key)
     return key
 
 
-def _debootstrap(out: Path, rootfs_tar: Path) -> None:
+def _debootstrap(out: Path, rootfs_tar: Path, packages: tuple[str, ...]) -> None:
     mirror = debian_mirror()
     rootfs = out / "rootfs"
-    log(f"debootstrap --variant=minbase {BASE_SUITE} (+{','.join(BASE_PACKAGES)}) from {mirror}")
+    log(f"debootstrap --variant=minbase {BASE_SUITE} (+{','.join(packages)}) from {mirror}")
     shutil.rmtree(rootfs, ignore_errors=True)
     rootfs.mkdir(parents=True)
-    run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+    run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
          BASE_SUITE, rootfs, mirror])
     for rel in BASE_TRIM:
         target = rootfs / rel
@@ -170,7 +188,7 @@ def build_wheelhouse(paths: Paths) -> Path:
     return out
 
 
-def _stage_context(dest: Path) -> None:
+def _stage_context(dest: Path, spark: bool = False) -> None:
     """The build context: only what the Dockerfile copies (the same files a docker build would send)."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
@@ -179,6 +197,8 @@ def _stage_context(dest: Path) -> None:
     shutil.copytree(REPO / "operator", dest / "operator",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"))
     shutil.copytree(REPO / "runner-image", dest / "runner-image")
+    if spark:
+        shutil.copytree(REPO / "spark-image", dest / "spark-image", ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def _tree_digest(root: Path) -> str:
@@ -210,5 +230,60 @@ def build_runner(paths: Paths) -> Path:
     return archive
 
 
-def build_all(paths: Paths) -> dict[str, Path]:
-    return {PAUSE_IMAGE: build_pause(paths), RUNNER_IMAGE: build_runner(paths)}
+SPARK_CONSTRAINTS = REPO / "spark-image" / "constraints.txt"
+SPARK_SETUP = REPO / "tests" / "setup-spark.sh"
+
+
+def build_spark_wheelhouse(paths: Paths) -> Path:
+    """pyspark and py4j as pinned by spark-image/constraints.txt (pip builds pyspark's wheel from its sdist)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    reqs: list[str] = list(project["project"]["optional-dependencies"]["spark"])
+    out = paths.wheels / f"spark-{sha12(*reqs, SPARK_CONSTRAINTS.read_text())}"
+    if (out / ".complete").exists():
+        return out
+    log(f"pip wheel {' '.join(reqs)} into {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", out, "-c", SPARK_CONSTRAINTS,
+         *reqs, "py4j"], capture=True)
+    (out / ".complete").write_text("\n".join(reqs))
+    return out
+
+
+def spark_jars() -> Path:
+    """The Maven cache of tests/setup-spark.sh (run once; it prints its folder)."""
+    proc = run(["bash", SPARK_SETUP], capture=True, env={**os.environ, "PYTHON": sys.executable})
+    return Path(proc.stdout.strip().splitlines()[-1]) / "jars"
+
+
+def build_spark(paths: Paths) -> Path:
+    """The Spark image (spark-image/Dockerfile), if its inputs changed; returns its docker-archive."""
+    base_key = build_base(paths, SPARK_BASE_IMAGE, SPARK_BASE_PACKAGES)
+    wheels = build_wheelhouse(paths)
+    spark_wheels = build_spark_wheelhouse(paths)
+    jars = spark_jars()
+    context = paths.images / "spark-context"
+    _stage_context(context, spark=True)
+    # The jars are pinned by jars.lock (in the context) and checked in the build: their names suffice here.
+    key = sha12(_tree_digest(context), base_key, wheels.name, spark_wheels.name, SPARK_IMAGE)
+    archive = paths.images / f"spark-{key}.tar"
+    if archive.exists() and _has_image(paths, SPARK_IMAGE):
+        return archive
+    log(f"buildah bud {SPARK_IMAGE} (context {key})")
+    buildah(paths, "bud", "--quiet", "--layers", "--pull=never", "--network=none",
+            "--build-arg", f"BASE_IMAGE={SPARK_BASE_IMAGE}",
+            "--build-arg", "PIP_INSTALL_OPTS=--no-index --find-links /wheels --find-links /spark-wheels",
+            "--build-arg", "JARS_FROM=--from /jars",
+            "--volume", f"{wheels}:/wheels:ro", "--volume", f"{spark_wheels}:/spark-wheels:ro",
+            "--volume", f"{jars}:/jars:ro",
+            "-f", context / "spark-image" / "Dockerfile", "-t", SPARK_IMAGE, context)
+    for old in paths.images.glob("spark-*.tar"):
+        old.unlink()
+    _push_archive(paths, SPARK_IMAGE, archive)
+    return archive
+
+
+def build_all(paths: Paths, spark: bool = False) -> dict[str, Path]:
+    images = {PAUSE_IMAGE: build_pause(paths), RUNNER_IMAGE: build_runner(paths)}
+    if spark:
+        images[SPARK_IMAGE] = build_spark(paths)
+    return images

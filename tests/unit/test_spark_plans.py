@@ -284,11 +284,23 @@ def test_a_step_that_cannot_run_here_fails_validation() -> None:
                               "not available here: there is no HDFS: read and write s3:// paths"]
 
 
-def test_kubernetes_mode_is_not_available_yet() -> None:
+def test_kubernetes_mode_names_what_it_needs() -> None:
     spec = pipeline({"type": "EmrActivity", "step": ["command-runner.jar,spark-submit,app.py"]})
     spec["clusterProfiles"][0]["mode"] = "kubernetes"
-    assert problems(spec) == ["spec.clusterProfiles[0].mode: mode kubernetes (executor pods) is not available yet; "
-                              "use local, which runs Spark in the activity's pod (docs/spark.md)"]
+    assert problems(spec) == [
+        "spec.clusterProfiles[0].serviceAccountName: mode kubernetes needs a service account: the Spark driver in the "
+        "activity's pod creates the executor pods with its token (the chart's sparkDriver.serviceAccount.create "
+        "makes kdp-spark-driver, with exactly those rights; docs/spark.md)",
+        "spec.clusterProfiles[0].executorInstances: mode kubernetes needs executorInstances: how many executor pods "
+        "the driver starts (AWS coreInstanceCount), at least 1"]
+    spec["clusterProfiles"][0].update(serviceAccountName="kdp-spark-driver", executorInstances=0)
+    assert problems(spec) == ["spec.clusterProfiles[0].executorInstances: must be at least 1 in mode kubernetes, "
+                              "not 0"]
+    spec["clusterProfiles"][0].update(executorInstances=2, executorMemory="768Mi")
+    assert problems(spec) == ["spec.clusterProfiles[0].executorMemory: 768Mi leaves no room for a JVM heap of at "
+                              "least 450 MiB besides the 384 MiB overhead; give at least 834Mi"]
+    spec["clusterProfiles"][0]["executorMemory"] = "1Gi"
+    assert problems(spec) == []
 
 
 def resolved(spec: dict[str, Any], values: dict[str, Any] | None = None) -> TaskSpec:

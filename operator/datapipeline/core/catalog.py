@@ -358,7 +358,7 @@ _TYPES: tuple[TypeSpec, ...] = (
               _f("releaseLabel", S, "The EMR release it replaces (informational)."),
               _f("applications", L, "Applications expected in the image (Spark, Hive, Pig, Hadoop)."),
               _f("mode", S, "Where Spark runs: local (default), all in the activity's pod; kubernetes, the driver "
-                 "in the activity's pod creating executor pods (not available yet).",
+                 "in the activity's pod creating executorInstances executor pods (needs serviceAccountName).",
                  enum=("local", "kubernetes")),
               _f("driverCpu", S, "CPU of the driver pod."),
               _f("driverMemory", S, "Memory of the driver pod."),

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
-from datapipeline.core import catalog, kubevalues
+from datapipeline.core import catalog, kubevalues, sparkconf
 from datapipeline.core.catalog import (
     COMMON_FIELDS,
     LITERAL_FIELDS,
@@ -914,6 +914,27 @@ class _Parser:
         self.problems.add(where, f'no {what} named "{ref}"{hint}')
         return False
 
+    def _check_kubernetes_mode(self, obj: PipelineObject) -> None:
+        """Mode kubernetes: the driver (the activity's pod) creates executorInstances executor pods through the API."""
+        if not obj.fields.get("serviceAccountName"):
+            self.problems.add(f"{obj.path}.serviceAccountName", "mode kubernetes needs a service account: the Spark "
+                              "driver in the activity's pod creates the executor pods with its token (the chart's "
+                              "sparkDriver.serviceAccount.create makes kdp-spark-driver, with exactly those rights; "
+                              "docs/spark.md)")
+        instances = obj.fields.get("executorInstances")
+        if instances is None:
+            self.problems.add(f"{obj.path}.executorInstances", "mode kubernetes needs executorInstances: how many "
+                              "executor pods the driver starts (AWS coreInstanceCount), at least 1")
+        elif isinstance(instances, int) and not isinstance(instances, bool) and instances < 1:
+            self.problems.add(f"{obj.path}.executorInstances", f"must be at least 1 in mode kubernetes, not {instances}")
+        memory = obj.fields.get("executorMemory")
+        if isinstance(memory, str) and not kubevalues.quantity_problem(memory):
+            try:
+                sparkconf.heap_mib(memory, sparkconf.EXECUTOR_OVERHEAD_SHARE, "executorMemory",
+                                   sparkconf.MIN_EXECUTOR_HEAP_MIB)
+            except sparkconf.SparkConfError as e:
+                self.problems.add(f"{obj.path}.executorMemory", str(e).removeprefix("executorMemory: "))
+
     def _check_profile(self, obj: PipelineObject) -> None:
         """Values a profile hands to the Job, by Kubernetes' own rules (the API server would refuse them)."""
         checks = (("cpu", kubevalues.quantity_problem), ("memory", kubevalues.quantity_problem),
@@ -931,8 +952,7 @@ class _Parser:
             elif problem := check(value):
                 self.problems.add(f"{obj.path}.{field_name}", problem)
         if obj.fields.get("mode") == "kubernetes":
-            self.problems.add(f"{obj.path}.mode", "mode kubernetes (executor pods) is not available yet; use "
-                              "local, which runs Spark in the activity's pod (docs/spark.md)")
+            self._check_kubernetes_mode(obj)
         for key, value in (obj.fields.get("nodeSelector") or {}).items():
             problem = kubevalues.label_key_problem(str(key)) or kubevalues.label_value_problem(str(value))
             if problem:

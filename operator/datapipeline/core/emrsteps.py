@@ -20,6 +20,8 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from datapipeline.core.sparkconf import PROFILE_KEYS
+
 COMMAND_RUNNER = "command-runner.jar"
 SCRIPT_RUNNER = "script-runner.jar"
 
@@ -190,7 +192,7 @@ def parse_spark_submit(arguments: Sequence[str]) -> SparkSubmit:
         option = "--conf" if option == "-c" else option
         if option in _PROFILE_OPTIONS:
             dropped.append(f"{option} {value}")
-        elif option == "--conf" and _conf_key(value) in ("spark.master", "spark.submit.deployMode"):
+        elif option == "--conf" and _conf_key(value) in PROFILE_KEYS:
             dropped.append(f"--conf {value}")
         else:
             options.append((option, value))

@@ -26,12 +26,23 @@ MIN_OVERHEAD_MIB = 384
 DRIVER_OVERHEAD_SHARE = 0.25
 EXECUTOR_OVERHEAD_SHARE = 0.10
 MIN_HEAP_MIB = 128
+# Spark refuses an executor whose heap is under 1.5 x its 300 MiB reserve (UnifiedMemoryManager).
+MIN_EXECUTOR_HEAP_MIB = 450
 
 HADOOP_CLASSIFICATIONS = frozenset({"core-site", "hdfs-site", "mapred-site", "yarn-site", "hive-site",
                                     "spark-hive-site"})
 ENV_CLASSIFICATIONS = frozenset({"spark-env", "hadoop-env"})
 # Keys a configuration may not set: the profile decides where Spark runs.
-PROFILE_KEYS = frozenset({"spark.master", "spark.submit.deployMode"})
+PROFILE_KEYS = frozenset({"spark.master", "spark.submit.deployMode",
+                          # mode kubernetes: where the driver is, and that its executors are owned by its pod and
+                          # made from the runner's locked-down template with only the calls the Role grants
+                          "spark.kubernetes.driver.pod.name", "spark.kubernetes.namespace",
+                          "spark.kubernetes.executor.podTemplateFile", "spark.driver.host", "spark.driver.bindAddress",
+                          "spark.kubernetes.executor.disableConfigMap",
+                          "spark.kubernetes.driver.ownPersistentVolumeClaim",
+                          "spark.kubernetes.driver.reusePersistentVolumeClaim",
+                          "spark.kubernetes.driver.service.deleteOnTermination",
+                          "spark.kubernetes.executor.deleteOnTermination"})
 S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 
 _QUANTITY = re.compile(r"\+?(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?")
@@ -66,14 +77,14 @@ def quantity(text: Any, where: str) -> float:
     return number * _FACTORS[suffix]
 
 
-def heap_mib(memory: Any, share: float, where: str) -> int:
+def heap_mib(memory: Any, share: float, where: str, minimum: int = MIN_HEAP_MIB) -> int:
     """The JVM heap that fits a pod of ``memory``, leaving max(384 MiB, share) for the rest."""
     total = quantity(memory, where) / MiB
     heap = int(total - max(MIN_OVERHEAD_MIB, total * share))
-    if heap < MIN_HEAP_MIB:
-        raise SparkConfError(f"{where}: {memory} leaves no room for a JVM heap of at least {MIN_HEAP_MIB} MiB "
+    if heap < minimum:
+        raise SparkConfError(f"{where}: {memory} leaves no room for a JVM heap of at least {minimum} MiB "
                              f"besides the {MIN_OVERHEAD_MIB} MiB overhead; give at least "
-                             f"{MIN_HEAP_MIB + MIN_OVERHEAD_MIB}Mi")
+                             f"{minimum + MIN_OVERHEAD_MIB}Mi")
     return heap
 
 
@@ -120,7 +131,7 @@ def _executors(profile: Mapping[str, Any], name: str) -> dict[str, str]:
         conf["spark.kubernetes.executor.request.cores"] = str(profile["executorCpu"])
     if profile.get("executorMemory"):
         where = f"{name}.executorMemory"
-        heap = heap_mib(profile["executorMemory"], EXECUTOR_OVERHEAD_SHARE, where)
+        heap = heap_mib(profile["executorMemory"], EXECUTOR_OVERHEAD_SHARE, where, MIN_EXECUTOR_HEAP_MIB)
         conf["spark.executor.memory"] = f"{heap}m"
         conf["spark.executor.memoryOverhead"] = f"{int(quantity(profile['executorMemory'], where) / MiB) - heap}m"
     if profile.get("serviceAccountName"):
@@ -128,6 +139,93 @@ def _executors(profile: Mapping[str, Any], name: str) -> dict[str, str]:
     for key, value in sorted((profile.get("nodeSelector") or {}).items()):
         conf[f"spark.kubernetes.node.selector.{key}"] = str(value)
     return conf
+
+
+# Mode kubernetes: the driver (client mode, in the activity's pod) makes only the API calls the chart's Role for
+# it grants (docs/spark.md): get its own pod, create/list/watch/delete executor pods. These settings turn off
+# what would call more: the executors' ConfigMap, deleting a driver Service (there is none: executors dial
+# the pod's IP), and PersistentVolumeClaims.
+KUBERNETES_FIXED = {
+    "spark.kubernetes.executor.disableConfigMap": "true",
+    "spark.kubernetes.driver.service.deleteOnTermination": "false",
+    "spark.kubernetes.driver.ownPersistentVolumeClaim": "false",
+    "spark.kubernetes.driver.reusePersistentVolumeClaim": "false",
+    # The runner reads the executors' logs after the application, then deletes their pods (runner/spark_pods.py).
+    "spark.kubernetes.executor.deleteOnTermination": "false",
+    "spark.driver.port": "7078",
+    "spark.driver.blockManager.port": "7079",
+}
+EXECUTOR_COMMAND = "datapipeline-spark-executor"
+# The Job of a mode kubernetes activity tells its runner where it runs (downward API) and names, never holds, the
+# pipeline's credentials Secret (k8s/jobs.py).
+POD_NAME_ENV = "DATAPIPELINE_POD_NAME"
+POD_NAMESPACE_ENV = "DATAPIPELINE_POD_NAMESPACE"
+POD_IP_ENV = "DATAPIPELINE_POD_IP"
+CREDENTIALS_SECRET_ENV = "DATAPIPELINE_AWS_CREDENTIALS_SECRET"
+# The label of a driver's executor pods (never the operator's run label: they are not attempts).
+LABEL_SPARK_DRIVER = "datapipeline.io/spark-driver"
+AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+@dataclass(frozen=True)
+class DriverPod:
+    """The activity's own pod, from the downward API: the Spark driver in mode kubernetes."""
+
+    name: str
+    namespace: str
+    ip: str
+
+
+def kubernetes_master(host: str | None, port: str | None) -> str:
+    """The API server as the pod sees it: the kubernetes Service's address that the kubelet gives every container
+    (KUBERNETES_SERVICE_HOST/PORT), which needs no cluster DNS; the Service's name otherwise."""
+    if not host or not port:
+        return KUBERNETES_MASTER
+    return f"k8s://https://[{host}]:{port}" if ":" in host else f"k8s://https://{host}:{port}"
+
+
+def kubernetes_driver_conf(pod: DriverPod, template: str, hadoop: Mapping[str, str],
+                           credentials_secret: str | None) -> dict[str, str]:
+    """Spark settings of a client-mode driver running in ``pod``, its executors made from ``template``.
+
+    The executors own no files of the attempt: they get the Hadoop configuration as ``spark.hadoop.*`` and the
+    pipeline's AWS keys from its credentials Secret by reference (never by value).
+    """
+    conf = {**KUBERNETES_FIXED,
+            "spark.kubernetes.namespace": pod.namespace,
+            # Spark makes its executor pods owned by this pod: deleting the Job (cancel, the run) removes them.
+            "spark.kubernetes.driver.pod.name": pod.name,
+            "spark.driver.host": pod.ip,
+            "spark.driver.bindAddress": pod.ip,
+            "spark.kubernetes.executor.podTemplateFile": template}
+    for key, value in sorted(hadoop.items()):
+        conf[f"spark.hadoop.{key}"] = value
+    if credentials_secret:
+        for key in AWS_KEYS:
+            conf[f"spark.kubernetes.executor.secretKeyRef.{key}"] = f"{credentials_secret}:{key}"
+    return conf
+
+
+def executor_pod_template(uid: int, labels: Mapping[str, str]) -> dict[str, Any]:
+    """The executors' pod: the image's executor command, as locked down as the activity's own pod."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": dict(labels)},
+        "spec": {
+            "automountServiceAccountToken": False,  # executors never call the API
+            "securityContext": {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "executor",
+                "command": [EXECUTOR_COMMAND],
+                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]}},
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }],
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+        },
+    }
 
 
 def s3a_properties(aws: AwsSpec) -> dict[str, str]:

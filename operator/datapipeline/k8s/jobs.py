@@ -17,6 +17,13 @@ from typing import Any
 from datapipeline.core.definition import API_VERSION, GROUP
 from datapipeline.core.model import PipelineDefinition, PipelineObject
 from datapipeline.core.resolve import SecretEnv
+from datapipeline.core.sparkconf import (
+    CREDENTIALS_SECRET_ENV,
+    MODE_KUBERNETES,
+    POD_IP_ENV,
+    POD_NAME_ENV,
+    POD_NAMESPACE_ENV,
+)
 from datapipeline.core.task import (
     HEADER_ENV_PREFIX,
     PROGRESS_ENV,
@@ -105,6 +112,8 @@ def build_job_spec(*, name: str, namespace: str, owner: Owner, pipeline: str, ta
     for secret in (*secrets, *aws_secret_env(definition)):
         env.append({"name": secret.env, "valueFrom": {"secretKeyRef": {"name": secret.secret, "key": secret.key}}})
     env.append({"name": "AWS_DEFAULT_REGION", "value": definition.aws.region})
+    if profile is not None and profile.section == "clusterProfiles" and profile.get("mode") == MODE_KUBERNETES:
+        env += spark_driver_env(definition)
     env_from: list[dict[str, Any]] = []
     resources: dict[str, Any] = {}
     pod_extra: dict[str, Any] = {}
@@ -212,6 +221,18 @@ def aws_secret_env(definition: PipelineDefinition) -> tuple[SecretEnv, ...]:
     if not secret:
         return ()
     return tuple(SecretEnv(key, secret, key) for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+
+
+def spark_driver_env(definition: PipelineDefinition) -> list[dict[str, Any]]:
+    """A Spark driver's view of its own pod (docs/spark.md, mode kubernetes), and the credentials Secret's name
+    for its executors' secretKeyRefs (the name only: the keys stay in the Secret)."""
+    env: list[dict[str, Any]] = [
+        {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+        for name, path in ((POD_NAME_ENV, "metadata.name"), (POD_NAMESPACE_ENV, "metadata.namespace"),
+                           (POD_IP_ENV, "status.podIP"))]
+    if definition.aws.credentials_secret:
+        env.append({"name": CREDENTIALS_SECRET_ENV, "value": definition.aws.credentials_secret})
+    return env
 
 
 def default_resources(environ: Mapping[str, str]) -> dict[str, Any]:

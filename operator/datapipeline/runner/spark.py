@@ -17,7 +17,9 @@ connector (hadoop-aws and its AWS SDK bundle) is found in Spark's jars or in the
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -30,7 +32,21 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from datapipeline.core.emrsteps import JarMain, SparkSubmit
-from datapipeline.core.sparkconf import SparkConfError, SparkSettings, spark_settings
+from datapipeline.core.sparkconf import (
+    CREDENTIALS_SECRET_ENV,
+    LABEL_SPARK_DRIVER,
+    MODE_KUBERNETES,
+    POD_IP_ENV,
+    POD_NAME_ENV,
+    POD_NAMESPACE_ENV,
+    DriverPod,
+    SparkConfError,
+    SparkSettings,
+    executor_pod_template,
+    kubernetes_driver_conf,
+    kubernetes_master,
+    spark_settings,
+)
 from datapipeline.runner.activities.shell import Outcome, base_env, run_command
 from datapipeline.runner.context import Context
 from datapipeline.runner.errors import InvalidTask, TaskError
@@ -154,6 +170,7 @@ class Launcher:
     settings: SparkSettings
     conf_dir: str
     env: dict[str, str]
+    driver: DriverPod | None = None  # mode kubernetes: the pod whose executors each launch leaves behind
 
 
 def prepare(ctx: Context, what: str) -> Launcher:
@@ -165,14 +182,25 @@ def prepare(ctx: Context, what: str) -> Launcher:
         raise InvalidTask(f"{what}: {e}", "Spark.BadProfile") from None
     for warning in settings.warnings:
         log.warning("%s", warning)
-    if not settings.master.startswith("local"):
-        raise InvalidTask(f"{what}: Spark master {settings.master} is not available yet; use mode local",
-                          "Spark.ModeUnavailable")
     conf_dir = os.path.join(ctx.scratch(), "spark-conf")
     os.makedirs(conf_dir, exist_ok=True)
     extra = {"spark.sql.warehouse.dir": os.path.join(ctx.scratch(), "warehouse")}
     if spark.connector:  # on the driver's own classpath: Hadoop looks S3A up by class name
         extra["spark.driver.extraClassPath"] = os.pathsep.join(map(str, spark.connector))
+    driver = None
+    if ctx.spec.cluster.get("mode") == MODE_KUBERNETES:
+        driver = driver_pod(what)
+        if spark.connector:
+            raise TaskError("Spark.NoS3Connector", f"{what}: mode kubernetes needs the S3A connector in "
+                            f"{spark.home / 'jars'}, where the executors find it too: use the Spark image "
+                            "(spark-image/Dockerfile)")
+        template = os.path.join(conf_dir, "executor-pod.json")
+        with open(template, "w", encoding="utf-8") as f:
+            json.dump(executor_pod_template(os.getuid(), {LABEL_SPARK_DRIVER: driver.name}), f, indent=1)
+        extra.update(kubernetes_driver_conf(driver, template, settings.hadoop,
+                                            os.environ.get(CREDENTIALS_SECRET_ENV) or None))
+        settings = dataclasses.replace(settings, master=kubernetes_master(os.environ.get("KUBERNETES_SERVICE_HOST"),
+                                                                          os.environ.get("KUBERNETES_SERVICE_PORT")))
     write_conf_dir(conf_dir, settings, extra)
     env = base_env(ctx)
     env.update(settings.env)
@@ -182,11 +210,21 @@ def prepare(ctx: Context, what: str) -> Launcher:
     env.pop("PYSPARK_SUBMIT_ARGS", None)  # would replace the arguments we pass
     # Shuffle and spill files in the attempt's scratch space, removed with it; Spark binds loopback only.
     env["SPARK_LOCAL_DIRS"] = os.path.join(ctx.scratch(), "spark-local")
-    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    env["SPARK_LOCAL_IP"] = driver.ip if driver is not None else env.get("SPARK_LOCAL_IP", "127.0.0.1")
     for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         if env.get(name) and not os.path.isfile(env[name]):
             env.pop(name)  # the Java SDK warns, with a stack, about a file that is not one (/dev/null)
-    return Launcher(spark, settings, conf_dir, env)
+    return Launcher(spark, settings, conf_dir, env, driver)
+
+
+def driver_pod(what: str) -> DriverPod:
+    """The activity's pod, as its Job describes it (mode kubernetes runs only in the operator's Jobs)."""
+    values = [os.environ.get(name, "") for name in (POD_NAME_ENV, POD_NAMESPACE_ENV, POD_IP_ENV)]
+    if not all(values):
+        raise InvalidTask(f"{what}: mode kubernetes runs the Spark driver in the activity's own pod, which sets "
+                          f"{POD_NAME_ENV}, {POD_NAMESPACE_ENV} and {POD_IP_ENV}; this runner has none (a poll "
+                          "worker group runs mode local only)", "Spark.BadProfile")
+    return DriverPod(*values)
 
 
 def write_conf_dir(conf_dir: str, settings: SparkSettings, extra: Mapping[str, str]) -> None:
@@ -289,7 +327,14 @@ def local_file(ctx: Context, location: str, what: str, name: str) -> str:
 def run(launcher: Launcher, ctx: Context, argv: Sequence[str], what: str) -> Outcome:
     workdir = os.path.join(ctx.scratch(), "work")
     os.makedirs(workdir, exist_ok=True)
-    return run_command(ctx, argv, launcher.env, workdir, what)
+    outcome = run_command(ctx, argv, launcher.env, workdir, what)
+    # After the application, not on cancel or timeout (an exception here): then the Job's deletion removes the
+    # executors with the driver's pod, and waiting for their logs would only hold the pod up.
+    if launcher.driver is not None:
+        from datapipeline.runner import spark_pods
+
+        spark_pods.collect(launcher.driver, what)
+    return outcome
 
 
 def failure_detail(outcome: Outcome) -> str:
