@@ -68,12 +68,13 @@ class Operator:
         self.proc = None
 
     # -------------------------------------------------------------- kubectl
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, stderr: bool = False) -> str:
+        """kubectl's output (``stderr``: with its error output after it)."""
         result = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "-n", self.namespace, *args],
                                 input=stdin, capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
-        return result.stdout
+        return result.stdout + (result.stderr if stderr else "")
 
     def apply(self, doc: dict[str, Any]) -> None:
         doc.setdefault("metadata", {})["namespace"] = self.namespace

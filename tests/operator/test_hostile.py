@@ -149,7 +149,10 @@ def test_a_request_the_api_server_refuses_becomes_a_condition_and_one_event(oper
     operator.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
                                                             "items": [policy, binding]}))
     try:
-        time.sleep(2)  # the policy takes effect asynchronously
+        # The API server loads a new policy within moments: wait until a dry run is refused (nothing written).
+        operator.wait(lambda: "jobs are frozen" in operator.kubectl(
+            "create", "job", "probe", "--image=localhost/none", "--dry-run=server", "-o", "name", check=False,
+            stderr=True), timeout=30, every=0.5)
         operator.apply(pipeline_doc("refused", [shell("a", "true")], **ONDEMAND))
         operator.apply(run_doc("refused-1", "refused"))
         run = operator.wait(lambda: conditions(operator.get("pipelinerun", "refused-1")).get("Ready", {})
@@ -172,7 +175,7 @@ def test_runs_made_by_the_cli_are_deleted_with_their_pipeline(operator: Operator
                                              "allowedValues": ["a", "b"]}]))
     operator.cli("run", "owned", "--name", "owned-1", "--param", "myX=b")
     refused = operator.cli_failure("run", "owned", "--name", "owned-2", "--param", "myX=c")
-    assert refused == '--param myX: "c" is not allowed; one of a, b\n'
+    assert refused == 'error: --param myX: "c" is not allowed; one of a, b\n'
     run = operator.get("pipelinerun", "owned-1")
     assert run["metadata"]["ownerReferences"][0]["kind"] == "Pipeline"
     assert "owned-2" not in operator.kubectl("get", "pipelineruns", "-o", "name")
