@@ -45,9 +45,16 @@ def test_the_webhook_refuses_a_broken_pipeline_and_a_bad_run_value_with_the_fiel
         kube_cluster: KubeCluster, namespace: str, webhook_release: str) -> None:
     broken = pipeline("broken")
     broken["spec"]["activities"][0]["dependsOn"] = ["nope"]
-    # The webhook answers once the operator's server is up; until then (Ignore) the object would pass.
-    refused = wait_for(lambda: (r := _apply(kube_cluster, namespace, broken)).returncode != 0 and r, 90,
-                       "the webhook to answer")
+    # The webhook answers once the operator's server is up; until then (Ignore) the object passes, and applying
+    # it again unchanged would send nothing: take it back and try again.
+    def refused_once() -> subprocess.CompletedProcess[str] | None:
+        result = _apply(kube_cluster, namespace, broken)
+        if result.returncode == 0:
+            kube_cluster.kubectl("-n", namespace, "delete", "pipeline", "broken", check=False)
+            return None
+        return result
+
+    refused = wait_for(refused_once, 90, "the webhook to answer")
     assert 'spec.activities[0].dependsOn[0]: no activity named "nope"' in refused.stderr
     assert _apply(kube_cluster, namespace, pipeline("fine")).returncode == 0
     run = {"apiVersion": "datapipeline.io/v1alpha1", "kind": "PipelineRun", "metadata": {"name": "fine-1"},
