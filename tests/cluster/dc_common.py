@@ -24,6 +24,9 @@ RUNNER_IMAGE = os.environ.get("KDP_RUNNER_IMAGE", "localhost/kube-datapipeline:d
 # The Spark image (spark-image/Dockerfile), built on request: `devcluster.py build-images --spark`.
 SPARK_BASE_IMAGE = "localhost/kdp-spark-base:bookworm"
 SPARK_IMAGE = os.environ.get("KDP_SPARK_IMAGE", "localhost/kube-datapipeline-spark:dev")
+# The console image (runner-image/Dockerfile, target console), built on request: `build-images --console`.
+CONSOLE_BASE_IMAGE = "localhost/kdp-console-base:bookworm"
+CONSOLE_IMAGE = os.environ.get("KDP_CONSOLE_IMAGE", "localhost/kube-datapipeline-console:dev")
 
 # The cluster's network: one bridge on this machine. The gateway address is the
 # host's side of the bridge, so the API server listens there and pods reach it

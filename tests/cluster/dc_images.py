@@ -7,6 +7,8 @@ runner  runner-image/Dockerfile built by `buildah bud` on the base, offline,
 spark   (build_spark, `build-images --spark`) spark-image/Dockerfile on a second
         debootstrap base that adds Debian's Java runtime, offline, with the runner's
         wheelhouse, a pyspark wheelhouse and the Maven cache of tests/setup-spark.sh.
+console (build_console, `build-images --console`) runner-image/Dockerfile's target
+        console on a third debootstrap base that adds Graphviz, with the same wheelhouse.
 Each ends up as a docker-archive under the cache, which `ctr images import`
 loads into containerd's k8s.io namespace.
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 
 from dc_common import (
     BASE_IMAGE,
+    CONSOLE_BASE_IMAGE,
+    CONSOLE_IMAGE,
     HERE,
     PAUSE_IMAGE,
     REPO,
@@ -37,6 +41,8 @@ from dc_common import (
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 # The Spark image's base: the same, plus Debian's Java 17 runtime (debootstrap resolves its dependencies).
 SPARK_BASE_PACKAGES = (*BASE_PACKAGES, "openjdk-17-jre-headless")
+# The console's: plus Graphviz, whose dot lays the pipeline graphs out.
+CONSOLE_BASE_PACKAGES = (*BASE_PACKAGES, "graphviz")
 BASE_SUITE = "bookworm"
 # Bump to rebuild the base when the recipe below changes.
 BASE_RECIPE = "1"
@@ -114,10 +120,10 @@ def _mirror_in(text: str) -> str | None:
     return None
 
 
-def build_base(paths: Paths, image: str = BASE_IMAGE, packages: tuple[str, ...] = BASE_PACKAGES) -> str:
+def build_base(paths: Paths, image: str = BASE_IMAGE, packages: tuple[str, ...] = BASE_PACKAGES,
+               prefix: str = "base") -> str:
     """Returns the base image's key; builds the rootfs tarball and the buildah image if missing."""
     key = sha12(BASE_SUITE, ",".join(packages), BASE_RECIPE)
-    prefix = "base" if image == BASE_IMAGE else "spark-base"
     out = paths.images / f"{prefix}-{BASE_SUITE}-{key}"
     rootfs_tar = out / "rootfs.tar"
     if not rootfs_tar.exists():
@@ -165,8 +171,9 @@ CONSTRAINTS = REPO / "runner-image" / "constraints.txt"
 
 
 def _requirements() -> list[str]:
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    deps: list[str] = list(project["project"]["dependencies"])
+    """The runner's dependencies and the console's extra (the console target installs both from here)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    deps: list[str] = [*project["dependencies"], *project["optional-dependencies"]["console"]]
     return [*deps, "setuptools>=69", "wheel"]
 
 
@@ -257,7 +264,7 @@ def spark_jars() -> Path:
 
 def build_spark(paths: Paths) -> Path:
     """The Spark image (spark-image/Dockerfile), if its inputs changed; returns its docker-archive."""
-    base_key = build_base(paths, SPARK_BASE_IMAGE, SPARK_BASE_PACKAGES)
+    base_key = build_base(paths, SPARK_BASE_IMAGE, SPARK_BASE_PACKAGES, prefix="spark-base")
     wheels = build_wheelhouse(paths)
     spark_wheels = build_spark_wheelhouse(paths)
     jars = spark_jars()
@@ -279,6 +286,29 @@ def build_spark(paths: Paths) -> Path:
     for old in paths.images.glob("spark-*.tar"):
         old.unlink()
     _push_archive(paths, SPARK_IMAGE, archive)
+    return archive
+
+
+def build_console(paths: Paths) -> Path:
+    """The console image (runner-image/Dockerfile, target console), if its inputs changed; its docker-archive."""
+    base_key = build_base(paths)  # the runner's stages (deps, wheel) build on the plain base
+    console_base_key = build_base(paths, CONSOLE_BASE_IMAGE, CONSOLE_BASE_PACKAGES, prefix="console-base")
+    wheels = build_wheelhouse(paths)
+    context = paths.images / "console-context"
+    _stage_context(context)
+    key = sha12(_tree_digest(context), base_key, console_base_key, wheels.name, CONSOLE_IMAGE)
+    archive = paths.images / f"console-{key}.tar"
+    if archive.exists() and _has_image(paths, CONSOLE_IMAGE):
+        return archive
+    log(f"buildah bud --target console {CONSOLE_IMAGE} (context {key})")
+    buildah(paths, "bud", "--quiet", "--layers", "--pull=never", "--network=none", "--target", "console",
+            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--build-arg", f"CONSOLE_BASE_IMAGE={CONSOLE_BASE_IMAGE}",
+            "--build-arg", "PIP_INSTALL_OPTS=--no-index --find-links /wheels",
+            "--volume", f"{wheels}:/wheels:ro",
+            "-f", context / "runner-image" / "Dockerfile", "-t", CONSOLE_IMAGE, context)
+    for old in paths.images.glob("console-*.tar"):
+        old.unlink()
+    _push_archive(paths, CONSOLE_IMAGE, archive)
     return archive
 
 

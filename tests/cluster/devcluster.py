@@ -6,6 +6,7 @@
     python tests/cluster/devcluster.py env           # export lines: KUBECONFIG, PATH (kubectl, helm)
     python tests/cluster/devcluster.py build-images  # (re)build the images, import them if running
     python tests/cluster/devcluster.py build-images --spark  # the Spark image alone (spark-image/), imported
+    python tests/cluster/devcluster.py build-images --console  # the console image alone, imported
     python tests/cluster/devcluster.py down          # stop everything, leave nothing behind
 
 `--use-current-context` (or KDP_USE_CURRENT_CONTEXT=1): if the current kubeconfig
@@ -216,8 +217,13 @@ def cmd_env(args: argparse.Namespace, paths: Paths) -> int:
 def cmd_build_images(args: argparse.Namespace, paths: Paths) -> int:
     start = time.monotonic()
     ensure_host_packages()
-    # --spark builds the Spark image alone (the others are built by `up` and plain build-images).
-    archives = {dc_images.SPARK_IMAGE: dc_images.build_spark(paths)} if args.spark else dc_images.build_all(paths)
+    # --spark and --console build that image alone (the others are built by `up` and plain build-images).
+    if args.spark or args.console:
+        archives = {dc_images.SPARK_IMAGE: dc_images.build_spark(paths)} if args.spark else {}
+        if args.console:
+            archives[dc_images.CONSOLE_IMAGE] = dc_images.build_console(paths)
+    else:
+        archives = dc_images.build_all(paths)
     if dc_procs.pid_of(paths, "containerd") is not None:
         dc_cluster.import_images(paths, archives)
         log("imported into the running cluster's containerd")
@@ -239,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="use the cluster of the current kubeconfig context if it is reachable")
     parser.add_argument("--spark", action="store_true",
                         help="build-images: build (cached) and import the Spark image (spark-image/Dockerfile) only")
+    parser.add_argument("--console", action="store_true",
+                        help="build-images: build (cached) and import the console image (runner-image/Dockerfile, "
+                             "target console) only")
     args = parser.parse_args(argv)
     if args.command in ("up", "down", "build-images") and os.geteuid() == 0:
         with machine_lock():

@@ -38,7 +38,8 @@ def test_values_schema_rejects_a_misspelt_value() -> None:
 
 
 @pytest.mark.parametrize("values", [[], ["--set", "watchNamespaces={a,b}", "--set", "webhook.enabled=true",
-                                         "--set", "operator.logLevel=debug"]], ids=["cluster-wide", "namespaced"])
+                                         "--set", "operator.logLevel=debug", "--set", "console.enabled=true"]],
+                         ids=["cluster-wide", "namespaced"])
 def test_rendered_chart_passes_a_server_side_dry_run(kube_cluster: KubeCluster, crds_applied: None,
                                                      values: list[str]) -> None:
     namespace = f"kdp-dry-{uuid.uuid4().hex[:6]}"
@@ -89,3 +90,17 @@ def test_installed_operator_runs_the_example_to_succeeded(kube_cluster: KubeClus
     jobs = kube_cluster.kubectl("-n", namespace, "get", "jobs", "-l", f"datapipeline.io/run={name}", "-o",
                                 "name").stdout.split()
     assert len(jobs) == 3, "one Job per activity attempt: extract, transform, load"
+
+
+def test_the_operators_service_never_selects_the_consoles_pods() -> None:
+    """The console's pods have their own name label: the operator's webhook and metrics never reach them."""
+    result = subprocess.run([find_helm(), "template", "x", str(CHART), "--set", "console.enabled=true"],
+                            capture_output=True, text=True, check=True)
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    services = {d["metadata"]["name"]: d["spec"]["selector"] for d in docs if d["kind"] == "Service"}
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in docs
+            if d["kind"] == "Deployment"}
+    assert set(services) == set(pods) == {"x-operator", "x-console"}
+    for service, selector in services.items():
+        selected = [pod for pod, labels in pods.items() if selector.items() <= labels.items()]
+        assert selected == [service], (service, selected)

@@ -268,3 +268,46 @@ def test_the_cache_applies_watch_events_and_tells_its_subscribers() -> None:
     assert asyncio.run(scenario()) == [Change("pipelineruns", None, None, None),
                                        Change("pipelineruns", "team-a", "r1", "daily"),
                                        Change("pipelineruns", "team-a", "w1", "weekly")]
+
+
+def test_a_cache_of_several_namespaces_watches_each_and_relists_one_without_losing_the_others() -> None:
+    from datapipeline.console.cache import WatchCache
+
+    cache = WatchCache(("team-a", "team-b", "team-a"), custom_api=lambda: None)
+    assert cache.sources == (("pipelines", "team-a"), ("pipelines", "team-b"),
+                             ("pipelineruns", "team-a"), ("pipelineruns", "team-b"))
+    other = run("b1")
+    other["metadata"]["namespace"] = "team-b"
+    cache.replace_all("pipelineruns", [run("r1"), run("r2")], "team-a")
+    cache.replace_all("pipelineruns", [other], "team-b")
+    cache.replace_all("pipelineruns", [run("r3")], "team-a")  # a new list after a 410: team-a's runs only
+    assert sorted(r["metadata"]["name"] for r in cache.runs()) == ["b1", "r3"]
+    assert WatchCache(None, custom_api=lambda: None).sources == (("pipelines", None), ("pipelineruns", None))
+    assert WatchCache((), custom_api=lambda: None).namespaces is None  # no --namespace: all of them
+
+
+def test_console_open_opens_the_browser_once_the_server_serves(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+    import time
+    import webbrowser
+
+    from datapipeline.cli.console import _open_when_serving
+
+    opened: list[str] = []
+    done = threading.Event()
+    monkeypatch.setattr(webbrowser, "open", lambda url: bool(opened.append(url) or done.set()))
+    server = type("Server", (), {"started": False})()
+    _open_when_serving(server, "http://127.0.0.1:8089/")
+    assert not done.wait(0.3) and opened == []  # not before uvicorn serves
+    server.started = True
+    assert done.wait(5) and opened == ["http://127.0.0.1:8089/"]
+
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)  # a machine with no browser
+    _open_when_serving(server, "http://127.0.0.1:8089/")
+    said = ""
+    deadline = time.monotonic() + 5
+    while "yourself" not in said and time.monotonic() < deadline:
+        time.sleep(0.05)
+        said += capsys.readouterr().err
+    assert "no web browser found here: open http://127.0.0.1:8089/ yourself" in said

@@ -14,11 +14,13 @@ def add_parser(subparsers: Any) -> None:
     text = "serve the web console: pipelines, graphs, runs, logs and day-2 actions (docs/console.md)"
     parser: argparse.ArgumentParser = subparsers.add_parser("console", help=text, description=text)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT})")
-    parser.add_argument("-n", "--namespace", default=None, help="only this namespace (default: all namespaces)")
+    parser.add_argument("-n", "--namespace", action="append", default=None,
+                        help="only this namespace; repeat for several (default: all namespaces)")
     parser.add_argument("--in-cluster", action="store_true",
                         help="each request must carry a bearer token and acts with it (serves on every address)")
     parser.add_argument("--address", default=None,
                         help="address to serve on (default: 127.0.0.1; with --in-cluster 0.0.0.0)")
+    parser.add_argument("--open", action="store_true", help="open the console in your web browser once it serves")
     parser.set_defaults(func=cmd_console)
 
 
@@ -38,14 +40,19 @@ def cmd_console(args: argparse.Namespace) -> int:
     host = args.address or ("0.0.0.0" if args.in_cluster else "127.0.0.1")  # in the cluster a Service fronts it
     _check_port(host, args.port)
     api.load()  # no kube context: one clear message now, not a page of errors later
-    cache = WatchCache(args.namespace, api.custom)
+    cache = WatchCache(tuple(args.namespace or ()), api.custom)
     cache.start()
     cache.wait_ready(15)
     # Locally only loopback names may be asked for: a DNS-rebinding page cannot reach the console's actions.
     hosts = None if args.in_cluster else ["127.0.0.1", "localhost"]
     app = create_app(cache, Access(in_cluster=args.in_cluster), allowed_hosts=hosts)
-    print(f"datapipeline console on http://{host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
+    url = f"http://{host}:{args.port}/"
+    print(f"datapipeline console on {url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, host=host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    if args.open:
+        _open_when_serving(server, url)
+    server.run()
     return 0
 
 
@@ -57,3 +64,19 @@ def _check_port(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as error:
             raise ValueError(f"--port {port}: cannot listen on {host}: {error.strerror or error}") from None
+
+
+def _open_when_serving(server: Any, url: str) -> None:
+    """Opens the browser once uvicorn says it serves (a browser opened before would show a refused connection)."""
+    import threading
+    import time
+    import webbrowser
+
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if server.started and not webbrowser.open(url):
+            print(f"no web browser found here: open {url} yourself", file=sys.stderr, flush=True)
+
+    threading.Thread(target=wait_then_open, name="open-browser", daemon=True).start()

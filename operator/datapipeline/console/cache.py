@@ -1,7 +1,7 @@
 """The console's copy of the Pipelines and PipelineRuns, kept by watches, and its feed of changes.
 
-One thread per kind lists once, then watches from the list's resourceVersion; a 410 (the version is too old)
-or a dropped connection lists again. Pages read the copy, so a page costs no API request; every change is
+One thread per kind (and per namespace, when given several) lists once, then watches from the list's
+resourceVersion; a 410 (the version is too old) or a dropped connection lists again. Pages read the copy, so a page costs no API request; every change is
 offered to the subscribers (the server-sent-event streams), each on its own asyncio loop.
 """
 
@@ -54,18 +54,24 @@ def pipeline_of(plural: str, obj: Mapping[str, Any]) -> str | None:
 Key = tuple[str, str]  # (namespace, name)
 
 
-class WatchCache:
-    """Pipelines and PipelineRuns of one namespace (or all), as the API server last said them."""
+Source = tuple[str, str | None]  # (plural, namespace or None for all namespaces): what one thread watches
 
-    def __init__(self, namespace: str | None, custom_api: Callable[[], Any]) -> None:
-        self.namespace = namespace
+
+class WatchCache:
+    """Pipelines and PipelineRuns of some namespaces (None: all), as the API server last said them."""
+
+    def __init__(self, namespaces: str | tuple[str, ...] | None, custom_api: Callable[[], Any]) -> None:
+        if isinstance(namespaces, str):
+            namespaces = (namespaces,)
+        self.namespaces = tuple(dict.fromkeys(namespaces)) if namespaces else None
         self._custom_api = custom_api  # CustomObjectsApi of the console's own identity
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {plural: {} for plural in PLURALS}
         self._lock = threading.Lock()
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Change]]] = []
-        self._ready = {plural: threading.Event() for plural in PLURALS}
+        self.sources: tuple[Source, ...] = tuple((plural, ns) for plural in PLURALS for ns in self.namespaces or (None,))
+        self._ready = {source: threading.Event() for source in self.sources}
         self._stop = threading.Event()
-        self.errors: dict[str, str] = {}  # plural -> why it cannot be watched now (a 403 from the API server)
+        self.errors: dict[Source, str] = {}  # why a source cannot be watched now (a 403 from the API server)
 
     # ------------------------------------------------------------------ reading
     def pipelines(self) -> list[dict[str, Any]]:
@@ -112,11 +118,13 @@ class WatchCache:
             loop.call_soon_threadsafe(_offer, queue, change)
 
     # ------------------------------------------------------------------ applying what the API server says
-    def replace_all(self, plural: str, items: list[dict[str, Any]]) -> None:
+    def replace_all(self, plural: str, items: list[dict[str, Any]], namespace: str | None = None) -> None:
+        """A new list of one kind, in one namespace (None: in all) replaces what the copy held there."""
         with self._lock:
-            self._objects[plural] = {_key(item): item for item in items}
-        self._ready[plural].set()
-        self._publish(Change(plural, None, None, None))
+            kept = {} if namespace is None else {k: v for k, v in self._objects[plural].items() if k[0] != namespace}
+            self._objects[plural] = {**kept, **{_key(item): item for item in items}}
+        self._ready.get((plural, namespace), threading.Event()).set()
+        self._publish(Change(plural, namespace, None, None))
 
     def apply(self, plural: str, kind: str, obj: dict[str, Any]) -> None:
         """A watch event (ADDED, MODIFIED, DELETED) applied to the copy."""
@@ -130,43 +138,45 @@ class WatchCache:
 
     # ------------------------------------------------------------------ the watch threads
     def start(self) -> None:
-        for plural in PLURALS:
-            threading.Thread(target=self._keep_watching, args=(plural,), name=f"watch-{plural}", daemon=True).start()
+        for source in self.sources:
+            name = f"watch-{source[0]}" + (f"-{source[1]}" if source[1] else "")
+            threading.Thread(target=self._keep_watching, args=(source,), name=name, daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _keep_watching(self, plural: str) -> None:
+    def _keep_watching(self, source: Source) -> None:
         while not self._stop.is_set():
             try:
-                self._list_then_watch(plural)
-                self.errors.pop(plural, None)
+                self._list_then_watch(source)
+                self.errors.pop(source, None)
             except Exception as error:  # the API server refused or went away: say so, try again
                 from datapipeline.cli.errors import explain
 
                 if getattr(error, "status", None) == 410:
                     continue  # the version we watched from is gone: list again now
-                self.errors[plural] = explain(error)[0] + self._hint(error)
-                log.warning("watching %s: %s", plural, self.errors[plural])
-                self._ready[plural].set()  # pages render (with the error) rather than wait
+                self.errors[source] = explain(error)[0] + self._hint(error)
+                log.warning("watching %s: %s", " in ".join(filter(None, source)), self.errors[source])
+                self._ready[source].set()  # pages render (with the error) rather than wait
                 self._stop.wait(RETRY_SECONDS)
 
     def _hint(self, error: BaseException) -> str:
-        if getattr(error, "status", None) == 403 and self.namespace is None:
-            return " (to watch one namespace, start the console with --namespace NS)"
+        if getattr(error, "status", None) == 403 and self.namespaces is None:
+            return " (to watch some namespaces only, start the console with --namespace NS for each)"
         return ""
 
-    def _list_then_watch(self, plural: str) -> None:
+    def _list_then_watch(self, source: Source) -> None:
         from kubernetes import watch as watch_module
 
         watch: Any = watch_module  # untyped
-        listing = self._list(plural)()
-        self.replace_all(plural, list(listing.get("items") or []))
-        self.errors.pop(plural, None)
+        plural, namespace = source
+        listing = self._list(source)()
+        self.replace_all(plural, list(listing.get("items") or []), namespace)
+        self.errors.pop(source, None)
         version = (listing.get("metadata") or {}).get("resourceVersion")
         while not self._stop.is_set():
             watcher = watch.Watch()
-            for event in _events(watcher, self._list(plural), version):
+            for event in _events(watcher, self._list(source), version):
                 obj = event["object"]
                 if event["type"] == "ERROR":
                     return  # 410 Gone and the like: list again
@@ -176,10 +186,11 @@ class WatchCache:
                 if self._stop.is_set():
                     watcher.stop()
 
-    def _list(self, plural: str) -> Callable[..., Any]:
+    def _list(self, source: Source) -> Callable[..., Any]:
         api = self._custom_api()
-        if self.namespace:
-            return lambda **kw: api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, **kw)
+        plural, namespace = source
+        if namespace:
+            return lambda **kw: api.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kw)
         return lambda **kw: api.list_cluster_custom_object(GROUP, VERSION, plural, **kw)
 
 
