@@ -18,10 +18,12 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fixtures.servers import S3Server
 from kdp_harness import ROOT, Operator, pipeline_doc
 
@@ -318,6 +320,49 @@ def test_hadoop_activity_runs_a_word_count_jar(spark_ns: Operator, minio: S3Serv
 
 
 # ---------------------------------------------------------------------------------------------- cancel
+
+
+def test_the_flagship_daily_logs_and_a_weekly_hive_traffic_report(spark_ns: Operator, minio: S3Server,
+                                                                   s3_bucket: str) -> None:
+    """examples/weblogs-hive.yaml as written, pointed at the test server, a week in the past: seven daily runs
+    archive a log each, and the week's HiveActivity, waiting for the seventh day, reports that week only."""
+    op = spark_ns
+    docs = [d for d in yaml.safe_load_all((ROOT / "examples" / "weblogs-hive.yaml").read_text()) if d]
+    doc = next(d for d in docs if d["kind"] == "Pipeline")
+    week = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=8)
+    days = [(week + timedelta(days=n)).strftime("%Y-%m-%d") for n in range(7)]
+    spec = doc["spec"]
+    spec["schedule"] = {"period": "1 day", "startDateTime": week.isoformat(), "occurrences": 7}
+    spec["schedules"]["weekly"] = {"period": "1 week", "startDateTime": week.isoformat(), "occurrences": 1}
+    spec["aws"] = {"s3EndpointUrl": minio.pod_endpoint, "s3PathStyle": True, "credentialsSecret": "s3-keys"}
+    spec["parameters"][0]["default"] = s3_bucket
+    spec["clusterProfiles"][0]["image"] = SPARK_IMAGE
+    spec["defaults"]["retryDelay"] = "10 seconds"
+    spec["activated"] = True
+    # Yesterday's log of another week is in the bucket too: the report must leave it out.
+    put(minio, s3_bucket, f"logs/{days[0]}-old/access.log",
+        "2020-01-01 GET /home 200 1\n2020-01-01 GET /home 200 1\n")
+    op.apply(doc)
+
+    def weekly_run() -> dict[str, Any] | None:
+        runs = op.get("pipelineruns", selector="datapipeline.io/pipeline=weblogs-hive,datapipeline.io/schedule=weekly")
+        return runs["items"][0] if runs["items"] else None
+
+    op.wait(lambda: weekly_run() is not None, 120)
+    weekly = (weekly_run() or {})["metadata"]["name"]
+    status = op.wait_phase(weekly, ("Succeeded", "Failed"), 780)
+    daily = [r for r in op.runs("weblogs-hive") if r["metadata"]["name"] != weekly]
+    if status["status"]["phase"] != "Succeeded":
+        logs = op.cli("logs", weekly, "--activity", "weekly-traffic-report", check=False)
+        raise AssertionError(f"{weekly}: {json.dumps(status['status'])[:3000]}\n{logs[-6000:]}")
+    assert len(daily) == 7 and {r["status"]["phase"] for r in daily} == {"Succeeded"}
+    report = status["status"]["activities"]["weekly-traffic-report"]
+    last_day_done = max(r["status"]["activities"]["archive-logs"]["endTime"] for r in daily)
+    assert report["startTime"] >= last_day_done  # it waited for the week's final day
+    rows = sorted(read_dir(minio, s3_bucket, f"reports/week-{days[0]}/").splitlines())
+    assert rows == sorted(f"{day},/{page},1,1024" for day in days for page in ("home", "pricing", "docs"))
+    assert "statement 1 of 1: INSERT OVERWRITE TABLE output1" in op.cli("logs", weekly, "--activity",
+                                                                        "weekly-traffic-report")
 
 
 def test_cancel_removes_the_driver_and_its_executors(spark_ns: Operator, minio: S3Server, s3_bucket: str) -> None:
