@@ -121,7 +121,7 @@ def ours(namespace: str, name: str, endpoint: str, bucket: str, profile: dict[st
 
 def direct(namespace: str, name: str, endpoint: str, bucket: str, kubernetes: bool) -> float:
     conf = {"spark.hadoop.fs.s3a.endpoint": endpoint, "spark.hadoop.fs.s3a.path.style.access": "true",
-            "spark.hadoop.fs.s3a.connection.ssl.enabled": "false", "spark.ui.enabled": "false",
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",  # the web UI on, as ours
             "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
             "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
             "spark.driver.memory": "1536m", "spark.sql.warehouse.dir": "/tmp/warehouse"}

@@ -12,9 +12,12 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -45,6 +48,7 @@ EXPECTED = ["ap,1,1", "eu,3,20", "us,2,25"]
 
 WORDS_APP = """
 import sys
+import threading
 from pyspark.sql import SparkSession
 
 spark = SparkSession.builder.appName("words").getOrCreate()
@@ -190,6 +194,27 @@ def hive_pipeline(name: str, minio: S3Server, bucket: str, profile: dict[str, An
                     "dataFormat": "report-csv"}])
 
 
+def spark_ui_applications(op: Operator, pod: str) -> list[dict[str, Any]]:
+    """The Spark UI's REST API, through ``kubectl port-forward`` to port 4040 of the driver pod's loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    forward = subprocess.Popen(["kubectl", "--kubeconfig", op.kubeconfig, "-n", op.namespace, "port-forward",
+                                f"pod/{pod}", f"{port}:4040"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/applications", timeout=5) as answer:
+                    return list(json.loads(answer.read()))
+            except (OSError, ValueError):
+                time.sleep(0.5)
+        return []
+    finally:
+        forward.terminate()
+        forward.wait(10)
+
+
 def executors(op: Operator) -> list[dict[str, Any]]:
     return list(op.get("pods", selector=EXECUTOR_SELECTOR)["items"])
 
@@ -234,11 +259,21 @@ def test_hive_aggregates_a_csv_with_two_executor_pods(spark_ns: Operator, minio:
     start(op, hive_pipeline("hive-k8s", minio, s3_bucket, KUBERNETES, AGGREGATE), "hive-k8s-1")
     began = time.monotonic()
     seen: dict[str, dict[str, Any]] = {}
+    ui: list[list[dict[str, Any]]] = []
+    probe: threading.Thread | None = None
     while op.run_phase("hive-k8s-1") not in ("Succeeded", "Failed") and time.monotonic() - began < 600:
         for pod in executors(op):
             seen[pod["metadata"]["name"]] = pod
+        if seen and probe is None:  # the application runs: its web UI answers through a port-forward
+            driver_name = next(iter(seen.values()))["metadata"]["ownerReferences"][0]["name"]
+            probe = threading.Thread(target=lambda name: ui.append(spark_ui_applications(op, name)),
+                                     args=(driver_name,))
+            probe.start()
         time.sleep(0.5)
     finished(op, "hive-k8s-1")
+    assert probe is not None
+    probe.join(60)
+    assert ui and [app["name"] for app in ui[0]] == ["HiveActivity work"], ui
     print(f"hive kubernetes: {time.monotonic() - began:.1f}s", file=sys.stderr)
     assert sorted(read_dir(minio, s3_bucket, "by-region/").splitlines()) == sorted(
         f"{r},{2 * int(n)},{2 * int(t)}" for r, n, t in (line.split(",") for line in EXPECTED))
@@ -379,3 +414,7 @@ def test_cancel_removes_the_driver_and_its_executors(spark_ns: Operator, minio: 
     op.wait_phase("slow-1", ("Cancelled",), timeout=120)
     op.wait(lambda: driver_pod(op, "slow-1") is None and executors(op) == [], timeout=120)
     print(f"cancel: driver and executors gone in {time.monotonic() - began:.1f}s", file=sys.stderr)
+    # The attempt's log in pipelineLogUri (the pod is gone) holds the executors' logs too.
+    log = read_dir(minio, s3_bucket, "logs/slow/slow-1/work/attempt-1.log")
+    assert "stopped by SIGTERM" in log, log[-4000:]
+    assert log.count("executor pod ") == 2, log[-4000:]

@@ -49,17 +49,21 @@ from datapipeline.core.sparkconf import (
 )
 from datapipeline.runner.activities.shell import Outcome, base_env, run_command
 from datapipeline.runner.context import Context
-from datapipeline.runner.errors import InvalidTask, TaskError
+from datapipeline.runner.errors import Cancelled, InvalidTask, TaskError
 from datapipeline.runner.log import get
 from datapipeline.runner.s3 import S3Url
 
 log = get("spark")
 
 JARS_ENV = "DATAPIPELINE_SPARK_JARS"
-# Spark's own settings for a launch inside a pod: no web UI (no port to serve, nothing to see it), no
-# console progress bar (it would fill the log), and the driver on loopback (no name lookup of the pod).
+# Spark's own settings for a launch inside a pod: the web UI on port 4040 of the pod's loopback (SPARK_LOCAL_IP
+# below), so `kubectl port-forward` reaches it and no other pod does, without its kill buttons; no console
+# progress bar (it would fill the log), and the driver on loopback (no name lookup of the pod).
+UI_PORT = 4040
 LAUNCH_DEFAULTS = {
-    "spark.ui.enabled": "false",
+    "spark.ui.enabled": "true",
+    "spark.ui.port": str(UI_PORT),
+    "spark.ui.killEnabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
@@ -208,9 +212,11 @@ def prepare(ctx: Context, what: str) -> Launcher:
                 "PYSPARK_PYTHON": env.get("PYSPARK_PYTHON") or sys.executable,
                 "PYSPARK_DRIVER_PYTHON": env.get("PYSPARK_DRIVER_PYTHON") or sys.executable})
     env.pop("PYSPARK_SUBMIT_ARGS", None)  # would replace the arguments we pass
-    # Shuffle and spill files in the attempt's scratch space, removed with it; Spark binds loopback only.
+    # Shuffle and spill files in the attempt's scratch space, removed with it. SPARK_LOCAL_IP is where the web UI
+    # binds: loopback, in mode kubernetes too (the driver's own endpoints, which executors reach, are
+    # spark.driver.bindAddress and spark.driver.host).
     env["SPARK_LOCAL_DIRS"] = os.path.join(ctx.scratch(), "spark-local")
-    env["SPARK_LOCAL_IP"] = driver.ip if driver is not None else env.get("SPARK_LOCAL_IP", "127.0.0.1")
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"
     for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         if env.get(name) and not os.path.isfile(env[name]):
             env.pop(name)  # the Java SDK warns, with a stack, about a file that is not one (/dev/null)
@@ -327,12 +333,17 @@ def local_file(ctx: Context, location: str, what: str, name: str) -> str:
 def run(launcher: Launcher, ctx: Context, argv: Sequence[str], what: str) -> Outcome:
     workdir = os.path.join(ctx.scratch(), "work")
     os.makedirs(workdir, exist_ok=True)
-    outcome = run_command(ctx, argv, launcher.env, workdir, what)
-    # After the application, not on cancel or timeout (an exception here): then the Job's deletion removes the
-    # executors with the driver's pod, and waiting for their logs would only hold the pod up.
-    if launcher.driver is not None:
-        from datapipeline.runner import spark_pods
+    from datapipeline.runner import spark_pods
 
+    try:
+        outcome = run_command(ctx, argv, launcher.env, workdir, what)
+    except Cancelled:
+        # Cancelled or timed out (SIGTERM, the pod's grace period running): the driver was stopped, and the
+        # executors' logs go into the attempt's at once, without waiting for them to exit.
+        if launcher.driver is not None:
+            spark_pods.collect(launcher.driver, what, settle_seconds=0)
+        raise
+    if launcher.driver is not None:
         spark_pods.collect(launcher.driver, what)
     return outcome
 
