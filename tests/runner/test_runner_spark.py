@@ -3,13 +3,14 @@ local mode, the real S3A connector, no mocks. One Spark JVM at a time; small dat
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.servers import S3Server
-from runner_helpers import Run, Runner, assert_failed, s3_aws, task
+from fixtures.servers import MotoServer, S3Server
+from runner_helpers import Run, Runner, assert_failed, s3_aws, s3_node, task
 
 pytestmark = pytest.mark.servers
 
@@ -141,6 +142,156 @@ def test_hive_copy_filters_rows_between_s3_nodes(runner: Runner, minio: S3Server
         "a.example\t200\t100", "a.example\t200\t50", "b.example\t200\t1", "c.example\t500\t\\N"]
 
 
+# ---------------------------------------------------------------------------------------------- DynamoDB
+
+
+def dynamodb_table(moto: MotoServer, name: str, items: list[dict[str, Any]] | None = None) -> Any:
+    ddb = moto.client("dynamodb")
+    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")
+    for item in items or ():
+        ddb.put_item(TableName=name, Item=item)
+    return ddb
+
+
+def scan(ddb: Any, table: str) -> list[dict[str, Any]]:
+    return sorted(ddb.scan(TableName=table)["Items"], key=lambda item: item["id"]["S"])
+
+
+def dynamodb_aws(minio: S3Server, moto: MotoServer) -> dict[str, Any]:
+    return {**s3_aws(minio), "dynamodb_endpoint_url": moto.endpoint}
+
+
+def dynamodb_node(name: str, table: str, columns: list[str] | None, fmt: str = "DynamoDBExportDataFormat",
+                  **fields: Any) -> dict[str, Any]:
+    node: dict[str, Any] = {"name": name, "type": "DynamoDBDataNode", "fields": {"tableName": table, **fields}}
+    if columns is not None:
+        node["data_format"] = {"type": fmt, "fields": {"column": columns} if columns else {}}
+    return node
+
+
+# Sparse items: only some carry every attribute; binary, sets, maps and lists travel whole.
+ORDERS = [
+    {"id": {"S": "a"}, "ts": {"N": "1700000100"}, "total": {"N": "12.5"}, "tags": {"SS": ["x", "y"]}},
+    {"id": {"S": "b"}, "ts": {"N": "1700000200"}, "blob": {"B": b"\x00\x01"}, "meta": {"M": {"k": {"L": [
+        {"N": "1"}, {"NULL": True}]}}}},
+    {"id": {"S": "c"}, "ts": {"N": "1600000000"}, "total": {"N": "3"}},
+    {"id": {"S": "d"}, "note": {"S": "no timestamp"}},
+]
+
+
+def test_hive_copy_filters_a_dynamodb_table_into_another_keeping_every_attribute(
+        runner: Runner, minio: S3Server, moto: MotoServer, spark_cache: Path) -> None:
+    """The guide's example: DynamoDBExportDataFormat names only the column it filters on; whole items move."""
+    ddb = dynamodb_table(moto, "orders", ORDERS)
+    dynamodb_table(moto, "orders_restore")
+    spec = task("activity", "HiveCopyActivity", {"runsOn": "spark", "filterSql": "`ts` > 1650000000"},
+                aws=dynamodb_aws(minio, moto), cluster=dict(PROFILE),
+                inputs=[dynamodb_node("Orders", "orders", ["ts BIGINT"])],
+                outputs=[dynamodb_node("Restore", "orders_restore", [], region="us_east_1")])
+    run = runner(spec, minio.env(), timeout=300)
+    assert run.code == 0, run.output
+    assert scan(ddb, "orders_restore") == [ORDERS[0], ORDERS[1]]  # c is too old; d has no ts (NULL)
+    assert "copy: put 2 item(s) into table orders_restore" in run.stdout
+
+
+def test_hive_copy_exports_a_table_to_s3_and_imports_it_back(runner: Runner, minio: S3Server, moto: MotoServer,
+                                                              bucket: str, spark_cache: Path) -> None:
+    ddb = dynamodb_table(moto, "export_src", ORDERS)
+    dynamodb_table(moto, "import_dst")
+    lines_node = s3_node("Backup", {"type": "DynamoDBExportDataFormat", "fields": {}},
+                         directoryPath=f"s3://{bucket}/backup/")
+    export = runner(task("activity", "HiveCopyActivity", {"runsOn": "spark"}, aws=dynamodb_aws(minio, moto),
+                         cluster=dict(PROFILE), inputs=[dynamodb_node("Src", "export_src", [])],
+                         outputs=[lines_node]), minio.env(), timeout=300)
+    assert export.code == 0, export.output
+    lines = read_dir(minio, bucket, "backup/").splitlines()
+    assert len(lines) == 4 and all(json.loads(line)["id"]["S"] in "abcd" for line in lines)
+    # Back in, only the items that have a total, read from the lines.
+    back = runner(task("activity", "HiveCopyActivity", {"runsOn": "spark", "filterSql": "total IS NOT NULL"},
+                       aws=dynamodb_aws(minio, moto), cluster=dict(PROFILE),
+                       inputs=[{**lines_node, "data_format": {"type": "DynamoDBExportDataFormat",
+                                                              "fields": {"column": ["total DOUBLE"]}}}],
+                       outputs=[dynamodb_node("Dst", "import_dst", None)]), minio.env(), timeout=300)
+    assert back.code == 0, back.output
+    assert scan(ddb, "import_dst") == [ORDERS[0], ORDERS[2]]
+
+
+def test_hive_copy_makes_items_from_csv_columns(runner: Runner, minio: S3Server, moto: MotoServer, bucket: str,
+                                                spark_cache: Path) -> None:
+    ddb = dynamodb_table(moto, "hosts")
+    put(minio, bucket, "hosts/a.csv", "a.example,200,100,true\nb.example,404,,false\n")
+    csv = {"type": "CSV", "fields": {"column": ["id STRING", "status INT", "bytes BIGINT", "up BOOLEAN"]}}
+    run = runner(task("activity", "HiveCopyActivity", {"runsOn": "spark", "filterSql": "status < 500"},
+                      aws=dynamodb_aws(minio, moto), cluster=dict(PROFILE),
+                      inputs=[s3_node("Hosts", csv, directoryPath=f"s3://{bucket}/hosts/")],
+                      outputs=[dynamodb_node("Table", "hosts", None)]), minio.env(), timeout=300)
+    assert run.code == 0, run.output
+    assert scan(ddb, "hosts") == [  # a NULL column is no attribute
+        {"id": {"S": "a.example"}, "status": {"N": "200"}, "bytes": {"N": "100"}, "up": {"BOOL": True}},
+        {"id": {"S": "b.example"}, "status": {"N": "404"}, "up": {"BOOL": False}}]
+
+
+def test_hive_reads_a_dynamodb_table_as_columns(runner: Runner, minio: S3Server, moto: MotoServer, bucket: str,
+                                                spark_cache: Path) -> None:
+    dynamodb_table(moto, "orders_hive", ORDERS)
+    report = {"type": "CSV", "fields": {"column": ["tagged STRING", "orders BIGINT", "total DOUBLE"]}}
+    script = ("INSERT OVERWRITE TABLE ${output1} SELECT CASE WHEN total IS NULL THEN 'none' ELSE 'some' END, "
+              "count(*), sum(total) FROM ${input1} GROUP BY 1")
+    run = runner(task("activity", "HiveActivity", {"runsOn": "spark", "hiveScript": script},
+                      aws=dynamodb_aws(minio, moto), cluster=dict(PROFILE),
+                      inputs=[dynamodb_node("Orders", "orders_hive", ["id STRING", "total DOUBLE"],
+                                            fmt="DynamoDBDataFormat")],
+                      outputs=[s3_node("Report", report, directoryPath=f"s3://{bucket}/by-total/")]),
+                 minio.env(), timeout=300)
+    assert run.code == 0, run.output
+    assert sorted(read_dir(minio, bucket, "by-total/").splitlines()) == ["none,2,", "some,2,15.5"]
+
+
+def test_dynamodb_nodes_that_cannot_work_say_why_before_spark(runner: Runner, minio: S3Server, moto: MotoServer,
+                                                               bucket: str) -> None:
+    aws = dynamodb_aws(minio, moto)
+    csv_out = s3_node("Out", {"type": "CSV", "fields": {"column": ["id STRING"]}}, directoryPath=f"s3://{bucket}/o/")
+    no_format = runner(task("activity", "HiveCopyActivity", {"runsOn": "spark"}, aws=aws, cluster=dict(PROFILE),
+                            inputs=[dynamodb_node("Orders", "orders", None)], outputs=[csv_out]), minio.env())
+    assert_failed(no_format, "Task.UnsupportedFormat", "input 'Orders' (${input1}): a DynamoDB table is read "
+                  "through a DynamoDBDataFormat or DynamoDBExportDataFormat naming its columns: give the node one as "
+                  "dataFormat", code=2)
+    bad_type = runner(task("activity", "HiveCopyActivity", {"runsOn": "spark"}, aws=aws, cluster=dict(PROFILE),
+                           inputs=[dynamodb_node("Orders", "orders", ["ts TIMESTAMP"])], outputs=[csv_out]),
+                      minio.env())
+    assert_failed(bad_type, "Task.UnsupportedFormat", "input 'Orders' (${input1}) data format "
+                  "DynamoDBExportDataFormat: column[0] 'ts TIMESTAMP': a DynamoDB attribute fills only STRING, "
+                  "VARCHAR(n), CHAR(n), TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p,s), BOOLEAN, "
+                  "BINARY", code=2)
+    hive_out = runner(task("activity", "HiveActivity", {"runsOn": "spark", "hiveScript": "SELECT 1"}, aws=aws,
+                           cluster=dict(PROFILE), inputs=[csv_out], outputs=[dynamodb_node("T", "t", [])]),
+                      minio.env())
+    assert_failed(hive_out, "Task.UnsupportedNode", "output 'T' (${output1}): HiveActivity writes Hive tables "
+                  "(CSV, TSV, Custom) on S3 here; to write a DynamoDB table or DynamoDB JSON, copy with a "
+                  "HiveCopyActivity", code=2)
+    two = runner(task("activity", "HiveCopyActivity", {"runsOn": "spark", "filterSql": "1=1; DROP TABLE x"},
+                      aws=aws, cluster=dict(PROFILE), inputs=[csv_out], outputs=[csv_out]), minio.env())
+    assert_failed(two, "Hive.BadScript", "HiveCopyActivity MyHiveCopyActivity: filterSql is one condition (what "
+                  "follows WHERE), not several statements", code=2)
+
+
+def test_a_line_that_is_not_an_item_names_its_file(runner: Runner, minio: S3Server, moto: MotoServer, bucket: str,
+                                                   spark_cache: Path) -> None:
+    dynamodb_table(moto, "from_lines")
+    put(minio, bucket, "lines/part-1.json", '{"id": {"S": "a"}}\n{"id": "b"}\n')
+    run = runner(task("activity", "HiveCopyActivity", {"runsOn": "spark"}, aws=dynamodb_aws(minio, moto),
+                      cluster=dict(PROFILE),
+                      inputs=[s3_node("Lines", {"type": "DynamoDBExportDataFormat", "fields": {}},
+                                      directoryPath=f"s3://{bucket}/lines/")],
+                      outputs=[dynamodb_node("T", "from_lines", None)]), minio.env(), timeout=300)
+    assert_failed(run, "Hive.TableFailed", "HiveCopyActivity MyHiveCopyActivity: input 'Lines' (${input1}): "
+                  "ValueError: part-1.json: not a DynamoDB JSON item (attribute id: \"b\" is not a DynamoDB JSON "
+                  "attribute value): {\"id\": \"b\"}")
+    assert moto.client("dynamodb").scan(TableName="from_lines")["Items"] == []  # nothing was half-written
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 
@@ -177,11 +328,11 @@ def test_missing_programs_name_the_field(runner: Runner, minio: S3Server, bucket
 
 def test_unsupported_nodes_and_tables_fail_before_spark(runner: Runner, minio: S3Server, bucket: str) -> None:
     nodes = log_nodes(bucket)
-    nodes["outputs"][0] = {"name": "Restore", "type": "DynamoDBDataNode", "fields": {"tableName": "t"}}
+    nodes["outputs"][0] = {"name": "Warehouse", "type": "SqlDataNode", "fields": {"table": "t"}}
     copy = run_spark(runner, minio, spark_task(minio, "HiveCopyActivity", {}, **nodes))
-    assert_failed(copy, "Task.UnsupportedNode", "output 'Restore' (${output1}): a Hive table here is an S3DataNode's "
-                  "data, not a DynamoDBDataNode's (DynamoDB and SQL tables are not supported yet: docs/spark.md)",
-                  code=2)
+    assert_failed(copy, "Task.UnsupportedNode", "output 'Warehouse' (${output1}): a Hive table here is an "
+                  "S3DataNode's or a DynamoDBDataNode's data, not a SqlDataNode's (SQL tables are not supported yet: "
+                  "docs/spark.md)", code=2)
     nodes = log_nodes(bucket)
     nodes["outputs"][0]["fields"] = {"filePath": f"s3://{bucket}/report.csv"}
     hive = run_spark(runner, minio, spark_task(minio, "HiveActivity", {"hiveScript": "SELECT 1"}, **nodes))

@@ -1,10 +1,11 @@
 """The Spark driver of HiveActivity and HiveCopyActivity: ``spark-submit spark_hive.py PLAN.json``.
 
 The runner (runner/activities/hive.py) writes the plan: the statements, already substituted and split,
-each input's files, each output's directory, their Spark CSV options and schemas, and where to write
-the result. This file runs in Spark's Python, so it imports nothing of the runner; it reports a
-failing statement in the result file (number, Spark's error class and message) and exits 3, never with
-a traceback.
+each input's files (or DynamoDB table), each output's directory (or DynamoDB table), their Spark CSV options
+and schemas, and where to write the result. This file runs in Spark's Python; it imports the runner's
+DynamoDB adapter (runner/spark_dynamodb.py) only when a node is a DynamoDB table or DynamoDB JSON lines. It
+reports a failing statement in the result file (number, Spark's error class and message) and exits 3, never
+with a traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def main(plan_path: str) -> int:
 
     spark = _session(SparkSession, plan["name"])
     try:
-        failure = _tables(spark, plan) or _statements(spark, plan["statements"])
+        failure = _tables(spark, plan) or _statements(spark, plan["statements"]) or _copy(spark, plan)
     finally:
         spark.stop()
     with open(plan["result"], "w", encoding="utf-8") as f:
@@ -50,11 +51,11 @@ def _tables(spark: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
     """Each input a view, each output a table stored at its directory, as Data Pipeline's Hive tables are."""
     for item in plan["inputs"]:
         try:
-            reader = spark.read.options(**item["options"])
-            if item["schema"]:
-                reader = reader.schema(item["schema"])
-            if item["paths"]:
-                frame = reader.csv(item["paths"])
+            if item.get("source", "files") != "files":
+                frame = _dynamodb_input(spark, item)
+            elif item["paths"]:
+                reader = spark.read.options(**item["options"])
+                frame = (reader.schema(item["schema"]) if item["schema"] else reader).csv(item["paths"])
             elif item["schema"]:
                 frame = spark.createDataFrame([], item["schema"])
             else:
@@ -63,12 +64,56 @@ def _tables(spark: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
         except Exception as e:
             return _failed(item["what"], *_describe(spark, e))
     for item in plan["outputs"]:
+        if item.get("sink", "table") != "table":
+            continue  # written by _copy
         try:
             schema = spark.createDataFrame([], item["schema"]).schema
             spark.catalog.createTable(item["table"], path=item["path"], source="csv", schema=schema,
                                       **item["options"])
         except Exception as e:
             return _failed(item["what"], *_describe(spark, e))
+    return None
+
+
+def _dynamodb_input(spark: Any, item: dict[str, Any]) -> Any:
+    from datapipeline.core.dynamodbitems import columns
+    from datapipeline.runner import spark_dynamodb
+
+    cols = columns(item["columns"], item["what"])
+    if item["source"] == "dynamodb":
+        return spark_dynamodb.read_table(spark, item["dynamodb"], cols, item["with_item"])
+    if not item["paths"]:
+        from datapipeline.core.dynamodbitems import spark_schema
+
+        return spark.createDataFrame([], spark_schema(cols, item["with_item"]))
+    return spark_dynamodb.read_lines(spark, item["paths"], cols, item["with_item"])
+
+
+def _copy(spark: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
+    """HiveCopyActivity to a DynamoDB table, to DynamoDB JSON lines, or from items (whole items travel along)."""
+    copy = plan.get("copy")
+    if not copy:
+        return None
+    from datapipeline.core.dynamodbitems import ITEM_COLUMN, columns
+    from datapipeline.runner import spark_dynamodb
+
+    output = plan["outputs"][0]
+    started = time.monotonic()
+    print(f"copy: {_head(copy['query'])} into {output['what']}", flush=True)
+    try:
+        frame = spark.sql(copy["query"])
+        cols = columns(output["columns"], output["what"]) if output["sink"] != "table" else ()
+        if output["sink"] == "dynamodb":
+            count = spark_dynamodb.write_table(frame, output["dynamodb"], cols)
+            print(f"copy: put {count} item(s) into table {output['dynamodb']['table']}", flush=True)
+        elif output["sink"] == "dynamodb-lines":
+            spark_dynamodb.write_lines(spark, frame, output["path"], cols, bool(output.get("gzip")))
+        else:  # a Hive table on S3: the columns, without the whole item
+            kept = frame.drop(ITEM_COLUMN) if ITEM_COLUMN in frame.columns else frame
+            kept.write.insertInto(output["table"], overwrite=True)
+    except Exception as e:
+        return _failed(output["what"], *_describe(spark, e))
+    print(f"copy done in {time.monotonic() - started:.1f}s", flush=True)
     return None
 
 
@@ -108,6 +153,9 @@ def _describe(spark: Any, error: Exception) -> tuple[str, str]:
 
     if isinstance(error, CapturedException):
         error_class = error.getErrorClass() or type(error).__name__
+        if type(error).__name__ == "PythonException":  # a task's Python error: its last line says it
+            lines = [line.strip() for line in str(error.desc or error).splitlines() if line.strip()]
+            return "PythonException", (lines[-1] if lines else "")[:1500]
         return error_class, _first_lines(error.desc or str(error))
     if isinstance(error, Py4JJavaError):
         java = error.java_exception

@@ -12,6 +12,14 @@ import json
 import os
 from typing import Any
 
+from datapipeline.core.dynamodbitems import (
+    DYNAMODB_FORMATS,
+    EXPORT_FORMAT,
+    Column,
+    ColumnError,
+    columns,
+    spark_schema,
+)
 from datapipeline.core.emrsteps import SparkSubmit
 from datapipeline.core.hivescript import ScriptError, script_variables, split_statements, substitute
 from datapipeline.core.sparkconf import SparkConfError, table_options, table_schema
@@ -25,6 +33,7 @@ from datapipeline.runner.nodes import S3_TYPES, is_gzip, s3_files, s3_location
 from datapipeline.runner.s3 import S3Url
 
 log = get("hive")
+DYNAMODB_NODE = "DynamoDBDataNode"
 DRIVER = "datapipeline.runner.spark_hive"
 
 
@@ -33,12 +42,16 @@ def run(ctx: Context) -> TaskResult:
     what = f"{spec.type} {spec.name}"
     statements = _statements(ctx, what)
     inputs = [_input(ctx, node, i) for i, node in enumerate(spec.inputs, 1)]
-    outputs = [_output(node, i, inputs) for i, node in enumerate(spec.outputs, 1)]
+    outputs = [_output(ctx, node, i, inputs) for i, node in enumerate(spec.outputs, 1)]
+    copy = None
+    if spec.type == "HiveCopyActivity" and (inputs[0]["source"] != "files" or outputs[0]["sink"] != "table"):
+        # DynamoDB on either side: the filtered rows go to the output by the DynamoDB adapter, whole items along.
+        copy, statements = {"query": _copy_query(ctx)}, []
     launcher = spark.prepare(ctx, what)
     plan_path = os.path.join(ctx.scratch(), "hive-plan.json")
     result_path = os.path.join(ctx.scratch(), "hive-result.json")
     with open(plan_path, "w", encoding="utf-8") as f:
-        json.dump({"name": what, "statements": statements, "inputs": inputs, "outputs": outputs,
+        json.dump({"name": what, "statements": statements, "inputs": inputs, "outputs": outputs, "copy": copy,
                    "result": result_path}, f)
     log.info("running %d statement(s) with Spark SQL on %d input(s) and %d output(s)", len(statements),
              len(inputs), len(outputs))
@@ -69,6 +82,9 @@ def _statements(ctx: Context, what: str) -> list[str]:
         raise InvalidTask(f"{what}: {e}", "Hive.BadScript") from None
     if not statements:
         raise InvalidTask(f"{what}: the script holds no statement", "Hive.BadScript")
+    if spec.type == "HiveCopyActivity" and len(statements) != 1:
+        raise InvalidTask(f"{what}: filterSql is one condition (what follows WHERE), not several statements",
+                          "Hive.BadScript")
     return statements
 
 
@@ -77,8 +93,7 @@ def _script(ctx: Context, what: str) -> str:
         if len(ctx.spec.inputs) != 1 or len(ctx.spec.outputs) != 1:
             raise InvalidTask(f"{what}: HiveCopyActivity copies one input to one output, not "
                               f"{len(ctx.spec.inputs)} to {len(ctx.spec.outputs)}")
-        where = ctx.field("filterSql")
-        return "INSERT OVERWRITE TABLE output1 SELECT * FROM input1" + (f" WHERE ({where})" if where else "")
+        return f"INSERT OVERWRITE TABLE output1 {_copy_query(ctx)}"
     text, uri = ctx.field("hiveScript"), ctx.field("scriptUri")
     if bool(text) == bool(uri):
         raise InvalidTask(f"{what}: set exactly one of hiveScript and scriptUri")
@@ -88,31 +103,94 @@ def _script(ctx: Context, what: str) -> str:
     return ctx.s3.read_text(url, f"{what} scriptUri ({url})")
 
 
+def _copy_query(ctx: Context) -> str:
+    where = ctx.field("filterSql")
+    return "SELECT * FROM input1" + (f" WHERE ({where})" if where else "")
+
+
 def _check_node(node: DataNodeSpec, role: str, index: int) -> str:
     where = f"{role} {node.name!r} (${{{role}{index}}})"
-    if node.type not in S3_TYPES:
-        raise InvalidTask(f"{where}: a Hive table here is an S3DataNode's data, not a {node.type}'s "
-                          "(DynamoDB and SQL tables are not supported yet: docs/spark.md)", "Task.UnsupportedNode")
+    if node.type not in (*S3_TYPES, DYNAMODB_NODE):
+        raise InvalidTask(f"{where}: a Hive table here is an S3DataNode's or a DynamoDBDataNode's data, not a "
+                          f"{node.type}'s (SQL tables are not supported yet: docs/spark.md)", "Task.UnsupportedNode")
     return where
+
+
+def _dynamodb_columns(node: DataNodeSpec, where: str, required: bool) -> tuple[Column, ...] | None:
+    """The node's DynamoDB format's columns; None when it has no DynamoDB format (and need not)."""
+    data_format = node.data_format
+    if data_format is None or data_format.type not in DYNAMODB_FORMATS:
+        if required:
+            raise InvalidTask(f"{where}: a DynamoDB table is read through a DynamoDBDataFormat or "
+                              "DynamoDBExportDataFormat naming its columns: give the node one as dataFormat",
+                              "Task.UnsupportedFormat")
+        return None
+    try:
+        return columns(data_format.fields.get("column"), f"{where} data format {data_format.type}")
+    except ColumnError as e:
+        raise InvalidTask(str(e), "Task.UnsupportedFormat") from None
+
+
+def _dynamodb_conf(ctx: Context, node: DataNodeSpec, where: str) -> dict[str, Any]:
+    table = str(node.fields.get("tableName") or "")
+    if not table:
+        raise InvalidTask(f"{where}: tableName is required")
+    # AWS definitions spell regions both ways ("us-west-1", "us_west_1").
+    region = str(node.fields.get("region") or ctx.spec.aws.region).replace("_", "-").lower()
+    return {"table": table, "region": region, "endpoint": ctx.spec.aws.dynamodb_endpoint_url, "segments": 0}
 
 
 def _input(ctx: Context, node: DataNodeSpec, index: int) -> dict[str, Any]:
     where = _check_node(node, "input", index)
+    cols = _dynamodb_columns(node, where, required=node.type == DYNAMODB_NODE)
+    if cols is not None:
+        assert node.data_format is not None
+        entry: dict[str, Any] = {
+            "table": f"input{index}", "what": where, "columns": list(node.data_format.fields.get("column") or ()),
+            "with_item": node.data_format.type == EXPORT_FORMAT, "schema": spark_schema(cols, False),
+            "options": {}, "paths": []}
+        if node.type == DYNAMODB_NODE:
+            return {**entry, "source": "dynamodb", "dynamodb": _dynamodb_conf(ctx, node, where)}
+        return {**entry, "source": "dynamodb-lines", "paths": [_s3a(f) for f in _data_files(ctx, node, where)]}
     try:
         options, schema = table_options(node.data_format, False, where), table_schema(node.data_format)
     except SparkConfError as e:
         raise InvalidTask(str(e), "Task.UnsupportedFormat") from None
+    files = _data_files(ctx, node, where)
+    return {"table": f"input{index}", "what": where, "paths": [_s3a(f) for f in files], "options": options,
+            "schema": schema, "source": "files"}
+
+
+def _data_files(ctx: Context, node: DataNodeSpec, where: str) -> list[S3Url]:
     # Hadoop's rule: names starting with _ or . are bookkeeping (_SUCCESS), not data.
     files = [f for f in s3_files(ctx, node, "input")
              if not os.path.basename(f.key).startswith(("_", ".")) and not f.key.endswith("/")]
     if not files:
         log.warning("%s holds no files: the table is empty", where)
-    return {"table": f"input{index}", "what": where, "paths": [_s3a(f) for f in files], "options": options,
-            "schema": schema}
+    return files
 
 
-def _output(node: DataNodeSpec, index: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+def _output(ctx: Context, node: DataNodeSpec, index: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
     where = _check_node(node, "output", index)
+    copy = ctx.spec.type == "HiveCopyActivity"
+    cols = _dynamodb_columns(node, where, required=False)
+    if (node.type == DYNAMODB_NODE or cols is not None) and not copy:
+        raise InvalidTask(f"{where}: HiveActivity writes Hive tables (CSV, TSV, Custom) on S3 here; to write a "
+                          "DynamoDB table or DynamoDB JSON, copy with a HiveCopyActivity", "Task.UnsupportedNode")
+    if node.type == DYNAMODB_NODE or cols is not None:
+        # A copy's items: the output format's columns, else the input's (whole items, when they travel, win).
+        entries = list(node.data_format.fields.get("column") or ()) if node.data_format else []
+        entry = {"table": f"output{index}", "what": where,
+                 "columns": entries or (inputs[0]["columns"] if "columns" in inputs[0] else
+                                        _plain_columns(inputs[0], where))}
+        if node.type == DYNAMODB_NODE:
+            return {**entry, "sink": "dynamodb", "dynamodb": _dynamodb_conf(ctx, node, where)}
+        kind, url = s3_location(node, "output")
+        if kind != "directoryPath":
+            raise InvalidTask(f"{where}: DynamoDB JSON lines go to a directory: give the node a directoryPath, "
+                              f"not a {kind}")
+        return {**entry, "sink": "dynamodb-lines", "path": _s3a(S3Url(url.bucket, url.dir_prefix)),
+                "gzip": is_gzip(node)}
     kind, url = s3_location(node, "output")
     if kind != "directoryPath":
         raise InvalidTask(f"{where}: a Hive table is a directory: give the node a directoryPath, not a {kind}")
@@ -126,7 +204,16 @@ def _output(node: DataNodeSpec, index: int, inputs: list[dict[str, Any]]) -> dic
         raise InvalidTask(f"{where}: the table needs columns: give the node's data format a column list "
                           "('name TYPE' entries)")
     return {"table": f"output{index}", "what": where, "path": _s3a(S3Url(url.bucket, url.dir_prefix)),
-            "options": options, "schema": schema}
+            "options": options, "schema": schema, "sink": "table"}
+
+
+def _plain_columns(source: dict[str, Any], where: str) -> list[str]:
+    """A CSV input's ``name TYPE`` columns, for items made from its rows."""
+    schema = str(source.get("schema") or "")
+    if not schema:
+        raise InvalidTask(f"{where}: items are made from the input's columns: give the input's data format a "
+                          "column list ('name TYPE' entries)", "Task.UnsupportedFormat")
+    return [part.strip().replace("`", "", 2) for part in schema.split(", ")]
 
 
 def _s3a(url: S3Url) -> str:
@@ -154,6 +241,8 @@ def _written(ctx: Context, outputs: tuple[DataNodeSpec, ...]) -> list[str]:
     """The data files the outputs now hold (at most 20, as every activity reports)."""
     uris: list[str] = []
     for node in outputs:
+        if node.type not in S3_TYPES:
+            continue  # a DynamoDB table: the copy's log says how many items it put
         _, url = s3_location(node, "output")
         for file, _ in ctx.s3.list(S3Url(url.bucket, url.dir_prefix), f"output {node.name!r}", limit=100):
             if not os.path.basename(file.key).startswith(("_", ".")) and len(uris) < 20:

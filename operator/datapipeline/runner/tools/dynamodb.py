@@ -52,14 +52,14 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 # ------------------------------------------------------------------------------------- DynamoDB JSON
-def _encode(value: Any) -> Any:
+def encode(value: Any) -> Any:
     """Binary values (B, BS) as base64 text; everything else is JSON already."""
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: encode(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_encode(v) for v in value]
+        return [encode(v) for v in value]
     return value
 
 
@@ -104,7 +104,7 @@ def export(args: argparse.Namespace) -> int:
         for page in ddb.get_paginator("scan").paginate(TableName=args.table, ConsistentRead=args.consistent,
                                                        PaginationConfig=paging):
             for item in page.get("Items", ()):
-                out.write(json.dumps(_encode(item), separators=(",", ":"), sort_keys=True))
+                out.write(json.dumps(encode(item), separators=(",", ":"), sort_keys=True))
                 out.write("\n")
                 count += 1
                 if count % PROGRESS_EVERY == 0:
@@ -134,7 +134,8 @@ def _lines(paths: Sequence[str]) -> Iterator[tuple[str, str]]:
                     yield f"{os.path.basename(path)} line {number}", line
 
 
-def _write(ddb: Any, table: str, batch: list[dict[str, Any]]) -> None:
+def write_batch(ddb: Any, table: str, batch: list[dict[str, Any]]) -> None:
+    """One BatchWriteItem of at most BATCH items, its unprocessed items retried with backoff."""
     requests = [{"PutRequest": {"Item": item}} for item in batch]
     delay = 0.05
     for _ in range(12):
@@ -159,21 +160,21 @@ def import_(args: argparse.Namespace) -> int:
         missing = [k for k in keys if k not in item]
         if missing:
             raise ToolError(f"{where}: the item has no {', '.join(missing)} (the key of table {args.table})")
-        key = json.dumps([_encode(item[k]) for k in keys])
+        key = json.dumps([encode(item[k]) for k in keys])
         if key in in_batch:  # one batch may not hold the same key twice; the later item wins
-            _write(ddb, args.table, batch)
+            write_batch(ddb, args.table, batch)
             count += len(batch)
             batch, in_batch = [], set()
         batch.append(item)
         in_batch.add(key)
         if len(batch) == BATCH:
-            _write(ddb, args.table, batch)
+            write_batch(ddb, args.table, batch)
             count += len(batch)
             batch, in_batch = [], set()
             if count % PROGRESS_EVERY < BATCH:
                 print(f"imported {count} items", flush=True)
     if batch:
-        _write(ddb, args.table, batch)
+        write_batch(ddb, args.table, batch)
         count += len(batch)
     print(f"imported {count} items from {len(files)} file(s) into table {args.table}", flush=True)
     return 0
