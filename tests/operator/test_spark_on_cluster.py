@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fixtures.servers import S3Server
+from fixtures.servers import MotoServer, S3Server
 from kdp_harness import ROOT, Operator, pipeline_doc
 
 # Each test starts JVMs in pods on a small node: minutes, not seconds.
@@ -153,6 +153,11 @@ def spark_ns(operator: Operator, spark_image: str, minio: S3Server) -> Iterator[
 
 @pytest.fixture()
 def s3_bucket(minio: S3Server) -> str:
+    return s3_bucket_name(minio)
+
+
+def s3_bucket_name(minio: S3Server) -> str:
+    """A new bucket (for the pipeline's logs and data)."""
     name = "spark-" + uuid.uuid4().hex[:10]
     minio.client().create_bucket(Bucket=name)
     return name
@@ -398,6 +403,39 @@ def test_the_flagship_daily_logs_and_a_weekly_hive_traffic_report(spark_ns: Oper
     assert rows == sorted(f"{day},/{page},1,1024" for day in days for page in ("home", "pricing", "docs"))
     assert "statement 1 of 1: INSERT OVERWRITE TABLE output1" in op.cli("logs", weekly, "--activity",
                                                                         "weekly-traffic-report")
+
+
+def test_hive_copy_between_dynamodb_tables_with_two_executor_pods(spark_ns: Operator, minio: S3Server,
+                                                                   moto: MotoServer) -> None:
+    """The executors scan the table's segments and put the items themselves, with the pipeline's keys by
+    reference and the endpoint from the plan."""
+    op = spark_ns
+    assert moto.pod_endpoint, "the cluster bridge is needed for pods to reach the DynamoDB test server"
+    ddb = moto.client("dynamodb")
+    suffix = uuid.uuid4().hex[:8]
+    source, target = f"events-{suffix}", f"recent-{suffix}"
+    for table in (source, target):
+        ddb.create_table(TableName=table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                         BillingMode="PAY_PER_REQUEST")
+    for n in range(40):
+        ddb.put_item(TableName=source, Item={"id": {"S": f"e{n:02d}"}, "ts": {"N": str(1000 + n)},
+                                             "payload": {"M": {"n": {"N": str(n)}}}})
+    doc = spark_pipeline(
+        "ddb-copy", minio, s3_bucket_name(minio), KUBERNETES,
+        {"type": "HiveCopyActivity", "input": ["events"], "output": ["recent"], "filterSql": "ts >= 1030"},
+        dataFormats=[{"name": "events-format", "type": "DynamoDBExportDataFormat", "column": ["ts BIGINT"]},
+                     {"name": "whole-items", "type": "DynamoDBExportDataFormat"}],
+        dataNodes=[{"name": "events", "type": "DynamoDBDataNode", "tableName": source, "dataFormat": "events-format"},
+                   {"name": "recent", "type": "DynamoDBDataNode", "tableName": target, "dataFormat": "whole-items"}])
+    doc["spec"]["aws"]["dynamodbEndpointUrl"] = moto.pod_endpoint
+    start(op, doc, "ddb-copy-1")
+    finished(op, "ddb-copy-1")
+    items = sorted(ddb.scan(TableName=target)["Items"], key=lambda item: item["id"]["S"])
+    assert [item["id"]["S"] for item in items] == [f"e{n}" for n in range(30, 40)]
+    assert items[0]["payload"] == {"M": {"n": {"N": "30"}}}  # every attribute travelled, not only ts
+    log = op.cli("logs", "ddb-copy-1", "--activity", "work")
+    assert f"copy: put 10 item(s) into table {target}" in log and log.count("executor pod ") == 2, log[-4000:]
 
 
 def test_cancel_removes_the_driver_and_its_executors(spark_ns: Operator, minio: S3Server, s3_bucket: str) -> None:
