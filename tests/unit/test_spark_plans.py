@@ -400,3 +400,19 @@ def test_a_jars_main_class_is_found_as_hadoop_jar_finds_it(tmp_path: Path) -> No
     assert main_class(plan, None, "w") == ("org.x.Export", ("s3://b/out",))
     with pytest.raises(InvalidTask, match="the jar's manifest names no Main-Class and no main class is given"):
         main_class(JarMain("x.jar"), None, "w")
+
+
+@pytest.mark.parametrize(("statements", "hive"), [
+    (["INSERT OVERWRITE TABLE output1 SELECT region, count(*) FROM input1 GROUP BY region"], False),
+    (["CREATE TABLE t USING csv LOCATION 's3://b/t/' AS SELECT 1", "SET spark.sql.shuffle.partitions=2"], False),
+    (["CREATE TEMPORARY VIEW v AS SELECT 1"], False),
+    (["CREATE EXTERNAL TABLE raw (a INT) ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' LOCATION 's3://b/r/'"], True),
+    (["create table t (a int)"], True),  # no USING: a Hive table in Spark 3
+    (["CREATE TABLE t (a INT) STORED AS PARQUET"], True),
+    (["LOAD DATA INPATH 's3://b/x' INTO TABLE t"], True),
+    (["CREATE TEMPORARY FUNCTION f AS 'com.example.Udf'"], True),
+])
+def test_hive_support_only_for_statements_that_need_it(statements: list[str], hive: bool) -> None:
+    from datapipeline.core.hivescript import needs_hive_support
+
+    assert needs_hive_support(statements) is hive

@@ -73,3 +73,17 @@ def split_statements(script: str) -> list[str]:
         raise ScriptError(f"the script ends inside a {quote}...{quote} quotation")
     statements.append("".join(current))
     return [s.strip() for s in statements if s.strip()]
+
+
+# Statements only Spark's Hive support runs: Hive DDL (a CREATE TABLE without USING is a Hive table in Spark 3),
+# SerDes and row formats, LOAD DATA, Hive functions by class name. Hive support costs a Derby metastore per attempt
+# (about 3 s on a small node), so a script without any of these runs without it.
+_HIVE_ONLY = re.compile(r"\bROW\s+FORMAT\b|\bSTORED\s+(AS|BY)\b|\bSERDE(PROPERTIES)?\b|\bLOAD\s+DATA\b|"
+                        r"\bCREATE\s+(TEMPORARY\s+)?FUNCTION\b", re.IGNORECASE)
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+(OR\s+REPLACE\s+)?(EXTERNAL\s+|TEMPORARY\s+)?TABLE\b", re.IGNORECASE)
+_USING = re.compile(r"\bUSING\s+\w+", re.IGNORECASE)
+
+
+def needs_hive_support(statements: Sequence[str]) -> bool:
+    """Whether any statement needs Spark's Hive support (a false yes only costs time; a false no, a clear error)."""
+    return any(_HIVE_ONLY.search(s) or (_CREATE_TABLE.match(s) and not _USING.search(s)) for s in statements)

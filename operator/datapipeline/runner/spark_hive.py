@@ -25,7 +25,7 @@ def main(plan_path: str) -> int:
         plan: dict[str, Any] = json.load(f)
     from pyspark.sql import SparkSession
 
-    spark = _session(SparkSession, plan["name"])
+    spark = _session(SparkSession, plan["name"], bool(plan.get("hive", True)))
     try:
         failure = _tables(spark, plan) or _statements(spark, plan["statements"]) or _copy(spark, plan)
     finally:
@@ -35,10 +35,13 @@ def main(plan_path: str) -> int:
     return EXIT_STATEMENT_FAILED if failure else 0
 
 
-def _session(session_class: Any, name: str) -> Any:
-    """With Hive support when Spark has Hive's classes (pyspark does): a script's own Hive DDL (CREATE
-    EXTERNAL TABLE ... ROW FORMAT DELIMITED ... LOCATION 's3://...') then works as on EMR. The metastore is
-    Derby's, in the working directory: the attempt's scratch space, gone with it."""
+def _session(session_class: Any, name: str, hive: bool) -> Any:
+    """With Hive support when the script needs it (the runner says) and Spark has Hive's classes (pyspark does):
+    a script's own Hive DDL (CREATE EXTERNAL TABLE ... ROW FORMAT DELIMITED ... LOCATION 's3://...') then works
+    as on EMR. The metastore is Derby's, in the working directory: the attempt's scratch space, gone with it.
+    Without Hive DDL, Spark's own catalog serves the input views and output tables, and no metastore starts."""
+    if not hive:
+        return session_class.builder.appName(name).getOrCreate()
     try:
         return session_class.builder.appName(name).enableHiveSupport().getOrCreate()
     except Exception as e:  # a Spark built without Hive: Spark SQL's own tables only

@@ -21,7 +21,13 @@ from datapipeline.core.dynamodbitems import (
     spark_schema,
 )
 from datapipeline.core.emrsteps import SparkSubmit
-from datapipeline.core.hivescript import ScriptError, script_variables, split_statements, substitute
+from datapipeline.core.hivescript import (
+    ScriptError,
+    needs_hive_support,
+    script_variables,
+    split_statements,
+    substitute,
+)
 from datapipeline.core.sparkconf import SparkConfError, table_options, table_schema
 from datapipeline.core.task import DataNodeSpec, TaskResult
 from datapipeline.runner import spark
@@ -52,7 +58,7 @@ def run(ctx: Context) -> TaskResult:
     result_path = os.path.join(ctx.scratch(), "hive-result.json")
     with open(plan_path, "w", encoding="utf-8") as f:
         json.dump({"name": what, "statements": statements, "inputs": inputs, "outputs": outputs, "copy": copy,
-                   "result": result_path}, f)
+                   "hive": needs_hive_support(statements), "result": result_path}, f)
     log.info("running %d statement(s) with Spark SQL on %d input(s) and %d output(s)", len(statements),
              len(inputs), len(outputs))
     driver = _driver_path()
