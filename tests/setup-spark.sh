@@ -2,7 +2,8 @@
 # Fetches, once, the jars the Spark runner needs beside pyspark and caches them by Hadoop version under
 # ~/.cache/kube-datapipeline/spark/<hadoop-version>/ (XDG_CACHE_HOME moves it):
 #   jars/      the S3A connector: org.apache.hadoop:hadoop-aws of the Hadoop that pyspark bundles, and the
-#              AWS SDK bundle its POM names (resolved by Maven, so the two always match)
+#              AWS SDK bundle its POM names (resolved by Maven, so the two always match); the JDBC drivers
+#              of HiveActivity's SQL inputs: PostgreSQL's and MariaDB's (for MySQL and MariaDB)
 #   examples/  org.apache.hadoop:hadoop-mapreduce-examples, for the HadoopActivity tests only
 # Idempotent and quiet when all is there. Prints the cache directory.
 set -euo pipefail
@@ -19,17 +20,12 @@ if len(found) != 1:
 print(found[0])
 EOF
 )
+# The runner looks here (runner/spark.py); .complete holds the digest of the POM below, so a changed POM
+# fetches again.
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kube-datapipeline/spark/$hadoop"
-if [ -f "$cache/.complete" ]; then
-  echo "$cache"
-  exit 0
-fi
-command -v mvn >/dev/null || { echo "setup-spark: mvn is not installed (Debian package maven)" >&2; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 # A throwaway POM: Maven resolves hadoop-aws's runtime dependencies (the SDK bundle) from its own POM. The
 # Hadoop classes themselves come from pyspark's shaded hadoop-client jars, so hadoop-common is left out.
-cat > "$work/pom.xml" <<EOF
+pom=$(cat <<EOF
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>local.kube-datapipeline</groupId><artifactId>spark-deps</artifactId><version>0</version>
@@ -39,12 +35,28 @@ cat > "$work/pom.xml" <<EOF
       <exclusions><exclusion><groupId>org.apache.hadoop</groupId><artifactId>*</artifactId></exclusion></exclusions>
     </dependency>
     <dependency>
+      <groupId>org.postgresql</groupId><artifactId>postgresql</artifactId><version>42.7.14</version>
+    </dependency>
+    <dependency>
+      <groupId>org.mariadb.jdbc</groupId><artifactId>mariadb-java-client</artifactId><version>3.5.11</version>
+    </dependency>
+    <dependency>
       <groupId>org.apache.hadoop</groupId><artifactId>hadoop-mapreduce-examples</artifactId><version>$hadoop</version>
       <exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions>
     </dependency>
   </dependencies>
 </project>
 EOF
+)
+digest=$(printf '%s' "$pom" | sha256sum | cut -d' ' -f1)
+if [ -f "$cache/.complete" ] && [ "$(cat "$cache/.complete")" = "$digest" ]; then
+  echo "$cache"
+  exit 0
+fi
+command -v mvn >/dev/null || { echo "setup-spark: mvn is not installed (Debian package maven)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf '%s\n' "$pom" > "$work/pom.xml"
 echo "setup-spark: fetching the S3A connector for Hadoop $hadoop into $cache (once, about 300 MB)" >&2
 mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/all" >&2
 mkdir -p "$work/out/jars" "$work/out/examples"
@@ -58,5 +70,5 @@ ls "$work/out/jars" | grep -q "^hadoop-aws-$hadoop.jar$" || { echo "setup-spark:
 mkdir -p "$(dirname "$cache")"
 rm -rf "$cache"
 mv "$work/out" "$cache"
-touch "$cache/.complete"
+echo "$digest" > "$cache/.complete"
 echo "$cache"

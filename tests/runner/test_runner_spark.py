@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.servers import MotoServer, S3Server
+from fixtures.servers import MotoServer, S3Server, SqlServer
 from runner_helpers import Run, Runner, assert_failed, s3_aws, s3_node, task
 
 pytestmark = pytest.mark.servers
@@ -290,6 +290,40 @@ def test_a_line_that_is_not_an_item_names_its_file(runner: Runner, minio: S3Serv
                   "ValueError: part-1.json: not a DynamoDB JSON item (attribute id: \"b\" is not a DynamoDB JSON "
                   "attribute value): {\"id\": \"b\"}")
     assert moto.client("dynamodb").scan(TableName="from_lines")["Items"] == []  # nothing was half-written
+
+
+# ---------------------------------------------------------------------------------------------- SQL inputs
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mariadb"])
+def test_hive_reads_a_sql_query_as_its_input_table(runner: Runner, minio: S3Server, bucket: str, spark_cache: Path,
+                                                   dialect: str, request: pytest.FixtureRequest) -> None:
+    """As AWS reads an RDS table: the node's selectQuery's columns become ${input1}'s; the password reaches Spark
+    from the Secret's environment variable, never the plan or the log."""
+    server: SqlServer = request.getfixturevalue(dialect)
+    table = f"orders_{dialect}"
+    server.sql(f"DROP TABLE IF EXISTS {table}")
+    server.sql(f"CREATE TABLE {table} (region VARCHAR(10), amount INT, shipped INT)")
+    server.sql(f"INSERT INTO {table} VALUES ('eu', 10, 1), ('us', 5, 1), ('eu', 7, 0), ('ap', 1, 1)")
+    database = {"name": "Shop", "type": "JdbcDatabase", "connection_string": server.jdbc, "username": server.user,
+                "password_env": "SHOP_PASSWORD"}
+    node = {"name": "Orders", "type": "SqlDataNode", "database": database,
+            "fields": {"selectQuery": f"SELECT region, amount FROM {table} WHERE shipped = 1"}}
+    report = {"type": "CSV", "fields": {"column": ["region STRING", "total BIGINT"]}}
+    script = "INSERT OVERWRITE TABLE ${output1} SELECT region, sum(amount) FROM ${input1} GROUP BY region"
+    run = runner(task("activity", "HiveActivity", {"runsOn": "spark", "hiveScript": script}, aws=s3_aws(minio),
+                      cluster=dict(PROFILE), inputs=[node],
+                      outputs=[s3_node("Report", report, directoryPath=f"s3://{bucket}/shipped/")]),
+                 {**minio.env(), "SHOP_PASSWORD": server.password}, timeout=300)
+    assert run.code == 0, run.output
+    assert sorted(read_dir(minio, bucket, "shipped/").splitlines()) == ["ap,1", "eu,10", "us,5"]
+    assert server.password not in run.output
+    wrong = runner(task("activity", "HiveActivity", {"runsOn": "spark", "hiveScript": script}, aws=s3_aws(minio),
+                        cluster=dict(PROFILE), inputs=[node], outputs=[s3_node("Report", report, directoryPath=
+                                                                              f"s3://{bucket}/never/")]),
+                   {**minio.env(), "SHOP_PASSWORD": "not-it"}, timeout=300)
+    assert_failed(wrong, "SQL.AuthenticationFailed")  # the runner's own check, before Spark starts
+    assert "hive: running" not in wrong.output
 
 
 # ---------------------------------------------------------------------------------------------- errors

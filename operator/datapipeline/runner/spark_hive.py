@@ -54,7 +54,9 @@ def _tables(spark: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
     """Each input a view, each output a table stored at its directory, as Data Pipeline's Hive tables are."""
     for item in plan["inputs"]:
         try:
-            if item.get("source", "files") != "files":
+            if item.get("source") == "jdbc":
+                frame = _jdbc_input(spark, item["jdbc"])
+            elif item.get("source", "files") != "files":
                 frame = _dynamodb_input(spark, item)
             elif item["paths"]:
                 reader = spark.read.options(**item["options"])
@@ -76,6 +78,16 @@ def _tables(spark: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
         except Exception as e:
             return _failed(item["what"], *_describe(spark, e))
     return None
+
+
+def _jdbc_input(spark: Any, jdbc: dict[str, Any]) -> Any:
+    """A SQL input through Spark's JDBC source: the query's columns become the table's."""
+    import os
+
+    options = {**jdbc["properties"], "url": jdbc["url"], "driver": jdbc["driver"], "query": jdbc["query"],
+               "user": jdbc["user"],
+               "password": os.environ.get(jdbc["password_env"], "")}
+    return spark.read.format("jdbc").options(**options).load()
 
 
 def _dynamodb_input(spark: Any, item: dict[str, Any]) -> Any:

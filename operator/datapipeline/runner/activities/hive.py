@@ -40,6 +40,12 @@ from datapipeline.runner.s3 import S3Url
 
 log = get("hive")
 DYNAMODB_NODE = "DynamoDBDataNode"
+SQL_NODES = ("SqlDataNode", "MySqlDataNode")
+# Spark's JDBC URL and driver per dialect (jars in spark-image/jars.lock). MariaDB's driver serves MySQL and
+# MariaDB under the jdbc:mysql scheme (permitMysqlScheme), which is what makes Spark quote names as MySQL does.
+JDBC_URLS = {"postgresql": "jdbc:postgresql://{host}:{port}/{database}",
+             "mysql": "jdbc:mysql://{host}:{port}/{database}?permitMysqlScheme"}
+JDBC_DRIVERS = {"postgresql": "org.postgresql.Driver", "mysql": "org.mariadb.jdbc.Driver"}
 DRIVER = "datapipeline.runner.spark_hive"
 
 
@@ -47,13 +53,15 @@ def run(ctx: Context) -> TaskResult:
     spec = ctx.spec
     what = f"{spec.type} {spec.name}"
     statements = _statements(ctx, what)
-    inputs = [_input(ctx, node, i) for i, node in enumerate(spec.inputs, 1)]
+    secrets: dict[str, str] = {}  # environment of the Spark process only: SQL inputs' passwords
+    inputs = [_input(ctx, node, i, secrets) for i, node in enumerate(spec.inputs, 1)]
     outputs = [_output(ctx, node, i, inputs) for i, node in enumerate(spec.outputs, 1)]
     copy = None
     if spec.type == "HiveCopyActivity" and (inputs[0]["source"] != "files" or outputs[0]["sink"] != "table"):
         # DynamoDB on either side: the filtered rows go to the output by the DynamoDB adapter, whole items along.
         copy, statements = {"query": _copy_query(ctx)}, []
     launcher = spark.prepare(ctx, what)
+    launcher.env.update(secrets)
     plan_path = os.path.join(ctx.scratch(), "hive-plan.json")
     result_path = os.path.join(ctx.scratch(), "hive-result.json")
     with open(plan_path, "w", encoding="utf-8") as f:
@@ -116,10 +124,50 @@ def _copy_query(ctx: Context) -> str:
 
 def _check_node(node: DataNodeSpec, role: str, index: int) -> str:
     where = f"{role} {node.name!r} (${{{role}{index}}})"
+    if role == "input" and node.type in SQL_NODES:
+        return where
     if node.type not in (*S3_TYPES, DYNAMODB_NODE):
+        sql = " (a SQL table is an input only: HiveActivity reads it, as AWS reads RDS tables)" if (
+            node.type in SQL_NODES) else ""
         raise InvalidTask(f"{where}: a Hive table here is an S3DataNode's or a DynamoDBDataNode's data, not a "
-                          f"{node.type}'s (SQL tables are not supported yet: docs/spark.md)", "Task.UnsupportedNode")
+                          f"{node.type}'s{sql}", "Task.UnsupportedNode")
     return where
+
+
+def _jdbc_input(ctx: Context, node: DataNodeSpec, where: str, index: int,
+                secrets: dict[str, str]) -> dict[str, Any]:
+    """A SQL input as Spark's JDBC source: the node's selectQuery (or its whole table), its columns the query's.
+
+    The runner connects first (a wrong host, user or password fails here, quickly, naming the database) and
+    quotes the table name in the database's dialect. The password reaches Spark as an environment variable of
+    its process, never in the plan file."""
+    from datapipeline.runner.sql import Database
+
+    if ctx.spec.type != "HiveActivity":
+        raise InvalidTask(f"{where}: HiveCopyActivity copies S3 and DynamoDB data; read a SQL table with a "
+                          "HiveActivity or a CopyActivity", "Task.UnsupportedNode")
+    if node.database is None:
+        raise InvalidTask(f"{where}: {node.type} needs a database")
+    db = Database.connect(node.database, where)
+    try:
+        info = db.info
+        if info.dialect not in JDBC_URLS:
+            raise InvalidTask(f"{where}: database {node.database.name} is {info.dialect}: Spark reads PostgreSQL, "
+                              "MySQL and MariaDB tables here", "Task.UnsupportedNode")
+        table, query = node.fields.get("table") or node.fields.get("tableName"), node.fields.get("selectQuery")
+        if not query and not table:
+            raise InvalidTask(f"{where}: {node.type} needs table or selectQuery")
+        query = str(query or f"SELECT * FROM {db.table_ref(str(table), node.fields.get('schemaName'))}")
+    finally:
+        db.close()
+    password_env = f"DATAPIPELINE_HIVE_INPUT{index}_PASSWORD"
+    if info.password:
+        secrets[password_env] = info.password
+    return {"table": f"input{index}", "what": where, "source": "jdbc", "paths": [], "options": {}, "schema": None,
+            "jdbc": {"url": JDBC_URLS[info.dialect].format(host=info.host, port=info.port, database=info.database),
+                     "driver": JDBC_DRIVERS[info.dialect], "query": query.strip().rstrip(";"),
+                     "user": info.user or "", "password_env": password_env,
+                     "properties": dict(info.params)}}
 
 
 def _dynamodb_columns(node: DataNodeSpec, where: str, required: bool) -> tuple[Column, ...] | None:
@@ -146,8 +194,10 @@ def _dynamodb_conf(ctx: Context, node: DataNodeSpec, where: str) -> dict[str, An
     return {"table": table, "region": region, "endpoint": ctx.spec.aws.dynamodb_endpoint_url, "segments": 0}
 
 
-def _input(ctx: Context, node: DataNodeSpec, index: int) -> dict[str, Any]:
+def _input(ctx: Context, node: DataNodeSpec, index: int, secrets: dict[str, str]) -> dict[str, Any]:
     where = _check_node(node, "input", index)
+    if node.type in SQL_NODES:
+        return _jdbc_input(ctx, node, where, index, secrets)
     cols = _dynamodb_columns(node, where, required=node.type == DYNAMODB_NODE)
     if cols is not None:
         assert node.data_format is not None
