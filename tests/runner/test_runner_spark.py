@@ -365,8 +365,8 @@ def test_unsupported_nodes_and_tables_fail_before_spark(runner: Runner, minio: S
     nodes["outputs"][0] = {"name": "Warehouse", "type": "SqlDataNode", "fields": {"table": "t"}}
     copy = run_spark(runner, minio, spark_task(minio, "HiveCopyActivity", {}, **nodes))
     assert_failed(copy, "Task.UnsupportedNode", "output 'Warehouse' (${output1}): a Hive table here is an "
-                  "S3DataNode's or a DynamoDBDataNode's data, not a SqlDataNode's (SQL tables are not supported yet: "
-                  "docs/spark.md)", code=2)
+                  "S3DataNode's or a DynamoDBDataNode's data, not a SqlDataNode's (a SQL table is an input only: "
+                  "HiveActivity reads it, as AWS reads RDS tables)", code=2)
     nodes = log_nodes(bucket)
     nodes["outputs"][0]["fields"] = {"filePath": f"s3://{bucket}/report.csv"}
     hive = run_spark(runner, minio, spark_task(minio, "HiveActivity", {"hiveScript": "SELECT 1"}, **nodes))
