@@ -283,7 +283,7 @@ def test_a_cache_of_several_namespaces_watches_each_and_relists_one_without_losi
     cache.replace_all("pipelineruns", [run("r3")], "team-a")  # a new list after a 410: team-a's runs only
     assert sorted(r["metadata"]["name"] for r in cache.runs()) == ["b1", "r3"]
     assert WatchCache(None, custom_api=lambda: None).sources == (("pipelines", None), ("pipelineruns", None))
-    assert WatchCache((), custom_api=lambda: None).namespaces is None  # no --namespace: all of them
+    assert WatchCache((), custom_api=lambda: None).watched is None  # no --namespace: all of them
 
 
 def test_console_open_opens_the_browser_once_the_server_serves(monkeypatch: pytest.MonkeyPatch,

@@ -63,12 +63,12 @@ class WatchCache:
     def __init__(self, namespaces: str | tuple[str, ...] | None, custom_api: Callable[[], Any]) -> None:
         if isinstance(namespaces, str):
             namespaces = (namespaces,)
-        self.namespaces = tuple(dict.fromkeys(namespaces)) if namespaces else None
+        self.watched: tuple[str, ...] | None = tuple(dict.fromkeys(namespaces)) if namespaces else None
         self._custom_api = custom_api  # CustomObjectsApi of the console's own identity
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {plural: {} for plural in PLURALS}
         self._lock = threading.Lock()
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Change]]] = []
-        self.sources: tuple[Source, ...] = tuple((plural, ns) for plural in PLURALS for ns in self.namespaces or (None,))
+        self.sources: tuple[Source, ...] = tuple((plural, ns) for plural in PLURALS for ns in self.watched or (None,))
         self._ready = {source: threading.Event() for source in self.sources}
         self._stop = threading.Event()
         self.errors: dict[Source, str] = {}  # why a source cannot be watched now (a 403 from the API server)
@@ -161,7 +161,7 @@ class WatchCache:
                 self._stop.wait(RETRY_SECONDS)
 
     def _hint(self, error: BaseException) -> str:
-        if getattr(error, "status", None) == 403 and self.namespaces is None:
+        if getattr(error, "status", None) == 403 and self.watched is None:
             return " (to watch some namespaces only, start the console with --namespace NS for each)"
         return ""
 
