@@ -10,17 +10,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import CHART, REPO, image_args
 from e2e_helpers import helm, wait_for
 from fixtures.cluster import KubeCluster
+from fixtures.console_http import get, post_action
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 CONSOLE_IMAGE = os.environ.get("KDP_CONSOLE_IMAGE", "localhost/kube-datapipeline-console:dev")
@@ -71,33 +69,11 @@ class PortForward:
     def _answers(self) -> bool:
         if self.proc.poll() is not None:
             raise AssertionError(f"kubectl port-forward exited: {self.log.read_text()}")
-        return get(self, "/healthz", None)[0] == 200
+        return get(self.url, "/healthz", None)[0] == 200
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
-
-
-def get(forward: PortForward, path: str, token: str | None) -> tuple[int, str]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(forward.url + path, headers=headers), timeout=30) as answer:
-            return int(answer.status), answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def post_action(forward: PortForward, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(f"{forward.url}/api/actions", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                                              "X-Datapipeline-Console": "1"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return int(answer.status), dict(json.loads(answer.read()))
-    except urllib.error.HTTPError as error:
-        return int(error.code), dict(json.loads(error.read()))
 
 
 def token_of(cluster: KubeCluster, namespace: str, account: str, verbs: str | None) -> str:
@@ -135,17 +111,17 @@ def test_the_charts_console_serves_each_user_what_the_api_server_lets_them_see(
     nobody = token_of(kube_cluster, namespace, "nobody", None)
     forward = PortForward(kube_cluster, namespace, f"{console_release}-console", tmp_path / "port-forward.log")
     try:
-        status, page = get(forward, "/", None)
+        status, page = get(forward.url, "/", None)
         assert status == 401 and "Bearer" in page
         # The cache fills from its watch: the pipeline appears for the viewer once the console has seen it.
-        wait_for(lambda: f'data-pipeline="{namespace}/nightly"' in get(forward, "/", viewer)[1], 60,
+        wait_for(lambda: f'data-pipeline="{namespace}/nightly"' in get(forward.url, "/", viewer)[1], 60,
                  "the viewer to see the pipeline")
-        status, page = get(forward, f"/pipelines/{namespace}/nightly", viewer)
+        status, page = get(forward.url, f"/pipelines/{namespace}/nightly", viewer)
         assert status == 200 and "<svg" in page and "extract" in page  # laid out by dot inside the image
-        status, page = get(forward, "/", nobody)
+        status, page = get(forward.url, "/", nobody)
         assert status == 200 and "nightly" not in page
-        assert get(forward, f"/pipelines/{namespace}/nightly", nobody)[0] == 404
-        status, answer = post_action(forward, {"action": "run-now", "namespace": namespace, "pipeline": "nightly"},
+        assert get(forward.url, f"/pipelines/{namespace}/nightly", nobody)[0] == 404
+        status, answer = post_action(forward.url, {"action": "run-now", "namespace": namespace, "pipeline": "nightly"},
                                      viewer)
         assert status == 403 and f"system:serviceaccount:{namespace}:viewer" in answer["error"], answer
     finally:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.console_http import get, post_action
 from kdp_harness import ROOT, Operator, pipeline_doc, shell
 
 from datapipeline.console.graph import FAILURE_COLOUR, STATE_COLOURS
@@ -267,23 +268,11 @@ def test_in_the_cluster_each_request_acts_with_its_own_token(kube_cluster: Any, 
 
 
 def _get(console: Console, path: str, token: str | None) -> tuple[int, str]:
-    request = urllib.request.Request(console.url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return int(answer.status), answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read().decode()
+    return get(console.url, path, token)
 
 
 def _post(console: Console, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(f"{console.url}/api/actions", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                                              "X-Datapipeline-Console": "1"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return int(answer.status), dict(json.loads(answer.read()))
-    except urllib.error.HTTPError as error:
-        return int(error.code), dict(json.loads(error.read()))
+    return post_action(console.url, body, token)
 
 
 def _token(kube: Operator, account: str, verbs: str | None) -> str:
