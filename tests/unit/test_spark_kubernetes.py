@@ -189,3 +189,16 @@ def test_a_step_cannot_move_the_driver_either() -> None:
     assert isinstance(plan, SparkSubmit)
     assert plan.options == (("--conf", "spark.a=b"),)
     assert plan.dropped == ("--conf spark.kubernetes.namespace=x",)
+
+
+def test_a_failed_launch_quotes_its_error_not_a_spark_warning() -> None:
+    from datapipeline.runner.activities.shell import Outcome
+    from datapipeline.runner.spark import failure_detail
+
+    warned = ("WARN NativeCodeLoader: Unable to load native-hadoop library", "usage: report.py DAY",
+              "WARN ShutdownHookManager: ShutdownHook '' timeout")
+    assert failure_detail(Outcome(2, warned[-1], warned)) == "usage: report.py DAY"
+    raised = ("WARN X: y", "ValueError: no such day", "WARN Z: later")
+    assert failure_detail(Outcome(1, raised[-1], raised)) == "ValueError: no such day"
+    only_warnings = ("WARN X: y",)
+    assert failure_detail(Outcome(1, only_warnings[-1], only_warnings)) == "WARN X: y"

@@ -103,6 +103,7 @@ logger.hivecatalog.name = org.apache.spark.sql.hive.HiveExternalCatalog
 logger.hivecatalog.level = error
 """
 # Lines worth quoting when a launch fails: an exception's own line, not the stack or Spark's shutdown notes.
+_LOG4J_NOTE = re.compile(r"(WARN|INFO|DEBUG|TRACE) [A-Za-z0-9_.$]+: ")  # our log4j2 pattern: "%p %c{1}: %m"
 _ERROR_LINE = re.compile(r"([A-Za-z0-9_.$]+(Exception|Error)\b:?.*|Traceback.*|.*\b(ERROR|FATAL)\b.*)")
 
 
@@ -349,10 +350,15 @@ def run(launcher: Launcher, ctx: Context, argv: Sequence[str], what: str) -> Out
 
 
 def failure_detail(outcome: Outcome) -> str:
-    """The most telling line of a failed launch's stderr: an exception's line, else the last line."""
+    """The most telling line of a failed launch's stderr: an exception's line, else the last line that is not
+    one of Spark's own warnings (log4j's "WARN Class: ..." says nothing of why the program failed)."""
     for line in reversed(outcome.tail):
         stripped = line.strip()
         if _ERROR_LINE.fullmatch(stripped) and not stripped.startswith(("at ", "Traceback")):
+            return stripped
+    for line in reversed(outcome.tail):
+        stripped = line.strip()
+        if stripped and not _LOG4J_NOTE.match(stripped):
             return stripped
     return outcome.last_stderr
 
