@@ -137,3 +137,19 @@ def test_cached_runs_keep_what_events_name_them_by_and_drop_the_frozen_copy() ->
     assert trim_run(run)["status"][SEEN_DIGEST] == digest(frozen)
     assert trim_run_summary(run)["status"]["activities"] == {"a": {"status": "RUNNING"}}
     assert "values" not in trim_run_summary(run)["spec"]
+
+
+def test_max_active_instances_counts_unfinished_jobs_and_task_attempts_of_other_runs() -> None:
+    from datapipeline.controller.runs import busy_instances
+    from datapipeline.k8s.jobs import LABEL_ACTIVITY, LABEL_KIND, LABEL_RERUN, LABEL_RUN
+
+    def obj(run: str, activity: str, status: dict[str, Any], **labels: str) -> dict[str, Any]:
+        return {"metadata": {"labels": {LABEL_RUN: run, LABEL_ACTIVITY: activity, LABEL_KIND: "activity", **labels}},
+                "status": status}
+
+    jobs = [obj("r1", "load", {"active": 1}), obj("r2", "load", {"succeeded": 1}), obj("r3", "load", {}),
+            obj("r4", "load", {"active": 1}, **{LABEL_RERUN: "x"}), obj("me", "load", {"active": 1})]
+    attempts = [obj("r5", "load", {"phase": "Running"}), obj("r6", "load", {}), obj("r7", "load", {"phase": "Failed"}),
+                obj("r8", "extract", {"phase": "Succeeded"}), obj("r9", "extract", {"phase": "Claimed"})]
+    # r1, r3 (Jobs) and r5, r6 (unclaimed or running TaskAttempts) count; finished ones, reruns and this run do not.
+    assert busy_instances("me", jobs, attempts) == {"load": 4, "extract": 1}

@@ -167,6 +167,7 @@ class Snapshot:
     pipeline: dict[str, Any] | None = None
     pipeline_runs: list[dict[str, Any]] = field(default_factory=list)
     pipeline_jobs: list[dict[str, Any]] = field(default_factory=list)  # every run's Jobs (maxActiveInstances)
+    pipeline_attempts: list[dict[str, Any]] = field(default_factory=list)  # and its TaskAttempts
 
 
 def run_snapshot(namespace: str, name: str, cache: Mapping[str, Any]) -> Snapshot | None:
@@ -184,6 +185,7 @@ def run_snapshot(namespace: str, name: str, cache: Mapping[str, Any]) -> Snapsho
         snap.pipeline_runs = _values("pipeline_runs", (namespace, pipeline))
         for other in snap.pipeline_runs:  # references only: what maxActiveInstances counts across runs
             snap.pipeline_jobs += _values("run_jobs", (namespace, str(other["metadata"]["name"])))
+            snap.pipeline_attempts += _values("run_attempts", (namespace, str(other["metadata"]["name"])))
     return snap
 
 

@@ -9,7 +9,7 @@ between, the next pass converges: Job names are deterministic.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -555,19 +555,32 @@ def _capacity(namespace: str, pipeline: str, run: str, definition: PipelineDefin
     if not limited:
         return {}
     if snap is not None:
-        jobs = [j for j in snap.pipeline_jobs if (j["metadata"].get("labels") or {}).get(LABEL_KIND) == KIND_ACTIVITY]
+        jobs, attempts = snap.pipeline_jobs, snap.pipeline_attempts
     else:
-        jobs = [kube.plain(j) for j in kube.batch().list_namespaced_job(
-            namespace, label_selector=f"{LABEL_PIPELINE}={label_value(pipeline)},{LABEL_KIND}={KIND_ACTIVITY}").items]
+        selector = f"{LABEL_PIPELINE}={label_value(pipeline)},{LABEL_KIND}={KIND_ACTIVITY}"
+        jobs = [kube.plain(j) for j in kube.batch().list_namespaced_job(namespace, label_selector=selector).items]
+        attempts = kube.list_pipeline_attempts(namespace, selector)
+    busy = busy_instances(run, jobs, attempts)
+    return {n: int(limit) - busy.get(n, 0) for n, limit in limited.items() if limit}
+
+
+def busy_instances(run: str, jobs: Iterable[Mapping[str, Any]],
+                   attempts: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Activity -> its unfinished attempts in the pipeline's other runs, Jobs and TaskAttempts (worker groups)
+    alike; reruns do not count toward the number of active instances."""
     busy: dict[str, int] = {}
-    for job in jobs:
-        labels = job["metadata"].get("labels") or {}
-        status = job.get("status") or {}
-        if labels.get(LABEL_RUN) == run or labels.get(LABEL_RERUN) or status.get("succeeded") or status.get("failed"):
-            continue  # reruns do not count toward the number of active instances
+    unfinished = [(j, not ((j.get("status") or {}).get("succeeded") or (j.get("status") or {}).get("failed")))
+                  for j in jobs]
+    unfinished += [(a, (a.get("status") or {}).get("phase") not in taskattempt.TERMINAL_PHASES)
+                   for a in attempts]
+    for obj, active in unfinished:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if not active or labels.get(LABEL_KIND) != KIND_ACTIVITY or labels.get(LABEL_RUN) == run or \
+                labels.get(LABEL_RERUN):
+            continue
         activity = labels.get(LABEL_ACTIVITY, "")
         busy[activity] = busy.get(activity, 0) + 1
-    return {n: int(limit) - busy.get(n, 0) for n, limit in limited.items() if limit}
+    return busy
 
 
 # ---------------------------------------------------------------------------- status

@@ -192,6 +192,11 @@ def list_attempts(namespace: str, run: str) -> list[dict[str, Any]]:
     return list(result.get("items") or [])
 
 
+def list_pipeline_attempts(namespace: str, selector: str) -> list[dict[str, Any]]:
+    result = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, "taskattempts", label_selector=selector)
+    return list(result.get("items") or [])
+
+
 def list_pods(namespace: str, run: str) -> list[dict[str, Any]]:
     result = core().list_namespaced_pod(namespace, label_selector=f"{LABEL_RUN}={label_value(run)}")
     return [plain(p) for p in result.items]
