@@ -214,7 +214,8 @@ def _input(ctx: Context, node: DataNodeSpec, index: int, secrets: dict[str, str]
         raise InvalidTask(str(e), "Task.UnsupportedFormat") from None
     files = _data_files(ctx, node, where)
     return {"table": f"input{index}", "what": where, "paths": [_s3a(f) for f in files], "options": options,
-            "schema": schema, "source": "files"}
+            "schema": schema, "source": "files",
+            "entries": list(node.data_format.fields.get("column") or ()) if node.data_format else []}
 
 
 def _data_files(ctx: Context, node: DataNodeSpec, where: str) -> list[S3Url]:
@@ -264,12 +265,11 @@ def _output(ctx: Context, node: DataNodeSpec, index: int, inputs: list[dict[str,
 
 
 def _plain_columns(source: dict[str, Any], where: str) -> list[str]:
-    """A CSV input's ``name TYPE`` columns, for items made from its rows."""
-    schema = str(source.get("schema") or "")
-    if not schema:
+    """A CSV input's ``name TYPE`` column entries, for items made from its rows."""
+    if not source.get("entries"):
         raise InvalidTask(f"{where}: items are made from the input's columns: give the input's data format a "
                           "column list ('name TYPE' entries)", "Task.UnsupportedFormat")
-    return [part.strip().replace("`", "", 2) for part in schema.split(", ")]
+    return list(source["entries"])
 
 
 def _s3a(url: S3Url) -> str:
