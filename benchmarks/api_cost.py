@@ -5,7 +5,8 @@
 The dev cluster's API server writes an audit log (tests/cluster/dc_config.py: Metadata level, no bodies) for
 the objects the project touches. This script runs the operator as a host process under its own
 ServiceAccount (so its requests carry their own user name), creates ``--runs`` one-activity PipelineRuns at
-once, waits until all succeeded, and counts from the log:
+once (``--activities``: a chain of that many per run; ``--seconds``: each attempt sleeps that long, so its
+start is saved on its own), waits until all succeeded, and counts from the log:
 
 * the operator's reads (get, list) and writes (create, update, patch, delete) per attempt; watches apart;
 * every user's writes in the namespace per attempt (the controllers' and the kubelet's included),
@@ -116,12 +117,18 @@ def count(events: list[dict[str, Any]], namespace: str, user: str | None) -> Cou
     return found
 
 
-def run_operator(namespace: str, runs: int, directory: Path) -> tuple[datetime, datetime]:
+def command(seconds: float) -> list[str]:
+    return ["sleep", f"{seconds:g}"] if seconds else ["true"]
+
+
+def run_operator(namespace: str, runs: int, activities: int, seconds: float,
+                 directory: Path) -> tuple[datetime, datetime]:
     kubeconfig = operator_kubeconfig(namespace, directory)
+    chain = [{"name": f"a{i}", "type": "ShellCommandActivity", "command": " ".join(command(seconds)),
+              **({"dependsOn": [f"a{i - 1}"]} if i else {})} for i in range(activities)]
     pipeline = {"apiVersion": "datapipeline.io/v1alpha1", "kind": "Pipeline", "metadata": {"name": "cost"},
                 "spec": {"scheduleType": "ondemand", "activated": False, "defaults": {"maxActiveInstances": runs},
-                         "successfulRunsHistoryLimit": runs,
-                         "activities": [{"name": "a", "type": "ShellCommandActivity", "command": "true"}]}}
+                         "successfulRunsHistoryLimit": runs, "activities": chain}}
     apply(namespace, pipeline)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "DATAPIPELINE_NAMESPACES": namespace,
            "DATAPIPELINE_METRICS_PORT": "0", "DATAPIPELINE_LIVENESS_PORT": "0",
@@ -149,13 +156,13 @@ def run_operator(namespace: str, runs: int, directory: Path) -> tuple[datetime, 
         log.close()
 
 
-def run_bare_jobs(namespace: str, runs: int) -> tuple[datetime, datetime]:
+def run_bare_jobs(namespace: str, runs: int, seconds: float) -> tuple[datetime, datetime]:
     start = datetime.now(UTC)
     apply(namespace, *[{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": f"bare-{i}"},
                         "spec": {"backoffLimit": 0, "template": {"spec": {
                             "restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE,
                                                                       "imagePullPolicy": "Never",
-                                                                      "command": ["true"]}]}}}}
+                                                                      "command": command(seconds)}]}}}}
                        for i in range(runs)])
 
     def done() -> bool:
@@ -170,6 +177,8 @@ def run_bare_jobs(namespace: str, runs: int) -> tuple[datetime, datetime]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--activities", type=int, default=1, help="a chain of this many activities per run")
+    parser.add_argument("--seconds", type=float, default=0, help="each attempt sleeps this long (default: true)")
     args = parser.parse_args()
     if not AUDIT.exists():
         raise SystemExit(f"no audit log at {AUDIT}: start the dev cluster with tests/cluster/devcluster.py up")
@@ -180,8 +189,8 @@ def main() -> int:
     kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            window = run_operator(ours, args.runs, Path(tmp))
-        bare_window = run_bare_jobs(bare, args.runs)
+            window = run_operator(ours, args.runs, args.activities, args.seconds, Path(tmp))
+        bare_window = run_bare_jobs(bare, args.runs * args.activities, args.seconds)
         time.sleep(2)  # the audit backend writes in batches
         user = f"system:serviceaccount:{ours}:operator"
         operator = count(list(audit_events(*window)), ours, user)
@@ -191,8 +200,9 @@ def main() -> int:
         for namespace in (ours, bare):
             subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"], capture_output=True)
         subprocess.run(["kubectl", "delete", "clusterrolebinding", f"{ours}-operator"], capture_output=True)
-    n = args.runs
-    print(f"{n} one-activity runs ({n} attempts) against {n} bare Jobs, same container")
+    n = args.runs * args.activities
+    what = "one-activity runs" if args.activities == 1 else f"runs of {args.activities} activities in a chain"
+    print(f"{args.runs} {what} ({n} attempts, {command(args.seconds)}) against {n} bare Jobs, same container")
     print(f"{'':44} {'per attempt':>12} {'goal':>6}")
     print(f"{'operator writes':44} {operator['write'] / n:12.2f} {'<= 4':>6}")
     print(f"{'operator reads (get, list)':44} {operator['read'] / n:12.2f} {'<= 1':>6}")

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ QUERY = "SELECT region, count(*) AS orders, sum(amount) AS total FROM {table} GR
 REGIONS = ["eu-west", "eu-north", "us-east", "us-west", "ap-south", "ap-east", "sa-east", "af-south"]
 DRIVER = {"driverCpu": "1", "driverMemory": "2Gi"}
 EXECUTORS = {"executorInstances": 2, "executorCpu": "500m", "executorMemory": "1536Mi"}
+PHASES: dict[str, tuple[float, float, float]] = {}  # run name -> phases()
 
 DIRECT_APP = """
 import sys
@@ -86,6 +88,20 @@ def upload_rows(s3: Any, bucket: str, rows: int, files: int = 4) -> int:
     return size
 
 
+def parse_time(value: str) -> float:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def phases(namespace: str, selector: str, applied: float, ended: float) -> tuple[float, float, float]:
+    """Where a run's seconds went, from its pod (1 s resolution): until the container started, the container,
+    after it ended until the end was seen."""
+    pods = json.loads(kubectl(namespace, "get", "pods", "-l", selector, "-o", "json"))["items"]
+    pods = [p for p in pods if "batch.kubernetes.io/job-name" in p["metadata"].get("labels", {})]
+    state = pods[-1]["status"]["containerStatuses"][0]["state"]["terminated"]
+    started, finished = parse_time(state["startedAt"]), parse_time(state["finishedAt"])
+    return started - applied, finished - started, ended - finished
+
+
 def ours(namespace: str, name: str, endpoint: str, bucket: str, profile: dict[str, Any]) -> float:
     doc = {"apiVersion": "datapipeline.io/v1alpha1", "kind": "Pipeline", "metadata": {"name": name},
            "spec": {"activated": False, "scheduleType": "ondemand", "defaults": {"maximumRetries": 0},
@@ -106,7 +122,7 @@ def ours(namespace: str, name: str, endpoint: str, bucket: str, profile: dict[st
     run = {"apiVersion": "datapipeline.io/v1alpha1", "kind": "PipelineRun",
            "metadata": {"name": f"{name}-1", "labels": {"datapipeline.io/pipeline": name}},
            "spec": {"pipelineRef": {"name": name}, "trigger": "Manual"}}
-    start = time.monotonic()
+    start, applied = time.monotonic(), time.time()
     apply(namespace, run)
 
     def done() -> bool:
@@ -116,7 +132,9 @@ def ours(namespace: str, name: str, endpoint: str, bucket: str, profile: dict[st
         return phase == "Succeeded"
 
     wait_until(done, 1800, f"run {name}-1")
-    return time.monotonic() - start
+    took = time.monotonic() - start
+    PHASES[name] = phases(namespace, f"datapipeline.io/run={name}-1", applied, time.time())
+    return took
 
 
 def direct(namespace: str, name: str, endpoint: str, bucket: str, kubernetes: bool) -> float:
@@ -167,7 +185,7 @@ def direct(namespace: str, name: str, endpoint: str, bucket: str, kubernetes: bo
                                "resources": {"requests": resources, "limits": resources}}]
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
            "spec": {"backoffLimit": 0, "template": {"spec": pod_spec}}}
-    start = time.monotonic()
+    start, applied = time.monotonic(), time.time()
     apply(namespace, job)
 
     def done() -> bool:
@@ -177,7 +195,9 @@ def direct(namespace: str, name: str, endpoint: str, bucket: str, kubernetes: bo
         return bool(status.get("succeeded"))
 
     wait_until(done, 1800, f"direct job {name}")
-    return time.monotonic() - start
+    took = time.monotonic() - start
+    PHASES[name] = phases(namespace, f"job-name={name}", applied, time.time())
+    return took
 
 
 def main() -> int:
@@ -224,6 +244,10 @@ def main() -> int:
                     print(f"{label:12} ours {mine:7.1f}s  direct {base:7.1f}s  ratio {mine / base:5.2f}  "
                           f"rows/s/core ours {args.rows / mine / cores:10,.0f}  direct "
                           f"{args.rows / base / cores:10,.0f}", flush=True)
+                    for side in (f"ours-{tag}", f"direct-{tag}"):
+                        before, inside, after = PHASES[side]
+                        print(f"{'':12} {side:16} to the container's start {before:5.1f}s  container "
+                              f"{inside:5.1f}s  end seen after {after:5.1f}s", flush=True)
     finally:
         operator.terminate()
         operator.wait(15)

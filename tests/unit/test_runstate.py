@@ -366,9 +366,79 @@ def test_status_for_500_activities_stays_small() -> None:
 def test_progress_events_are_posted_only_when_every_event_is_asked_for() -> None:
     from datapipeline.core.runstate import Emit, worth_posting
 
-    for reason in ("AttemptCreated", "ActivityRunning", "ActivityFinished", "DataNodeReady", "PreconditionMet"):
+    for reason in ("AttemptCreated", "ActivityRunning", "ActivityFinished", "DataNodeReady", "PreconditionMet",
+                   "RunStarted"):
         assert not worth_posting(Emit(reason, "m"), every_event=False)
         assert worth_posting(Emit(reason, "m"), every_event=True)
-    for reason in ("RunStarted", "RunSucceeded", "AttemptFailed", "ActivityFailed", "ActivityLate", "RunCancelled"):
+    for reason in ("RunSucceeded", "AttemptFailed", "ActivityFailed", "ActivityLate", "RunCancelled"):
         assert worth_posting(Emit(reason, "m"), every_event=False)
     assert worth_posting(Emit("ActivityFinished", "m", "Warning"), every_event=False)
+
+
+def _pending_job_sim() -> Sim:
+    """A run of a, b (after a) whose first Job exists but has not started (its pod is pending)."""
+    sim = Sim(pipeline(shell("a"), shell("b", "a")))
+    sim.step()
+    sim.jobs[sim.job("a", 1)] = JobFact(sim.job("a", 1), "active")
+    sim.step()
+    assert sim.status("a") == WAITING_FOR_RUNNER
+    return sim
+
+
+def test_an_attempt_starting_is_all_a_state_may_say_to_wait_for_its_save() -> None:
+    from datapipeline.core.runstate import only_started
+
+    sim = _pending_job_sim()
+    saved = RunState.from_dict(sim.state.to_dict())
+    assert not only_started(saved, RunState.from_dict(sim.state.to_dict()))  # nothing changed: nothing to wait for
+    sim.jobs[sim.job("a", 1)] = JobFact(sim.job("a", 1), "active", started=T0 + timedelta(seconds=3), running=True)
+    sim.step(5)
+    assert sim.status("a") == RUNNING
+    assert only_started(saved, sim.state)
+    sim.finish(sim.job("a", 1))
+    sim.step(2)  # a finished and b's Job made: none of it may wait
+    assert not only_started(saved, sim.state)
+
+
+def test_a_start_not_saved_is_derived_again_from_the_job_with_the_same_times() -> None:
+    sim = _pending_job_sim()
+    saved = json.loads(json.dumps(sim.state.to_dict()))
+    sim.jobs[sim.job("a", 1)] = JobFact(sim.job("a", 1), "active", started=T0 + timedelta(seconds=3), running=True)
+    sim.step(5)
+    sim.finish(sim.job("a", 1))
+    sim.step(2)
+    with_start_saved = sim.state.to_dict()
+    sim.state = RunState.from_dict(saved)  # the RUNNING state was never written (the save waited; a crash)
+    sim.step()
+    assert sim.state.to_dict() == with_start_saved
+    assert sim.state.activities["a"].start_time == T0 + timedelta(seconds=3)
+
+
+def test_a_new_attempt_a_phase_or_a_fired_action_is_never_only_a_start() -> None:
+    from datapipeline.core.runstate import only_started
+
+    sim = _pending_job_sim()
+    saved = RunState.from_dict(sim.state.to_dict())
+    moved = RunState.from_dict(sim.state.to_dict())
+    moved.activities["a"].attempt = 2
+    moved.activities["a"].status = RUNNING
+    assert not only_started(saved, moved)
+    moved = RunState.from_dict(sim.state.to_dict())
+    moved.activities["a"].status = RUNNING
+    moved.activities["a"].fired = ["late"]
+    assert not only_started(saved, moved)
+    moved = RunState.from_dict(sim.state.to_dict())
+    moved.activities["a"].status = RUNNING
+    moved.phase = SUCCEEDED
+    assert not only_started(saved, moved)
+
+
+def test_a_state_reads_back_as_it_was_written() -> None:
+    """Whatever a pass writes must read back the same, or the next pass writes again (an empty result once
+    cost a second status write per attempt)."""
+    sim = Sim(pipeline(shell("a"), shell("b", "a")))
+    sim.step()
+    sim.finish(sim.job("a", 1), result=TaskResult("FINISHED"))
+    sim.step(1)
+    written = sim.state.to_dict()
+    assert RunState.from_dict(json.loads(json.dumps(written))).to_dict() == written

@@ -97,3 +97,29 @@ def test_a_spread_never_passes_the_due_time() -> None:
     assert all(0 <= spread(30) < 30 for _ in range(100))
     assert all(0 <= spread(30, due_in=2) <= 2 for _ in range(100))
     assert spread(30, due_in=-5) == 0
+
+
+def test_wakes_within_a_delay_share_one_pass() -> None:
+    passes: list[float] = []
+
+    def work(namespace: str, name: str, cache: dict[str, Any], logger: logging.Logger) -> tuple[bool, datetime | None]:
+        passes.append(0)
+        return True, None
+
+    async def scenario() -> None:
+        workers = Workers("test", work, resync=lambda: 60)
+        workers.ensure("ns", "p")
+        await asyncio.sleep(0.05)
+        assert len(passes) == 1
+        for _ in range(5):  # five runs of the pipeline end, from the passes' threads
+            await asyncio.to_thread(workers.wake_within, "ns", "p", 0.2)
+        await asyncio.sleep(0.05)
+        assert len(passes) == 1  # not yet
+        await asyncio.sleep(0.3)
+        assert len(passes) == 2  # one pass for the five
+        workers.wake_within("ns", "p", 0)  # no delay: at once
+        await asyncio.sleep(0.05)
+        assert len(passes) == 3
+        await workers.stop_all()
+
+    asyncio.run(scenario())

@@ -48,6 +48,7 @@ from datapipeline.core.runstate import (
     RunSpec,
     RunState,
     attempt_job_name,
+    only_started,
     worth_posting,
 )
 from datapipeline.core.schedule import Interval, effective_start, format_time, interval_at, parse_time
@@ -178,8 +179,8 @@ def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
     if isinstance(observed, tuple):
         return observed  # gone, or refused
     result = _decide(namespace, name, observed, snap)
-    new_status = _act(namespace, name, observed, result, cache)
-    wake_at = _earliest(result.wake_at, attempt_wake_at(observed.attempts, observed.now))
+    new_status, save_at = _act(namespace, name, observed, result, cache)
+    wake_at = _earliest(result.wake_at, attempt_wake_at(observed.attempts, observed.now), save_at)
     if observed.run_spec.queued:
         wake_at = min(wake_at or observed.now + QUEUE_RECHECK, observed.now + QUEUE_RECHECK)
     return run_is_live(observed.run.get("spec") or {}, new_status, observed.run["metadata"]), wake_at
@@ -243,9 +244,10 @@ def _decide(namespace: str, name: str, obs: Observed, snap: caches.Snapshot | No
                 owner=owner, pipeline=obs.pipeline, capacity=capacity)
 
 
-def _act(namespace: str, name: str, obs: Observed, result: StepResult, cache: dict[str, Any]) -> dict[str, Any]:
+def _act(namespace: str, name: str, obs: Observed, result: StepResult,
+         cache: dict[str, Any]) -> tuple[dict[str, Any], datetime | None]:
     """Jobs and TaskAttempts first, then the status (conditional on what was read), then the Events; returns
-    the new status."""
+    the new status and, when its write waits (an attempt's start only), when it is due."""
     created, created_attempts = cache.setdefault("created_jobs", {}), cache.setdefault("created_attempts", {})
     for command, manifest in result.create:
         polled = manifest.get("kind") == taskattempt.KIND
@@ -267,6 +269,9 @@ def _act(namespace: str, name: str, obs: Observed, result: StepResult, cache: di
     new_status = {**build_status(obs.status, result.state, obs.run, obs.generation, obs.now),
                   FROZEN_VALUES: obs.values}
     patch = merge_patch(obs.stored, new_status)
+    save_at = _save_waits(obs, result, cache) if patch else None
+    if save_at is not None:
+        return obs.stored, save_at
     if patch:
         _save(namespace, name, obs.run, patch, cache)
     for emit in [*result.events, *_no_worker_warnings(obs.attempts, obs.now, cache)]:
@@ -278,8 +283,24 @@ def _act(namespace: str, name: str, obs: Observed, result: StepResult, cache: di
         if obs.pipeline:
             from datapipeline.controller.pipelines import PIPELINES
 
-            PIPELINES.wake(namespace, obs.pipeline)  # room for the next run (maxActiveRuns), health
-    return new_status
+            PIPELINES.wake_within(namespace, obs.pipeline, SETTINGS.status_delay)  # maxActiveRuns, health
+    return new_status, None
+
+
+def _save_waits(obs: Observed, result: StepResult, cache: dict[str, Any]) -> datetime | None:
+    """When the pass's status may be saved later (it only says that attempts started, and it did nothing
+    else): the time it is due, at most ``status_delay`` after the first such pass. A crash meanwhile loses
+    nothing: the next pass derives the same state from the Jobs."""
+    quiet = not result.create and not result.delete and \
+        not any(worth_posting(e, SETTINGS.every_event) for e in result.events)
+    if SETTINGS.status_delay <= 0 or not quiet or FROZEN_HASH not in obs.stored or not only_started(RunState.from_dict(obs.stored), result.state):
+        cache.pop("save_due", None)
+        return None
+    due: datetime = cache.setdefault("save_due", obs.now + timedelta(seconds=SETTINGS.status_delay))
+    if obs.now >= due:
+        cache.pop("save_due", None)
+        return None
+    return due
 
 
 def _settle_lost_claims(namespace: str, attempts: list[dict[str, Any]], facts: Mapping[str, JobFact],

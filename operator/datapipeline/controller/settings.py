@@ -38,6 +38,9 @@ class Settings:
     standalone: bool
     worker_threads: int  # passes of runs and Pipelines in flight at once (each mostly waits on the API server)
     every_event: bool  # post an Event for every attempt's creation, start and end too (core/runstate.py)
+    # Seconds a status write may wait for the next one: an attempt's start (derived again from its Job) and a
+    # Pipeline's lastRun/health after its runs end. 0: write at once.
+    status_delay: float
     leader_election: bool  # several replicas, one acting (controller/leader.py)
     leader_lease: str  # the Lease's name, in the operator's namespace
     lease_seconds: tuple[int, int, int]  # lease duration, renew deadline, retry period
@@ -60,6 +63,7 @@ def load() -> Settings:
         standalone=_bool("DATAPIPELINE_STANDALONE", True),
         worker_threads=max(1, int(_float("DATAPIPELINE_WORKER_THREADS", 32))),
         every_event=os.environ.get("DATAPIPELINE_EVENTS", "milestones").strip().lower() == "all",
+        status_delay=max(0.0, _float("DATAPIPELINE_STATUS_DELAY", 5.0)),
         leader_election=_bool("DATAPIPELINE_LEADER_ELECTION", False),
         leader_lease=os.environ.get("DATAPIPELINE_LEADER_LEASE") or "kube-datapipeline-operator",
         lease_seconds=_lease_seconds(os.environ.get("DATAPIPELINE_LEASE_SECONDS", "")),

@@ -261,7 +261,8 @@ class ActivityState:
         extra: dict[str, Any] = {"exitCode": self.exit_code, "waitingOn": self.waiting_on, "errorId": self.error_id,
                                  "errorMessage": self.error_message, "cascadeFailedOn": self.cascade_failed_on,
                                  "cancellationReason": self.cancellation_reason,
-                                 "resourceStatus": self.resource_status, "result": self.result}
+                                 "resourceStatus": self.resource_status,
+                                 "result": self.result or None}  # {} reads back as none: one write, not two
         data.update({k: v for k, v in extra.items() if v is not None})
         if len(self.attempts) > 1 or (self.attempts and self.attempts[0].error):
             # One clean attempt says nothing the summary does not: history only when there is some.
@@ -387,12 +388,37 @@ class Emit:
 # Events that only repeat what the run's status already holds (each attempt's creation, start and end): posted
 # only when the operator is asked for every event (DATAPIPELINE_EVENTS=all). The run's own transitions, every
 # failure, lateness, action, rerun and cancel, and every Warning are always posted.
+# The run's start is its status too (startTime, the Ready condition); its end is posted.
 PROGRESS_REASONS = frozenset({"AttemptCreated", "ActivityRunning", "ActivityFinished", "DataNodeReady",
-                              "PreconditionMet"})
+                              "PreconditionMet", "RunStarted"})
 
 
 def worth_posting(emit: Emit, every_event: bool) -> bool:
     return every_event or emit.type == "Warning" or emit.reason not in PROGRESS_REASONS
+
+
+def only_started(old: RunState, new: RunState) -> bool:
+    """``new`` differs from ``old`` only in activities whose attempt's Job started (waiting for a runner, now
+    RUNNING, same attempt): all a later pass derives again from the Job itself, with the same start time (the
+    pod's). Saving such a state may wait a little, so that a short attempt costs one status write at its end
+    instead of two (issue #12); anything else (a phase, an end, a new attempt, a fired action) may not."""
+    if old.to_dict() == new.to_dict():
+        return False
+    activities = dict(new.activities)
+    for name, after in new.activities.items():
+        before = old.activities.get(name)
+        if before is not None and before.status == WAITING_FOR_RUNNER and after.status == RUNNING \
+                and before.attempt == after.attempt:
+            activities[name] = _unstarted(after, before)
+    return old.to_dict() == replace(new, activities=activities).to_dict()
+
+
+def _unstarted(after: ActivityState, before: ActivityState) -> ActivityState:
+    """``after`` with what its attempt's start changed (status, times, the attempt's record) as in ``before``."""
+    records = {a.n: a for a in before.attempts}
+    attempts = [records.get(a.n, a) if a.n == after.attempt else a for a in after.attempts]
+    return replace(after, status=before.status, start_time=before.start_time, waiting_on=before.waiting_on,
+                   attempts=attempts)
 
 
 Command = CreateJob | DeleteJob | Emit
