@@ -46,7 +46,7 @@ class Pollers:
         return (self.tmp / f"poller-{name}.log").read_text(errors="replace")
 
     def kill(self, name: str) -> None:
-        """SIGKILL, as a machine that dies: the poller and (through PDEATHSIG) the task it ran."""
+        """SIGKILL, as a machine that dies: the poller, and (through PDEATHSIG, a SIGTERM) the task it ran."""
         proc = self.procs[name]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -153,7 +153,8 @@ def test_two_pollers_run_each_of_twenty_attempts_once_and_a_killed_pollers_attem
 
     # A poller killed mid-attempt: the lease runs out, the attempt fails as WorkerLost and is retried by the other.
     operator.apply(pipeline_doc("lost", [
-        shell("long", f"if [ ! -e {ran}/marker ]; then touch {ran}/marker; sleep 300; fi; echo second-time",
+        shell("long", f"if [ ! -e {ran}/marker ]; then sleep 300 & echo $! > {ran}/sleep.pid; touch {ran}/marker; "
+                      "wait; fi; echo second-time",
               workerGroup="pair", maximumRetries=1, retryDelay="1s")],
         **ONDEMAND, workerGroups={"pair": {"mode": "poll", "leaseSeconds": 12}}))
     operator.cli("run", "lost", "--name", "lost-1")
@@ -162,7 +163,11 @@ def test_two_pollers_run_each_of_twenty_attempts_once_and_a_killed_pollers_attem
     operator.wait(lambda: (ran / "marker").exists(), timeout=60)
     victim = first["status"]["claimedBy"]
     survivor = "p2" if victim == "p1" else "p1"
+    sleeper = int((ran / "sleep.pid").read_text())
     pollers.kill(victim)
+    # The killed poller's task stops with everything it started (the runner gets SIGTERM and stops its command's
+    # process group): nothing of it runs on while its retry runs elsewhere.
+    operator.wait(lambda: not _alive(sleeper), timeout=30)
     run = operator.wait_phase("lost-1", ("Succeeded", "Failed"), timeout=120)
     assert run["status"]["phase"] == "Succeeded", json.dumps(run["status"]["activities"], indent=1)
     history = run["status"]["activities"]["long"]["attempts"]
@@ -185,6 +190,14 @@ def test_two_pollers_run_each_of_twenty_attempts_once_and_a_killed_pollers_attem
     assert run["status"]["activities"]["wait"]["status"] == "CANCELED"
     operator.wait(lambda: not attempts_of(operator, "stop-1"), timeout=30)
     operator.wait(lambda: "stopping stop-1-wait-1 (deleted)" in pollers.log(survivor), timeout=30)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_poller_identity_may_claim_only_its_own_groups_attempts_in_its_namespace(

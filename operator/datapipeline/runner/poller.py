@@ -342,13 +342,15 @@ def read_result(path: Path, exit_code: int) -> TaskResult:
 
 
 def _die_with_parent() -> None:
-    """In the child: SIGKILL when the poller's thread that started it dies (a poller killed must not leave a
-    task running that nobody reports on, while its retry runs elsewhere). Linux only; elsewhere a no-op."""
+    """In the child: SIGTERM when the poller's thread that started it dies (a poller killed must not leave a
+    task running that nobody reports on, while its retry runs elsewhere). SIGTERM, not SIGKILL: the runner then
+    stops its own command's process group as on a cancel (SIGTERM, SIGKILL 10 s later), so no grandchild is
+    left behind. Linux only; elsewhere a no-op."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
