@@ -326,6 +326,59 @@ def test_hive_reads_a_sql_query_as_its_input_table(runner: Runner, minio: S3Serv
     assert "hive: running" not in wrong.output
 
 
+@pytest.mark.parametrize("dialect", ["postgres", "mariadb"])
+def test_hive_writes_a_sql_table_in_one_transaction(runner: Runner, minio: S3Server, bucket: str, spark_cache: Path,
+                                                    dialect: str, request: pytest.FixtureRequest) -> None:
+    """${output1} over a SQL table: INSERT OVERWRITE replaces its rows, INSERT INTO adds to them, a failing
+    statement leaves them as they were; the table keeps its key, and no staging table is left behind."""
+    server: SqlServer = request.getfixturevalue(dialect)
+    table = f"totals_{dialect}"
+    server.sql(f"DROP TABLE IF EXISTS {table}")
+    server.sql(f"CREATE TABLE {table} (region VARCHAR(10) PRIMARY KEY, total BIGINT NOT NULL)")
+    server.sql(f"INSERT INTO {table} VALUES ('old', 1)")
+    put(minio, bucket, "orders/part-1.csv", "eu,10\nus,5\neu,7\n")
+    orders = s3_node("Orders", {"type": "CSV", "fields": {"column": ["region STRING", "amount BIGINT"]}},
+                     directoryPath=f"s3://{bucket}/orders/")
+    database = {"name": "Shop", "type": "JdbcDatabase", "connection_string": server.jdbc, "username": server.user,
+                "password_env": "SHOP_PASSWORD"}
+    totals = {"name": "Totals", "type": "SqlDataNode", "database": database, "fields": {"table": table}}
+    env = {**minio.env(), "SHOP_PASSWORD": server.password}
+
+    def hive(script: str, output: dict[str, Any] = totals) -> Run:
+        return runner(task("activity", "HiveActivity", {"runsOn": "spark", "hiveScript": script},
+                           aws=s3_aws(minio), cluster=dict(PROFILE), inputs=[orders], outputs=[output]),
+                      env, timeout=300)
+
+    def rows() -> list[tuple[Any, ...]]:
+        return sorted(tuple(r) for r in server.sql(f"SELECT region, total FROM {table}"))
+
+    def stages() -> list[Any]:
+        return server.sql("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'dp_stage_%'")
+
+    run = hive("INSERT OVERWRITE TABLE ${output1} SELECT region, sum(amount) FROM ${input1} GROUP BY region")
+    assert run.code == 0, run.output
+    assert rows() == [("eu", 17), ("us", 5)]
+    assert "2 row(s) into" in run.output and "in place of its 1 row(s)" in run.output
+    assert server.password not in run.output
+    run = hive("INSERT INTO TABLE ${output1} SELECT 'ap', 1")
+    assert run.code == 0, run.output
+    assert rows() == [("ap", 1), ("eu", 17), ("us", 5)]
+    # The first statement fills the staging table; the second fails: the table is as it was.
+    failed = hive("INSERT OVERWRITE TABLE ${output1} SELECT 'xx', 2; SELECT no_such_column FROM ${input1}")
+    assert_failed(failed, "Hive.StatementFailed")
+    assert "statement 2 of 2" in str(failed.result.error_message)
+    assert rows() == [("ap", 1), ("eu", 17), ("us", 5)]
+    # A duplicate key is refused by the table itself when the rows move: nothing of them is kept.
+    duplicate = hive("INSERT INTO TABLE ${output1} SELECT 'zz', 1 UNION ALL SELECT 'eu', 2")
+    assert_failed(duplicate, "SQL.BadRow")
+    assert rows() == [("ap", 1), ("eu", 17), ("us", 5)]
+    assert stages() == []
+    missing = hive("INSERT INTO TABLE ${output1} SELECT 'ap', 1", {**totals, "fields": {"table": "no_such"}})
+    assert_failed(missing, "SQL.NoSuchTable", "output 'Totals' (${output1}): table no_such does not exist in "
+                  "database Shop (create it first: its columns are the output's)", code=2)
+    assert "hive: running" not in missing.output
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 
@@ -364,9 +417,8 @@ def test_unsupported_nodes_and_tables_fail_before_spark(runner: Runner, minio: S
     nodes = log_nodes(bucket)
     nodes["outputs"][0] = {"name": "Warehouse", "type": "SqlDataNode", "fields": {"table": "t"}}
     copy = run_spark(runner, minio, spark_task(minio, "HiveCopyActivity", {}, **nodes))
-    assert_failed(copy, "Task.UnsupportedNode", "output 'Warehouse' (${output1}): a Hive table here is an "
-                  "S3DataNode's or a DynamoDBDataNode's data, not a SqlDataNode's (a SQL table is an input only: "
-                  "HiveActivity reads it, as AWS reads RDS tables)", code=2)
+    assert_failed(copy, "Task.UnsupportedNode", "output 'Warehouse' (${output1}): HiveCopyActivity copies S3 and "
+                  "DynamoDB data; read or write a SQL table with a HiveActivity or a CopyActivity", code=2)
     nodes = log_nodes(bucket)
     nodes["outputs"][0]["fields"] = {"filePath": f"s3://{bucket}/report.csv"}
     hive = run_spark(runner, minio, spark_task(minio, "HiveActivity", {"hiveScript": "SELECT 1"}, **nodes))

@@ -416,3 +416,17 @@ def test_hive_support_only_for_statements_that_need_it(statements: list[str], hi
     from datapipeline.core.hivescript import needs_hive_support
 
     assert needs_hive_support(statements) is hive
+
+
+@pytest.mark.parametrize(("statements", "tables"), [
+    (["INSERT OVERWRITE TABLE output1 SELECT region, count(*) FROM input1 GROUP BY region"], {"output1"}),
+    (["insert overwrite output1 select 1"], {"output1"}),  # Spark's form, without TABLE
+    (["INSERT INTO TABLE output1 SELECT 1"], set()),
+    (["INSERT INTO output1 SELECT 'INSERT OVERWRITE TABLE output2'"], set()),  # text in quotes
+    (["FROM input1 INSERT OVERWRITE TABLE `output1` SELECT a INSERT INTO TABLE output2 SELECT b"], {"output1"}),
+    (["CREATE TABLE t AS SELECT 1", "INSERT OVERWRITE TABLE Output2 SELECT * FROM t"], {"output2"}),
+])
+def test_the_tables_a_script_overwrites(statements: list[str], tables: set[str]) -> None:
+    from datapipeline.core.hivescript import overwritten_tables
+
+    assert overwritten_tables(statements) == tables

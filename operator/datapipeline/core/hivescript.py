@@ -87,3 +87,17 @@ _USING = re.compile(r"\bUSING\s+\w+", re.IGNORECASE)
 def needs_hive_support(statements: Sequence[str]) -> bool:
     """Whether any statement needs Spark's Hive support (a false yes only costs time; a false no, a clear error)."""
     return any(_HIVE_ONLY.search(s) or (_CREATE_TABLE.match(s) and not _USING.search(s)) for s in statements)
+
+
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# Hive's INSERT OVERWRITE TABLE t, Spark's INSERT OVERWRITE [TABLE] t; a name may be backquoted.
+_OVERWRITE = re.compile(r"\bINSERT\s+OVERWRITE\s+(?:TABLE\s+)?`?([A-Za-z_][A-Za-z0-9_]*)`?", re.IGNORECASE)
+
+
+def overwritten_tables(statements: Sequence[str]) -> set[str]:
+    """The tables (lower case) some statement replaces with INSERT OVERWRITE, multi-insert forms included
+    (``FROM t INSERT OVERWRITE TABLE a SELECT ... INSERT INTO b SELECT ...``); text in quotes does not count."""
+    found: set[str] = set()
+    for statement in statements:
+        found.update(m.group(1).lower() for m in _OVERWRITE.finditer(_LITERAL.sub("''", statement)))
+    return found

@@ -55,7 +55,7 @@ def _tables(spark: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
     for item in plan["inputs"]:
         try:
             if item.get("source") == "jdbc":
-                frame = _jdbc_input(spark, item["jdbc"])
+                frame = _jdbc_frame(spark, item["jdbc"], query=item["jdbc"]["query"])
             elif item.get("source", "files") != "files":
                 frame = _dynamodb_input(spark, item)
             elif item["paths"]:
@@ -69,6 +69,12 @@ def _tables(spark: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
         except Exception as e:
             return _failed(item["what"], *_describe(spark, e))
     for item in plan["outputs"]:
+        if item.get("sink") == "jdbc":  # the runner's staging table; INSERT OVERWRITE truncates it, never drops it
+            try:
+                _jdbc_frame(spark, item["jdbc"], truncate="true").createOrReplaceTempView(item["table"])
+            except Exception as e:
+                return _failed(item["what"], *_describe(spark, e))
+            continue
         if item.get("sink", "table") != "table":
             continue  # written by _copy
         try:
@@ -80,14 +86,16 @@ def _tables(spark: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _jdbc_input(spark: Any, jdbc: dict[str, Any]) -> Any:
-    """A SQL input through Spark's JDBC source: the query's columns become the table's."""
+def _jdbc_frame(spark: Any, jdbc: dict[str, Any], **options: str) -> Any:
+    """A SQL query (an input) or table (an output's staging table) through Spark's JDBC source; the password
+    comes from the Spark process's environment, where the runner put it."""
     import os
 
-    options = {**jdbc["properties"], "url": jdbc["url"], "driver": jdbc["driver"], "query": jdbc["query"],
-               "user": jdbc["user"],
-               "password": os.environ.get(jdbc["password_env"], "")}
-    return spark.read.format("jdbc").options(**options).load()
+    every = {**jdbc["properties"], "url": jdbc["url"], "driver": jdbc["driver"], "user": jdbc["user"],
+             "password": os.environ.get(jdbc["password_env"], ""), **options}
+    if "dbtable" in jdbc:
+        every["dbtable"] = jdbc["dbtable"]
+    return spark.read.format("jdbc").options(**every).load()
 
 
 def _dynamodb_input(spark: Any, item: dict[str, Any]) -> Any:

@@ -24,6 +24,7 @@ from datapipeline.core.emrsteps import SparkSubmit
 from datapipeline.core.hivescript import (
     ScriptError,
     needs_hive_support,
+    overwritten_tables,
     script_variables,
     split_statements,
     substitute,
@@ -31,6 +32,14 @@ from datapipeline.core.hivescript import (
 from datapipeline.core.sparkconf import SparkConfError, table_options, table_schema
 from datapipeline.core.task import DataNodeSpec, TaskResult
 from datapipeline.runner import spark
+from datapipeline.runner.activities.hive_sql import (
+    SQL_NODES,
+    SqlOutput,
+    drop_stages,
+    publish,
+    sql_input,
+    sql_output,
+)
 from datapipeline.runner.activities.shell import Outcome
 from datapipeline.runner.context import Context, strings
 from datapipeline.runner.errors import InvalidTask, TaskError
@@ -40,12 +49,6 @@ from datapipeline.runner.s3 import S3Url
 
 log = get("hive")
 DYNAMODB_NODE = "DynamoDBDataNode"
-SQL_NODES = ("SqlDataNode", "MySqlDataNode")
-# Spark's JDBC URL and driver per dialect (jars in spark-image/jars.lock). MariaDB's driver serves MySQL and
-# MariaDB under the jdbc:mysql scheme (permitMysqlScheme), which is what makes Spark quote names as MySQL does.
-JDBC_URLS = {"postgresql": "jdbc:postgresql://{host}:{port}/{database}",
-             "mysql": "jdbc:mysql://{host}:{port}/{database}?permitMysqlScheme"}
-JDBC_DRIVERS = {"postgresql": "org.postgresql.Driver", "mysql": "org.mariadb.jdbc.Driver"}
 DRIVER = "datapipeline.runner.spark_hive"
 
 
@@ -53,9 +56,27 @@ def run(ctx: Context) -> TaskResult:
     spec = ctx.spec
     what = f"{spec.type} {spec.name}"
     statements = _statements(ctx, what)
-    secrets: dict[str, str] = {}  # environment of the Spark process only: SQL inputs' passwords
+    secrets: dict[str, str] = {}  # environment of the Spark process only: SQL nodes' passwords
     inputs = [_input(ctx, node, i, secrets) for i, node in enumerate(spec.inputs, 1)]
-    outputs = [_output(ctx, node, i, inputs) for i, node in enumerate(spec.outputs, 1)]
+    _check_outputs(spec.type, spec.outputs)
+    staged: list[SqlOutput] = []
+    try:
+        return _run(ctx, what, statements, inputs, secrets, staged)
+    finally:
+        drop_stages(staged)
+
+
+def _run(ctx: Context, what: str, statements: list[str], inputs: list[dict[str, Any]], secrets: dict[str, str],
+         staged: list[SqlOutput]) -> TaskResult:
+    spec = ctx.spec
+    outputs = []
+    for i, node in enumerate(spec.outputs, 1):
+        if node.type in SQL_NODES:  # a staging table, its rows moved into the node's table at the end
+            entry, out = sql_output(node, _check_node(spec.type, node, "output", i), i, secrets)
+            staged.append(out)
+            outputs.append(entry)
+        else:
+            outputs.append(_output(ctx, node, i, inputs))
     copy = None
     if spec.type == "HiveCopyActivity" and (inputs[0]["source"] != "files" or outputs[0]["sink"] != "table"):
         # DynamoDB on either side: the filtered rows go to the output by the DynamoDB adapter, whole items along.
@@ -74,7 +95,14 @@ def run(ctx: Context) -> TaskResult:
     outcome = spark.run(launcher, ctx, argv, what)
     if outcome.returncode != 0:
         raise _failure(what, result_path, outcome)
+    publish(staged, overwritten_tables(statements))
     return TaskResult("FINISHED", output_uris=tuple(_written(ctx, spec.outputs)))
+
+
+def _check_outputs(activity: str, outputs: tuple[DataNodeSpec, ...]) -> None:
+    """Every output's type, before a staging table is made for any."""
+    for i, node in enumerate(outputs, 1):
+        _check_node(activity, node, "output", i)
 
 
 def _driver_path() -> str:
@@ -122,52 +150,15 @@ def _copy_query(ctx: Context) -> str:
     return "SELECT * FROM input1" + (f" WHERE ({where})" if where else "")
 
 
-def _check_node(node: DataNodeSpec, role: str, index: int) -> str:
+def _check_node(activity: str, node: DataNodeSpec, role: str, index: int) -> str:
     where = f"{role} {node.name!r} (${{{role}{index}}})"
-    if role == "input" and node.type in SQL_NODES:
-        return where
-    if node.type not in (*S3_TYPES, DYNAMODB_NODE):
-        sql = " (a SQL table is an input only: HiveActivity reads it, as AWS reads RDS tables)" if (
-            node.type in SQL_NODES) else ""
-        raise InvalidTask(f"{where}: a Hive table here is an S3DataNode's or a DynamoDBDataNode's data, not a "
-                          f"{node.type}'s{sql}", "Task.UnsupportedNode")
-    return where
-
-
-def _jdbc_input(ctx: Context, node: DataNodeSpec, where: str, index: int,
-                secrets: dict[str, str]) -> dict[str, Any]:
-    """A SQL input as Spark's JDBC source: the node's selectQuery (or its whole table), its columns the query's.
-
-    The runner connects first (a wrong host, user or password fails here, quickly, naming the database) and
-    quotes the table name in the database's dialect. The password reaches Spark as an environment variable of
-    its process, never in the plan file."""
-    from datapipeline.runner.sql import Database
-
-    if ctx.spec.type != "HiveActivity":
-        raise InvalidTask(f"{where}: HiveCopyActivity copies S3 and DynamoDB data; read a SQL table with a "
+    if node.type in SQL_NODES and activity == "HiveCopyActivity":
+        raise InvalidTask(f"{where}: HiveCopyActivity copies S3 and DynamoDB data; read or write a SQL table with a "
                           "HiveActivity or a CopyActivity", "Task.UnsupportedNode")
-    if node.database is None:
-        raise InvalidTask(f"{where}: {node.type} needs a database")
-    db = Database.connect(node.database, where)
-    try:
-        info = db.info
-        if info.dialect not in JDBC_URLS:
-            raise InvalidTask(f"{where}: database {node.database.name} is {info.dialect}: Spark reads PostgreSQL, "
-                              "MySQL and MariaDB tables here", "Task.UnsupportedNode")
-        table, query = node.fields.get("table") or node.fields.get("tableName"), node.fields.get("selectQuery")
-        if not query and not table:
-            raise InvalidTask(f"{where}: {node.type} needs table or selectQuery")
-        query = str(query or f"SELECT * FROM {db.table_ref(str(table), node.fields.get('schemaName'))}")
-    finally:
-        db.close()
-    password_env = f"DATAPIPELINE_HIVE_INPUT{index}_PASSWORD"
-    if info.password:
-        secrets[password_env] = info.password
-    return {"table": f"input{index}", "what": where, "source": "jdbc", "paths": [], "options": {}, "schema": None,
-            "jdbc": {"url": JDBC_URLS[info.dialect].format(host=info.host, port=info.port, database=info.database),
-                     "driver": JDBC_DRIVERS[info.dialect], "query": query.strip().rstrip(";"),
-                     "user": info.user or "", "password_env": password_env,
-                     "properties": dict(info.params)}}
+    if node.type not in (*S3_TYPES, DYNAMODB_NODE, *SQL_NODES):
+        raise InvalidTask(f"{where}: a Hive table here is an S3DataNode's, a DynamoDBDataNode's or a SQL table's "
+                          f"data, not a {node.type}'s", "Task.UnsupportedNode")
+    return where
 
 
 def _dynamodb_columns(node: DataNodeSpec, where: str, required: bool) -> tuple[Column, ...] | None:
@@ -195,9 +186,9 @@ def _dynamodb_conf(ctx: Context, node: DataNodeSpec, where: str) -> dict[str, An
 
 
 def _input(ctx: Context, node: DataNodeSpec, index: int, secrets: dict[str, str]) -> dict[str, Any]:
-    where = _check_node(node, "input", index)
+    where = _check_node(ctx.spec.type, node, "input", index)
     if node.type in SQL_NODES:
-        return _jdbc_input(ctx, node, where, index, secrets)
+        return sql_input(node, where, index, secrets)
     cols = _dynamodb_columns(node, where, required=node.type == DYNAMODB_NODE)
     if cols is not None:
         assert node.data_format is not None
@@ -228,7 +219,7 @@ def _data_files(ctx: Context, node: DataNodeSpec, where: str) -> list[S3Url]:
 
 
 def _output(ctx: Context, node: DataNodeSpec, index: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-    where = _check_node(node, "output", index)
+    where = _check_node(ctx.spec.type, node, "output", index)
     copy = ctx.spec.type == "HiveCopyActivity"
     cols = _dynamodb_columns(node, where, required=False)
     if (node.type == DYNAMODB_NODE or cols is not None) and not copy:
