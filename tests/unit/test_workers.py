@@ -123,3 +123,29 @@ def test_wakes_within_a_delay_share_one_pass() -> None:
         await workers.stop_all()
 
     asyncio.run(scenario())
+
+
+def test_a_pass_decides_in_a_thread_and_acts_on_the_event_loop() -> None:
+    from datapipeline.controller.workers import Outcome, Then
+
+    where: list[str] = []
+
+    def work(namespace: str, name: str, cache: dict[str, Any], logger: logging.Logger) -> Outcome | Then:
+        where.append(threading.current_thread().name)
+
+        async def act() -> Outcome:
+            where.append(threading.current_thread().name)
+            await asyncio.sleep(0)  # the writes: awaited, no thread held
+            return False, None
+
+        return Then(act)
+
+    async def scenario() -> None:
+        workers = Workers("test", work, resync=lambda: 60)
+        workers.ensure("ns", "t")
+        await asyncio.sleep(0.1)
+        assert ("ns", "t") not in workers  # the act's outcome counted: nothing left to do
+        await workers.stop_all()
+
+    asyncio.run(scenario())
+    assert where[0] != threading.main_thread().name and where[1] == threading.main_thread().name

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import kopf
 from kubernetes.client.exceptions import ApiException
+from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
 
 from datapipeline.core.schedule import format_time
 from datapipeline.k8s import api as kube
@@ -33,14 +34,14 @@ def backoff(failures: int, rng: random.Random | None = None) -> float:
 
 def describe(error: BaseException) -> str:
     """One sentence for a user: the API server's own message where there is one."""
-    if isinstance(error, ApiException):
-        message = ""
+    if isinstance(error, ApiException | AsyncApiException):
+        message, text = "", error.body.decode(errors="replace") if isinstance(error.body, bytes) else error.body
         try:
-            body = json.loads(error.body or "{}")
+            body = json.loads(text or "{}")
             message = str(body.get("message") or "") if isinstance(body, Mapping) else ""
         except ValueError:
             message = ""
-        return f"the API server refused a request ({error.status} {error.reason}): {message or error.body or ''}"
+        return f"the API server refused a request ({error.status} {error.reason}): {message or text or ''}"
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}"
 

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 
 from datapipeline.controller import caches, errors, metrics, run_index
 from datapipeline.controller.facts import attempt_facts, job_facts, pod_job_name, running_since
@@ -31,7 +30,7 @@ from datapipeline.controller.frozen import (
 from datapipeline.controller.lifecycle import VIEWS, PipelineView, queue_reason, run_lifecycle, view_of
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.controller.step import StepResult, merge_patch, step
-from datapipeline.controller.workers import Workers, spread
+from datapipeline.controller.workers import Outcome, Then, Workers, spread
 from datapipeline.core import taskattempt
 from datapipeline.core.crossrun import ExternalState, node_intervals
 from datapipeline.core.definition import GROUP, VERSION, parse_pipeline
@@ -55,6 +54,7 @@ from datapipeline.core.schedule import Interval, effective_start, format_time, i
 from datapipeline.core.task import KIND_ACTIVITY
 from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
+from datapipeline.k8s import async_api as writes
 from datapipeline.k8s.jobs import (
     LABEL_ACTIVITY,
     LABEL_KIND,
@@ -90,7 +90,7 @@ def run_is_live(spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mappin
 
 
 # ---------------------------------------------------------------------------- handlers
-def _pass(namespace: str, name: str, cache: dict[str, Any], logger: logging.Logger) -> tuple[bool, datetime | None]:
+def _pass(namespace: str, name: str, cache: dict[str, Any], logger: logging.Logger) -> Outcome | Then:
     return reconcile_run(namespace, name, cache, logger)
 
 
@@ -148,6 +148,7 @@ async def attempt_event(meta: kopf.Meta, namespace: str | None, **kwargs: Any) -
 @kopf.on.cleanup()
 async def stop_workers(**_: Any) -> None:
     await RUNS.stop_all()
+    await writes.close()
 
 
 # ---------------------------------------------------------------------------- one pass
@@ -171,23 +172,27 @@ class Observed:
 
 
 def reconcile_run(namespace: str, name: str, cache: dict[str, Any],
-                  logger: logging.Logger | logging.LoggerAdapter[Any]) -> tuple[bool, datetime | None]:
-    """One pass over a run: observe, decide (pure), act; returns whether it still needs work and when to look
-    again."""
+                  logger: logging.Logger | logging.LoggerAdapter[Any]) -> Outcome | Then:
+    """One pass over a run: observe and decide (pure) here, in a thread; act on the event loop. Its outcome:
+    whether the run still needs work and when to look again."""
     snap: caches.Snapshot | None = cache.pop("snapshot", None)
     observed = _observe(namespace, name, cache, snap)
-    if isinstance(observed, tuple):
+    if not isinstance(observed, Observed):
         return observed  # gone, or refused
     result = _decide(namespace, name, observed, snap)
-    new_status, save_at = _act(namespace, name, observed, result, cache)
-    wake_at = _earliest(result.wake_at, attempt_wake_at(observed.attempts, observed.now), save_at)
-    if observed.run_spec.queued:
-        wake_at = min(wake_at or observed.now + QUEUE_RECHECK, observed.now + QUEUE_RECHECK)
-    return run_is_live(observed.run.get("spec") or {}, new_status, observed.run["metadata"]), wake_at
+
+    async def act() -> Outcome:
+        new_status, save_at = await _act(namespace, name, observed, result, cache)
+        wake_at = _earliest(result.wake_at, attempt_wake_at(observed.attempts, observed.now), save_at)
+        if observed.run_spec.queued:
+            wake_at = min(wake_at or observed.now + QUEUE_RECHECK, observed.now + QUEUE_RECHECK)
+        return run_is_live(observed.run.get("spec") or {}, new_status, observed.run["metadata"]), wake_at
+
+    return Then(act)
 
 
 def _observe(namespace: str, name: str, cache: dict[str, Any],
-             snap: caches.Snapshot | None) -> Observed | tuple[bool, datetime | None]:
+             snap: caches.Snapshot | None) -> Observed | Outcome | Then:
     run = caches.freshest(snap.run, cache) if snap is not None else kube.get_object(namespace, PLURAL, name)
     if run is None or run["metadata"].get("deletionTimestamp"):
         return False, None
@@ -199,7 +204,7 @@ def _observe(namespace: str, name: str, cache: dict[str, Any],
     status = stored
     if FROZEN_HASH not in status:
         frozen = _freeze(namespace, name, run, pipeline, now, snap, cache)
-        if isinstance(frozen, tuple):
+        if isinstance(frozen, Then):
             return frozen
         status = {**status, **frozen}  # saved with the pass's first decisions: one status write, not two
     full, generation, problem = _definition(namespace, name, status, seen, cache)
@@ -244,15 +249,15 @@ def _decide(namespace: str, name: str, obs: Observed, snap: caches.Snapshot | No
                 owner=owner, pipeline=obs.pipeline, capacity=capacity)
 
 
-def _act(namespace: str, name: str, obs: Observed, result: StepResult,
-         cache: dict[str, Any]) -> tuple[dict[str, Any], datetime | None]:
+async def _act(namespace: str, name: str, obs: Observed, result: StepResult,
+               cache: dict[str, Any]) -> tuple[dict[str, Any], datetime | None]:
     """Jobs and TaskAttempts first, then the status (conditional on what was read), then the Events; returns
     the new status and, when its write waits (an attempt's start only), when it is due."""
     created, created_attempts = cache.setdefault("created_jobs", {}), cache.setdefault("created_attempts", {})
     for command, manifest in result.create:
         polled = manifest.get("kind") == taskattempt.KIND
-        made = kube.create_object(namespace, taskattempt.PLURAL, manifest) if polled \
-            else kube.create_job(namespace, manifest)
+        made = await writes.create_object(namespace, taskattempt.PLURAL, manifest) if polled \
+            else await writes.create_job(namespace, manifest)
         if made:
             metrics.JOBS_CREATED.labels(namespace, command.kind).inc()
         # Until the watch shows it (made now, or by an earlier pass).
@@ -260,12 +265,12 @@ def _act(namespace: str, name: str, obs: Observed, result: StepResult,
     polled_names = {str(a["metadata"]["name"]) for a in obs.attempts}
     for delete in result.delete:
         if delete.name in polled_names:
-            kube.delete_object(namespace, taskattempt.PLURAL, delete.name)  # the poller stops the task
+            await writes.delete_object(namespace, taskattempt.PLURAL, delete.name)  # the poller stops the task
         else:
-            kube.delete_job(namespace, delete.name)
+            await writes.delete_job(namespace, delete.name)
         created.pop(delete.name, None)
         created_attempts.pop(delete.name, None)
-    _settle_lost_claims(namespace, obs.attempts, obs.facts, obs.now)
+    await _settle_lost_claims(namespace, obs.attempts, obs.facts, obs.now)
     new_status = {**build_status(obs.status, result.state, obs.run, obs.generation, obs.now),
                   FROZEN_VALUES: obs.values}
     patch = merge_patch(obs.stored, new_status)
@@ -273,7 +278,7 @@ def _act(namespace: str, name: str, obs: Observed, result: StepResult,
     if save_at is not None:
         return obs.stored, save_at
     if patch:
-        _save(namespace, name, obs.run, patch, cache)
+        await _save(namespace, name, obs.run, patch, cache)
     for emit in [*result.events, *_no_worker_warnings(obs.attempts, obs.now, cache)]:
         if worth_posting(emit, SETTINGS.every_event):
             kopf.event(cast(Any, obs.run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
@@ -303,8 +308,8 @@ def _save_waits(obs: Observed, result: StepResult, cache: dict[str, Any]) -> dat
     return due
 
 
-def _settle_lost_claims(namespace: str, attempts: list[dict[str, Any]], facts: Mapping[str, JobFact],
-                        now: datetime) -> None:
+async def _settle_lost_claims(namespace: str, attempts: list[dict[str, Any]], facts: Mapping[str, JobFact],
+                              now: datetime) -> None:
     """A claim whose lease ran out is failed on the object too (terminal: the lost poller's late writes are
     refused), only if nobody wrote it since it was seen (a late heartbeat wins)."""
     for obj in attempts:
@@ -315,9 +320,9 @@ def _settle_lost_claims(namespace: str, attempts: list[dict[str, Any]], facts: M
             continue
         patch = taskattempt.lost_patch(obj, now)
         try:
-            kube.patch_status(namespace, taskattempt.PLURAL, name, patch["status"],
-                              resource_version=patch["metadata"]["resourceVersion"])
-        except ApiException as error:
+            await writes.patch_status(namespace, taskattempt.PLURAL, name, patch["status"],
+                                      resource_version=patch["metadata"]["resourceVersion"])
+        except writes.ApiException as error:
             if error.status not in (404, 409, 422):
                 raise
 
@@ -429,15 +434,14 @@ def _with_lifecycle(namespace: str, pipeline: str, run: Mapping[str, Any], run_s
     return replace(run_spec, paused=wanted.paused, queued=queued)
 
 
-def _save(namespace: str, name: str, run: Mapping[str, Any], patch: Mapping[str, Any],
-          cache: dict[str, Any] | None = None) -> None:
+async def _save(namespace: str, name: str, run: Mapping[str, Any], patch: Mapping[str, Any],
+                cache: dict[str, Any]) -> None:
     """Save the status only if the run is unchanged since it was read (else the next pass decides again)."""
     try:
-        answer = kube.patch_status(namespace, PLURAL, name, patch,
-                                   resource_version=str(run["metadata"].get("resourceVersion") or "") or None)
-        if cache is not None:
-            caches.remember_write(cache, run, answer, caches.trim_run)
-    except ApiException as error:
+        answer = await writes.patch_status(namespace, PLURAL, name, patch,
+                                           resource_version=str(run["metadata"].get("resourceVersion") or "") or None)
+        caches.remember_write(cache, run, answer, caches.trim_run)
+    except writes.ApiException as error:
         if error.status == 409:
             raise kopf.TemporaryError("the run changed while it was reconciled; looking again", delay=0.2) \
                 from error
@@ -474,7 +478,7 @@ def _count(namespace: str, pipeline: str, reason: str) -> None:
 
 def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str, now: datetime,
             snap: caches.Snapshot | None = None,
-            cache: dict[str, Any] | None = None) -> tuple[bool, datetime | None] | dict[str, Any]:
+            cache: dict[str, Any] | None = None) -> Then | dict[str, Any]:
     """The copy of the Pipeline's spec for the run's status, once: the run's one source of truth (a tuple: the
     run was refused). It is saved with the first pass's state, in one status write.
 
@@ -533,17 +537,21 @@ def _frozen_status(namespace: str, name: str, status: Mapping[str, Any], cache: 
 
 
 def _refuse(namespace: str, name: str, run: Mapping[str, Any], reason: str, message: str,
-            now: datetime) -> tuple[bool, datetime | None]:
+            now: datetime) -> Then:
     """End the run as Failed before any Job exists, with a condition and an Event naming the cause."""
     status = run.get("status") or {}
     new_status = {**status, "phase": PHASE_FAILED, "completionTime": status.get("completionTime") or format_time(now),
                   "conditions": conditions(status, PHASE_FAILED, reason, message, run["metadata"].get("generation"),
                                            now)}
     patch = merge_patch(status, new_status)
-    if patch:
-        _save(namespace, name, run, patch)
-        kopf.event(cast(Any, run), type="Warning", reason=reason, message=message[:1000])
-    return False, None
+
+    async def act() -> Outcome:
+        if patch:
+            await _save(namespace, name, run, patch, {})
+            kopf.event(cast(Any, run), type="Warning", reason=reason, message=message[:1000])
+        return False, None
+
+    return Then(act)
 
 
 def run_spec_of(run: Mapping[str, Any], definition: PipelineDefinition) -> RunSpec:

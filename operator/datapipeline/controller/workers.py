@@ -1,5 +1,9 @@
 """One asyncio task per object that needs work (a live PipelineRun, a Pipeline), woken by watch events.
 
+A pass observes (watch caches) and decides (pure code) in a thread, so that parsing a large definition never
+stalls the event loop; what it decided to write may come back as :class:`Then`, done on the loop with the
+async client, so that no thread waits on the API server for it.
+
 Why not kopf daemons and timers: kopf puts a finalizer on every object that has one, so with the
 operator stopped or uninstalled a PipelineRun, a Pipeline or their namespace can never be deleted.
 The handlers here are plain ``kopf.on.event`` watchers (no finalizer, nothing written to the
@@ -15,7 +19,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +28,18 @@ import kopf
 
 from datapipeline.controller.errors import backoff
 
-# One pass: (namespace, name, the worker's cache, logger) -> (keep working, when to look again).
-Pass = Callable[[str, str, dict[str, Any], logging.Logger], tuple[bool, datetime | None]]
+Outcome = tuple[bool, datetime | None]  # keep working, when to look again
+
+
+@dataclass(frozen=True)
+class Then:
+    """What a pass decided to do, done on the event loop (the writes, with the async client); gives the outcome."""
+
+    act: Callable[[], Awaitable[Outcome]]
+
+
+# One pass, in a thread: (namespace, name, the worker's cache, logger) -> the outcome, or the writes that give it.
+Pass = Callable[[str, str, dict[str, Any], logging.Logger], Outcome | Then]
 # A failed pass: (namespace, name, the error, the worker's cache, logger); puts it on the object.
 Report = Callable[[str, str, BaseException, dict[str, Any], logging.Logger], None]
 # What a pass reads, copied from the watch caches on the event loop: (namespace, name, cache) -> snapshot.
@@ -140,7 +154,8 @@ class Workers:
                 try:
                     if self.snapshot is not None:
                         cache["snapshot"] = self.snapshot(namespace, name, cache)
-                    live, wake_at = await asyncio.to_thread(self.work, namespace, name, cache, self.logger)
+                    outcome = await asyncio.to_thread(self.work, namespace, name, cache, self.logger)
+                    live, wake_at = await outcome.act() if isinstance(outcome, Then) else outcome
                 except kopf.TemporaryError as error:
                     self.logger.warning("%s %s/%s: %s", self.kind, namespace, name, error)
                     live, wake_at = True, None
