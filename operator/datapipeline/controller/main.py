@@ -11,17 +11,27 @@ from typing import Any
 
 import kopf
 
-from datapipeline.controller import metrics, pipelines, runs  # noqa: F401 - registers the handlers
+from datapipeline.controller import metrics, pipelines, runs  # importing them registers their handlers
 from datapipeline.controller.leader import Election, identity, lead
 from datapipeline.controller.settings import SETTINGS
+from datapipeline.k8s import async_api as writes
 
 
 @kopf.on.startup()
 async def threads(**_: Any) -> None:
-    """Passes run in threads (asyncio.to_thread) and spend most of their time waiting for the API server: the
-    default pool (cores + 4 threads) made 200 Pipelines due at once wait for each other."""
+    """Passes observe and decide in threads (asyncio.to_thread) and write on the event loop; a pass's rare reads
+    (a cold cache after a restart) still wait in its thread: the default pool (cores + 4 threads) made 200
+    Pipelines due at once wait for each other."""
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(max_workers=SETTINGS.worker_threads, thread_name_prefix="pass"))
+
+
+@kopf.on.cleanup()
+async def stop_workers(**_: Any) -> None:
+    """The workers first (a pass may be writing), then the async client they write with."""
+    await runs.RUNS.stop_all()
+    await pipelines.PIPELINES.stop_all()
+    await writes.close()
 
 
 @kopf.on.startup()

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 
 from datapipeline.controller import caches, errors, metrics
 from datapipeline.controller.lifecycle import VIEWS, needs_wake, view_of
@@ -26,7 +25,7 @@ from datapipeline.controller.pipeline_plan import (
     plan_pipeline,
 )
 from datapipeline.controller.settings import SETTINGS
-from datapipeline.controller.workers import Workers, spread
+from datapipeline.controller.workers import Outcome, Then, Workers, spread
 from datapipeline.core.definition import API_VERSION, GROUP, VERSION, parse_pipeline
 from datapipeline.core.model import DEFAULT_SCHEDULE, PipelineDefinition
 from datapipeline.core.problems import DefinitionError
@@ -37,6 +36,7 @@ from datapipeline.core.schedule import (
 )
 from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
+from datapipeline.k8s import async_api as writes
 from datapipeline.k8s.jobs import LABEL_PIPELINE, Owner, label_value
 
 PLURAL = "pipelines"
@@ -68,35 +68,38 @@ def run_manifest(pipeline: str, namespace: str, start: datetime, end: datetime |
     return {"apiVersion": API_VERSION, "kind": "PipelineRun", "metadata": metadata, "spec": spec}
 
 
-class StatusPatch:
-    """What a scheduling pass changes in the Pipeline's status (a JSON merge patch: None removes)."""
-
-    def __init__(self) -> None:
-        self.status: dict[str, Any] = {}
-
-
 def schedule_pipeline(namespace: str, name: str, cache: dict[str, Any],
-                      logger: logging.Logger | logging.LoggerAdapter[Any]) -> tuple[bool, datetime | None]:
-    """One pass of a Pipeline's worker: validate, create the runs that are due, save the status."""
+                      logger: logging.Logger | logging.LoggerAdapter[Any]) -> Outcome | Then:
+    """One pass of a Pipeline's worker: validate and decide here (a thread); create the runs that are due and
+    save the status on the event loop."""
     snap: caches.Snapshot | None = cache.pop("snapshot", None)
     body = caches.freshest(snap.pipeline, cache) if snap is not None else kube.get_object(namespace, PLURAL, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return False, None
-    patch = StatusPatch()
     runs = caches.with_created(snap.pipeline_runs, cache.setdefault("created_runs", {})) if snap else None
-    wake_at = schedule(name=name, namespace=namespace, spec=body.get("spec") or {}, status=body.get("status") or {},
-                       meta=body["metadata"], body=body, patch=patch, logger=logger, cache=cache, runs=runs)
-    if patch.status:
-        try:
-            answer = kube.patch_status(namespace, PLURAL, name, patch.status,
-                                       resource_version=str(body["metadata"].get("resourceVersion") or "") or None)
-            caches.remember_write(cache, body, answer, caches.plain)
-        except ApiException as error:
-            if error.status == 409:  # changed meanwhile (a spec edit): decide again on what it is now
-                raise kopf.TemporaryError("the pipeline changed while it was scheduled", delay=0.2) from error
-            if error.status != 404:
-                raise
-    return True, wake_at
+    decision = schedule(name, namespace, body, cache, runs)
+
+    async def act() -> Outcome:
+        await _act(name, namespace, body, decision, logger, cache.setdefault("created_runs", {}))
+        if decision.status:
+            await _save(namespace, name, body, decision.status, cache)
+        return True, decision.wake_at
+
+    return Then(act)
+
+
+async def _save(namespace: str, name: str, body: Mapping[str, Any], status: Mapping[str, Any],
+                cache: dict[str, Any]) -> None:
+    """The status patch, only if the Pipeline is unchanged since it was read (else decide again)."""
+    try:
+        answer = await writes.patch_status(namespace, PLURAL, name, status,
+                                           resource_version=str(body["metadata"].get("resourceVersion") or "") or None)
+        caches.remember_write(cache, body, answer, caches.plain)
+    except writes.ApiException as error:
+        if error.status == 409:  # changed meanwhile (a spec edit): decide again on what it is now
+            raise kopf.TemporaryError("the pipeline changed while it was scheduled", delay=0.2) from error
+        if error.status != 404:
+            raise
 
 
 def _report(namespace: str, name: str, error: BaseException, cache: dict[str, Any], logger: logging.Logger) -> None:
@@ -135,47 +138,39 @@ def _startup_delay(status: Mapping[str, Any]) -> float:
     return spread(STARTUP_SPREAD, due_in)
 
 
-@kopf.on.cleanup()
-async def stop_pipeline_workers(**_: Any) -> None:
-    await PIPELINES.stop_all()
 
-
-def schedule(name: str, namespace: str | None, spec: Mapping[str, Any], status: Mapping[str, Any],
-             meta: Mapping[str, Any], body: Mapping[str, Any], patch: StatusPatch,
-             logger: logging.Logger | logging.LoggerAdapter[Any], cache: dict[str, Any] | None = None,
-             runs: list[dict[str, Any]] | None = None, **_: Any) -> datetime | None:
-    """Observe (the definition, the runs), decide (:func:`plan_pipeline`), act; returns when to look again."""
+def schedule(name: str, namespace: str, body: Mapping[str, Any], cache: dict[str, Any],
+             runs: list[dict[str, Any]] | None = None) -> PipelinePlan:
+    """Observe (the definition, the runs) and decide (:func:`plan_pipeline`); tell the runs the lifecycle."""
     LAST_TICK["scheduler"] = time.time()
-    namespace = namespace or "default"
+    spec, status, meta = body.get("spec") or {}, body.get("status") or {}, body["metadata"]
     now = datetime.now(UTC).replace(microsecond=0)  # run times and names in whole seconds
     generation = meta.get("generation")
-    definition, problem = parsed(spec, generation, {} if cache is None else cache)
+    definition, problem = parsed(spec, generation, cache)
     if definition is None:
         runs = []
     elif runs is None:
         runs = kube.list_runs(namespace, name)
     decision = plan_pipeline(definition, problem, status, runs, now, generation,
                              PlanSettings(SETTINGS.limits.max_intervals_per_pass, SETTINGS.missed_grace))
-    _act(name, namespace, body, decision, logger, {} if cache is None else cache.setdefault("created_runs", {}))
-    patch.status.update(decision.status)
     if definition is not None:
         metrics.ACTIVE_RUNS.labels(namespace, name).set(decision.active)
         metrics.QUEUE_DEPTH.labels(namespace, name).set(decision.queued)
         publish_view(namespace, name, spec, {**status, **decision.status}, decision.kept_runs)
-    return decision.wake_at
+    return decision
 
 
-def _act(name: str, namespace: str, body: Mapping[str, Any], decision: PipelinePlan,
-         logger: logging.Logger | logging.LoggerAdapter[Any], created: dict[str, dict[str, Any]]) -> None:
+async def _act(name: str, namespace: str, body: Mapping[str, Any], decision: PipelinePlan,
+               logger: logging.Logger | logging.LoggerAdapter[Any], created: dict[str, dict[str, Any]]) -> None:
     """Delete the runs past the history limits, create the due ones, post the Events."""
     for run in decision.delete:
         logger.info("history limit: deleting run %s", run)
-        kube.delete_object(namespace, "pipelineruns", run)
+        await writes.delete_object(namespace, "pipelineruns", run)
         created.pop(run, None)
     for new in decision.create:
         manifest = run_manifest(name, namespace, new.start, new.end, new.trigger, owner=body, schedule=new.schedule)
         created[manifest["metadata"]["name"]] = manifest  # counted as it is until the watch shows it
-        if not kube.create_object(namespace, "pipelineruns", manifest):
+        if not await writes.create_object(namespace, "pipelineruns", manifest):
             continue  # an earlier pass (or another replica) made it: names are deterministic
         metrics.RUNS_CREATED.labels(namespace, name).inc()
         run = manifest["metadata"]["name"]

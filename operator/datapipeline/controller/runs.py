@@ -145,12 +145,6 @@ async def attempt_event(meta: kopf.Meta, namespace: str | None, **kwargs: Any) -
             RUNS.wake(namespace or "default", str(ref.get("name")))
 
 
-@kopf.on.cleanup()
-async def stop_workers(**_: Any) -> None:
-    await RUNS.stop_all()
-    await writes.close()
-
-
 # ---------------------------------------------------------------------------- one pass
 @dataclass
 class Observed:
