@@ -26,6 +26,7 @@ import kopf
 
 from datapipeline.controller.frozen import FROZEN_SPEC, digest
 from datapipeline.core.definition import GROUP, VERSION
+from datapipeline.k8s import async_api as writes
 from datapipeline.k8s.jobs import LABEL_RUN
 
 # The frozen copy's digest as the cache computed it (the copy itself is not kept in memory).
@@ -215,6 +216,24 @@ def remember_write(cache: dict[str, Any], before: Mapping[str, Any], after: Mapp
         return
     cache["written"] = trim(after)
     cache["written_over"] = (before.get("metadata") or {}).get("resourceVersion")
+
+
+async def save_status(plural: str, namespace: str, obj: Mapping[str, Any], status: Mapping[str, Any],
+                      cache: dict[str, Any], trim: Any) -> None:
+    """A status patch, only if the object is unchanged since it was read; its answer then stands for the object
+    until the cache moves past it. Changed meanwhile (409): the pass decides again on what it is now; gone
+    (404): nothing to save."""
+    meta = obj["metadata"]
+    try:
+        answer = await writes.patch_status(namespace, plural, str(meta["name"]), status,
+                                           resource_version=str(meta.get("resourceVersion") or "") or None)
+        remember_write(cache, obj, answer, trim)
+    except writes.ApiException as error:
+        if error.status == 409:
+            raise kopf.TemporaryError(f"{meta['name']} changed while a pass decided on it; looking again",
+                                      delay=0.2) from error
+        if error.status != 404:
+            raise
 
 
 def with_created(observed: Iterable[dict[str, Any]], created: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

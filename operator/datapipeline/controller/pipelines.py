@@ -82,24 +82,10 @@ def schedule_pipeline(namespace: str, name: str, cache: dict[str, Any],
     async def act() -> Outcome:
         await _act(name, namespace, body, decision, logger, cache.setdefault("created_runs", {}))
         if decision.status:
-            await _save(namespace, name, body, decision.status, cache)
+            await caches.save_status(PLURAL, namespace, body, decision.status, cache, caches.plain)
         return True, decision.wake_at
 
     return Then(act)
-
-
-async def _save(namespace: str, name: str, body: Mapping[str, Any], status: Mapping[str, Any],
-                cache: dict[str, Any]) -> None:
-    """The status patch, only if the Pipeline is unchanged since it was read (else decide again)."""
-    try:
-        answer = await writes.patch_status(namespace, PLURAL, name, status,
-                                           resource_version=str(body["metadata"].get("resourceVersion") or "") or None)
-        caches.remember_write(cache, body, answer, caches.plain)
-    except writes.ApiException as error:
-        if error.status == 409:  # changed meanwhile (a spec edit): decide again on what it is now
-            raise kopf.TemporaryError("the pipeline changed while it was scheduled", delay=0.2) from error
-        if error.status != 404:
-            raise
 
 
 def _report(namespace: str, name: str, error: BaseException, cache: dict[str, Any], logger: logging.Logger) -> None:

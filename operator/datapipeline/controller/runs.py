@@ -272,7 +272,7 @@ async def _act(namespace: str, name: str, obs: Observed, result: StepResult,
     if save_at is not None:
         return obs.stored, save_at
     if patch:
-        await _save(namespace, name, obs.run, patch, cache)
+        await caches.save_status(PLURAL, namespace, obs.run, patch, cache, caches.trim_run)
     for emit in [*result.events, *_no_worker_warnings(obs.attempts, obs.now, cache)]:
         if worth_posting(emit, SETTINGS.every_event):
             kopf.event(cast(Any, obs.run), type=emit.type, reason=emit.reason, message=emit.message[:1000])
@@ -428,22 +428,6 @@ def _with_lifecycle(namespace: str, pipeline: str, run: Mapping[str, Any], run_s
     return replace(run_spec, paused=wanted.paused, queued=queued)
 
 
-async def _save(namespace: str, name: str, run: Mapping[str, Any], patch: Mapping[str, Any],
-                cache: dict[str, Any]) -> None:
-    """Save the status only if the run is unchanged since it was read (else the next pass decides again)."""
-    try:
-        answer = await writes.patch_status(namespace, PLURAL, name, patch,
-                                           resource_version=str(run["metadata"].get("resourceVersion") or "") or None)
-        caches.remember_write(cache, run, answer, caches.trim_run)
-    except writes.ApiException as error:
-        if error.status == 409:
-            raise kopf.TemporaryError("the run changed while it was reconciled; looking again", delay=0.2) \
-                from error
-        if error.status == 404:
-            return
-        raise
-
-
 def _read_progress(namespace: str, run: str, definition: PipelineDefinition, state: RunState,
                    facts: dict[str, JobFact], pods: list[dict[str, Any]]) -> None:
     """For running attempts of activities with reportProgressTimeout only: the newest log line's time."""
@@ -541,7 +525,7 @@ def _refuse(namespace: str, name: str, run: Mapping[str, Any], reason: str, mess
 
     async def act() -> Outcome:
         if patch:
-            await _save(namespace, name, run, patch, {})
+            await caches.save_status(PLURAL, namespace, run, patch, {}, caches.trim_run)
             kopf.event(cast(Any, run), type="Warning", reason=reason, message=message[:1000])
         return False, None
 
