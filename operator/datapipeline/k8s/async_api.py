@@ -20,6 +20,7 @@ __all__ = ["ApiException", "close", "create_job", "create_object", "delete_job",
 from datapipeline.core.definition import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
+CONNECTIONS = 32
 client: Any = _client_module  # partly typed: plain dicts go where it declares models
 config: Any = _config_module
 _client: Any = None
@@ -34,7 +35,10 @@ async def _api() -> Any:
         except config.ConfigException:
             await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"),
                                           client_configuration=configuration)
-        _client = client.ApiClient(configuration)
+        # As many connections as passes may write at once (the default, 5 per core, queued a restart's writes).
+        configuration.connection_pool_maxsize = CONNECTIONS
+        if _client is None:  # another task may have made it while this one read the configuration
+            _client = client.ApiClient(configuration)
     return _client
 
 
