@@ -124,7 +124,6 @@ def _startup_delay(status: Mapping[str, Any]) -> float:
     return spread(STARTUP_SPREAD, due_in)
 
 
-
 def schedule(name: str, namespace: str, body: Mapping[str, Any], cache: dict[str, Any],
              runs: list[dict[str, Any]] | None = None) -> PipelinePlan:
     """Observe (the definition, the runs) and decide (:func:`plan_pipeline`); tell the runs the lifecycle."""
