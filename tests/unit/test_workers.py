@@ -106,19 +106,25 @@ def test_wakes_within_a_delay_share_one_pass() -> None:
         passes.append(0)
         return True, None
 
+    async def until(count: int) -> None:
+        for _ in range(500):
+            if len(passes) >= count:
+                return
+            await asyncio.sleep(0.01)
+
     async def scenario() -> None:
         workers = Workers("test", work, resync=lambda: 60)
         workers.ensure("ns", "p")
-        await asyncio.sleep(0.05)
-        assert len(passes) == 1
+        await until(1)
         for _ in range(5):  # five runs of the pipeline end, from the passes' threads
-            await asyncio.to_thread(workers.wake_within, "ns", "p", 0.2)
-        await asyncio.sleep(0.05)
-        assert len(passes) == 1  # not yet
-        await asyncio.sleep(0.3)
-        assert len(passes) == 2  # one pass for the five
-        workers.wake_within("ns", "p", 0)  # no delay: at once
-        await asyncio.sleep(0.05)
+            await asyncio.to_thread(workers.wake_within, "ns", "p", 0.3)
+        await asyncio.sleep(0)  # the threads' calls reach the loop
+        assert workers._pending == {("ns", "p")}  # one wake due for the five, not five
+        await until(2)
+        assert len(passes) == 2 and not workers._pending
+        workers.wake_within("ns", "p", 0)  # no delay: at once, nothing pending
+        assert not workers._pending
+        await until(3)
         assert len(passes) == 3
         await workers.stop_all()
 
@@ -143,7 +149,10 @@ def test_a_pass_decides_in_a_thread_and_acts_on_the_event_loop() -> None:
     async def scenario() -> None:
         workers = Workers("test", work, resync=lambda: 60)
         workers.ensure("ns", "t")
-        await asyncio.sleep(0.1)
+        for _ in range(500):
+            if ("ns", "t") not in workers:
+                break
+            await asyncio.sleep(0.01)
         assert ("ns", "t") not in workers  # the act's outcome counted: nothing left to do
         await workers.stop_all()
 
