@@ -433,6 +433,64 @@ def test_a_new_attempt_a_phase_or_a_fired_action_is_never_only_a_start() -> None
     assert not only_started(saved, moved)
 
 
+def test_a_new_runs_first_attempts_may_wait_for_their_save_and_nothing_after_them() -> None:
+    from datapipeline.core.runstate import only_first_attempts
+
+    assert not only_first_attempts(RunState())  # nothing decided: nothing to wait for
+    sim = Sim(pipeline(shell("a", maximumRetries=1, retryDelay="30s"), shell("b", "a"), shell("c")))
+    sim.step()
+    assert sim.created_kinds("activity") == [sim.job("a", 1), sim.job("c", 1)]
+    assert only_first_attempts(sim.state)
+    sim.step(3)  # both running
+    assert only_first_attempts(sim.state)
+    sim.finish(sim.job("c", 1))
+    sim.step(1)  # c ended: its end is saved at once
+    assert not only_first_attempts(sim.state)
+
+    sim = Sim(pipeline(shell("a", maximumRetries=1, retryDelay="30s")))
+    sim.step()
+    sim.finish(sim.job("a", 1), code=1)
+    sim.step(1)  # a retry waits: the failure is news
+    assert not only_first_attempts(sim.state)
+
+    sim = Sim(pipeline(shell("a")))
+    sim.step()
+    sim.finish(sim.job("a", 1))
+    sim.step(1)
+    assert sim.state.phase == SUCCEEDED and not only_first_attempts(sim.state)
+
+
+def test_a_first_precondition_check_may_wait_a_second_one_may_not() -> None:
+    from datapipeline.core.runstate import only_first_attempts
+
+    d = pipeline(shell("a", precondition=["ready"]),
+                 preconditions=[{"name": "ready", "type": "ShellCommandPrecondition", "command": "test -f /x",
+                                 "retryDelay": "10s", "preconditionTimeout": "5 minutes"}])
+    sim = Sim(d)
+    sim.step()
+    assert len(sim.created_kinds("precondition")) == 1 and only_first_attempts(sim.state)
+    sim.checks_say_not_yet(1, 10)
+    assert not only_first_attempts(sim.state)
+
+
+def test_a_new_run_whose_first_save_was_lost_decides_the_same_jobs_again() -> None:
+    """The operator stopped while the first save waited: the next pass starts from nothing, makes the same
+    Job names (the adapter adopts the Jobs that exist) and reads their progress from them."""
+    sim = Sim(pipeline(shell("a"), shell("b", "a"), shell("c")))
+    sim.step()
+    sim.step(3)
+    decided = {n: (a.status, a.attempt, a.start_time) for n, a in sim.state.activities.items()}
+    made = list(sim.created)
+    sim.state = RunState()  # nothing was saved
+    sim.step(20)
+    assert [c.name for c in sim.created[len(made):]] == [c.name for c in made]
+    sim.step(1)
+    assert {n: (a.status, a.attempt, a.start_time) for n, a in sim.state.activities.items()} == decided
+    sim.finish(sim.job("a", 1))
+    sim.step(1)
+    assert sim.status("a") == FINISHED and sim.created[-1].name == sim.job("b", 1)
+
+
 def test_a_state_reads_back_as_it_was_written() -> None:
     """Whatever a pass writes must read back the same, or the next pass writes again (an empty result once
     cost a second status write per attempt)."""

@@ -47,6 +47,7 @@ from datapipeline.core.runstate import (
     RunSpec,
     RunState,
     attempt_job_name,
+    only_first_attempts,
     only_started,
     worth_posting,
 )
@@ -68,6 +69,7 @@ from datapipeline.k8s.jobs import (
 PLURAL = "pipelineruns"
 RUN_STARTUP_SPREAD = 10.0  # seconds
 QUEUE_RECHECK = timedelta(seconds=10)  # a queued on-demand run looks again this often at the latest
+UNSAVED = "unsaved"  # worker cache: (run uid, the stored status, the status a waiting save will write)
 # Queued on-demand runs by (namespace, pipeline): a run of that pipeline ending wakes them at once.
 QUEUED: dict[tuple[str, str], set[str]] = {}
 
@@ -195,7 +197,7 @@ def _observe(namespace: str, name: str, cache: dict[str, Any],
     pipeline = str((spec.get("pipelineRef") or {}).get("name") or "")
     seen = (run.get("status") or {}).get(caches.SEEN_DIGEST)
     stored = {k: v for k, v in (run.get("status") or {}).items() if k != caches.SEEN_DIGEST}  # not the cache's
-    status = stored
+    status = _unsaved(run, stored, cache) or stored
     if FROZEN_HASH not in status:
         frozen = _freeze(namespace, name, run, pipeline, now, snap, cache)
         if isinstance(frozen, Then):
@@ -270,7 +272,9 @@ async def _act(namespace: str, name: str, obs: Observed, result: StepResult,
     patch = merge_patch(obs.stored, new_status)
     save_at = _save_waits(obs, result, cache) if patch else None
     if save_at is not None:
+        cache[UNSAVED] = (obs.run["metadata"].get("uid"), obs.stored, new_status)
         return obs.stored, save_at
+    cache.pop(UNSAVED, None)
     if patch:
         await caches.save_status(PLURAL, namespace, obs.run, patch, cache, caches.trim_run)
     for emit in [*result.events, *_no_worker_warnings(obs.attempts, obs.now, cache)]:
@@ -287,12 +291,17 @@ async def _act(namespace: str, name: str, obs: Observed, result: StepResult,
 
 
 def _save_waits(obs: Observed, result: StepResult, cache: dict[str, Any]) -> datetime | None:
-    """When the pass's status may be saved later (it only says that attempts started, and it did nothing
-    else): the time it is due, at most ``status_delay`` after the first such pass. A crash meanwhile loses
-    nothing: the next pass derives the same state from the Jobs."""
-    quiet = not result.create and not result.delete and \
-        not any(worth_posting(e, SETTINGS.every_event) for e in result.events)
-    if SETTINGS.status_delay <= 0 or not quiet or FROZEN_HASH not in obs.stored or not only_started(RunState.from_dict(obs.stored), result.state):
+    """When the pass's status may be saved later, the time it is due: at most ``status_delay`` after the first
+    pass that waited. Only what a later pass derives again from the Pipeline and the Jobs may wait (an
+    attempt's start; a new run's first attempts, whose Jobs keep their names), so an operator stopping
+    meanwhile loses nothing; the state waiting is the next pass's starting point (``_unsaved``)."""
+    posts = any(worth_posting(e, SETTINGS.every_event) for e in result.events)
+    if FROZEN_HASH in obs.stored:
+        derived = not result.create and only_started(RunState.from_dict(obs.stored), result.state)
+    else:
+        polled = any(manifest.get("kind") == taskattempt.KIND for _, manifest in result.create)
+        derived = not polled and only_first_attempts(result.state)
+    if SETTINGS.status_delay <= 0 or posts or result.delete or not derived:
         cache.pop("save_due", None)
         return None
     due: datetime = cache.setdefault("save_due", obs.now + timedelta(seconds=SETTINGS.status_delay))
@@ -300,6 +309,21 @@ def _save_waits(obs: Observed, result: StepResult, cache: dict[str, Any]) -> dat
         cache.pop("save_due", None)
         return None
     return due
+
+
+def _unsaved(run: Mapping[str, Any], stored: Mapping[str, Any], cache: dict[str, Any]) -> dict[str, Any] | None:
+    """The status an earlier pass decided and has not saved yet (its save waits), if the run's stored status
+    is still the one it was decided from: after another operator wrote it (the lease moved and back), the
+    stored one wins."""
+    held = cache.get(UNSAVED)
+    if held is None:
+        return None
+    uid, base, status = held
+    if uid != run["metadata"].get("uid") or base != stored:
+        cache.pop(UNSAVED, None)
+        cache.pop("save_due", None)
+        return None
+    return dict(status)
 
 
 async def _settle_lost_claims(namespace: str, attempts: list[dict[str, Any]], facts: Mapping[str, JobFact],

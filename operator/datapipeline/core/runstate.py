@@ -421,6 +421,33 @@ def _unstarted(after: ActivityState, before: ActivityState) -> ActivityState:
                    attempts=attempts)
 
 
+def only_first_attempts(new: RunState) -> bool:
+    """``new`` is all a run's first passes decided, before anything of it was saved: the run is pending or
+    running, its ready activities' first attempts (and their preconditions' first checks) were made and may
+    have started; nothing failed, fired, ended or was asked for. A later pass decides all of it again from
+    the Pipeline and the Jobs (whose names are fixed by run, activity and number), so saving it may wait a
+    little, and a one-activity run whose attempt ends meanwhile costs one status write, not two (issue #12)."""
+    if new.phase not in (PENDING, PHASE_RUNNING) or new.completion_time or new.handled_rerun is not None \
+            or new.handled_mark_finished or new.external:
+        return False
+    if any(n.status != FINISHED or n.fired or n.error_message or n.cascade_failed_on for n in new.nodes.values()):
+        return False
+    return all(_first_attempt_at_most(a) for a in new.activities.values())
+
+
+def _first_attempt_at_most(st: ActivityState) -> bool:
+    if st.fired or st.round_start or st.retry_at or st.end_time or st.exit_code is not None or st.result \
+            or st.error_id or st.error_message or st.cascade_failed_on or st.cancellation_reason \
+            or st.resource_status:
+        return False
+    if any(c.status not in (CHECKING, MET) or c.checks > 1 or c.errors or c.message for c in st.checks.values()):
+        return False
+    if st.status == WAITING_ON_DEPENDENCIES:
+        return st.attempt == 0 and not st.attempts
+    return st.status in (WAITING_FOR_RUNNER, RUNNING) and st.attempt == 1 and \
+        [(a.n, a.error, a.end) for a in st.attempts] == [(1, None, None)]
+
+
 Command = CreateJob | DeleteJob | Emit
 
 
