@@ -91,3 +91,49 @@ def test_a_spec_too_big_to_copy_into_a_run_is_refused_with_its_size() -> None:
     big = {**SPEC, "description": "x" * MAX_FROZEN_BYTES}
     message = size_problem(big)
     assert message is not None and message.startswith("the Pipeline's spec is ") and "at most 524,288 bytes" in message
+
+
+def test_kopf_keeps_no_diff_base_because_no_handler_compares_against_one(monkeypatch: Any) -> None:
+    import kopf
+
+    from datapipeline.controller import main, metrics
+
+    monkeypatch.setattr(metrics, "serve", lambda port: None)
+    settings = kopf.OperatorSettings()
+    main.configure(settings=settings)
+    storage = settings.persistence.diffbase_storage
+    assert isinstance(storage, main.NoDiffBase)
+    assert storage.build(body=kopf.Body({"spec": {"big": list(range(100))}})) == {}
+    # Safe only while every handler is an event watcher, an index or a webhook: an on.create/update/field
+    # handler (a changing cause) or a daemon/timer (a spawning cause) would need kopf's diff base again.
+    registry = kopf.get_default_registry()
+    for group, version, plural in (("datapipeline.io", "v1alpha1", "pipelines"),
+                                   ("datapipeline.io", "v1alpha1", "pipelineruns"),
+                                   ("datapipeline.io", "v1alpha1", "taskattempts"),
+                                   ("batch", "v1", "jobs"), ("", "v1", "pods")):
+        resource = kopf.Resource(group, version, plural)
+        assert not registry._changing.has_handlers(resource=resource), plural
+        assert not registry._spawning.has_handlers(resource=resource), plural
+
+
+def test_only_a_runs_jobs_and_pods_are_watched_server_side(monkeypatch: Any) -> None:
+    import kopf
+
+    from datapipeline.controller import main, metrics
+    from datapipeline.k8s.jobs import LABEL_RUN
+
+    monkeypatch.setattr(metrics, "serve", lambda port: None)
+    settings = kopf.OperatorSettings()
+    main.configure(settings=settings)
+    selectors = settings.watching.label_selectors
+    assert selectors.collect(kopf.Resource("batch", "v1", "jobs")) == [LABEL_RUN]
+    assert selectors.collect(kopf.Resource("", "v1", "pods")) == [LABEL_RUN]
+    assert selectors.collect(kopf.Resource("datapipeline.io", "v1alpha1", "pipelineruns")) == []
+    # Every Job and pod handler filters on the same label, so nothing it handled is filtered away.
+    registry = kopf.get_default_registry()
+    for resource in (kopf.Resource("batch", "v1", "jobs"), kopf.Resource("", "v1", "pods")):
+        handlers = [h for h in [*registry._watching.get_all_handlers(), *registry._indexing.get_all_handlers()]
+                    if h.selector is not None and h.selector.check(resource)]
+        assert handlers, resource.plural
+        for handler in handlers:
+            assert handler.labels is not None and LABEL_RUN in handler.labels, handler.id

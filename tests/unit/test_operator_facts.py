@@ -140,7 +140,7 @@ def test_cached_runs_keep_what_events_name_them_by_and_drop_the_frozen_copy() ->
 
 
 def test_max_active_instances_counts_unfinished_jobs_and_task_attempts_of_other_runs() -> None:
-    from datapipeline.controller.runs import busy_instances
+    from datapipeline.controller.facts import attempt_instance, busy_instances, job_instance
     from datapipeline.k8s.jobs import LABEL_ACTIVITY, LABEL_KIND, LABEL_RERUN, LABEL_RUN
 
     def obj(run: str, activity: str, status: dict[str, Any], **labels: str) -> dict[str, Any]:
@@ -152,4 +152,5 @@ def test_max_active_instances_counts_unfinished_jobs_and_task_attempts_of_other_
     attempts = [obj("r5", "load", {"phase": "Running"}), obj("r6", "load", {}), obj("r7", "load", {"phase": "Failed"}),
                 obj("r8", "extract", {"phase": "Succeeded"}), obj("r9", "extract", {"phase": "Claimed"})]
     # r1, r3 (Jobs) and r5, r6 (unclaimed or running TaskAttempts) count; finished ones, reruns and this run do not.
-    assert busy_instances("me", jobs, attempts) == {"load": 4, "extract": 1}
+    instances = [*map(job_instance, jobs), *map(attempt_instance, attempts)]
+    assert busy_instances("me", instances) == {"load": 4, "extract": 1}

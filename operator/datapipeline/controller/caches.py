@@ -24,14 +24,16 @@ from typing import Any
 
 import kopf
 
+from datapipeline.controller.facts import Instance, attempt_instance, job_instance
 from datapipeline.controller.frozen import FROZEN_SPEC, digest
 from datapipeline.core.definition import GROUP, VERSION
 from datapipeline.k8s import async_api as writes
-from datapipeline.k8s.jobs import LABEL_RUN
+from datapipeline.k8s.jobs import LABEL_PIPELINE, LABEL_RUN, label_value
 
 # The frozen copy's digest as the cache computed it (the copy itself is not kept in memory).
 SEEN_DIGEST = "pipelineSpecDigestSeen"
-INDEX_NAMES = ("run_jobs", "run_pods", "run_attempts", "runs_by_name", "pipeline_runs", "pipelines_by_name")
+INDEX_NAMES = ("run_jobs", "run_pods", "run_attempts", "runs_by_name", "pipeline_runs", "pipelines_by_name",
+               "pipeline_job_instances", "pipeline_attempt_instances")
 HANDLES: dict[str, Any] = {}  # index name -> the kopf Index (captured from a handler's kwargs)
 
 
@@ -149,7 +151,23 @@ def pipelines_by_name(namespace: str | None, name: str, body: kopf.Body, **_: An
     return {(namespace or "default", name): plain(dict(body))}
 
 
-def _values(index: str, key: tuple[str, str]) -> list[dict[str, Any]]:
+# What maxActiveInstances counts, by (namespace, pipeline label): a pass copies one short list, not every Job of
+# every run of its pipeline. An object that stops counting (finished) leaves the index ({} drops its entry).
+@kopf.index("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT})
+def pipeline_job_instances(namespace: str | None, body: kopf.Body, labels: kopf.Labels,
+                           **_: Any) -> dict[Any, Any]:
+    instance = job_instance(body)
+    return {} if instance is None else {(namespace or "default", str(labels.get(LABEL_PIPELINE) or "")): instance}
+
+
+@kopf.index(GROUP, VERSION, "taskattempts")
+def pipeline_attempt_instances(namespace: str | None, body: kopf.Body, labels: kopf.Labels,
+                               **_: Any) -> dict[Any, Any]:
+    instance = attempt_instance(body)
+    return {} if instance is None else {(namespace or "default", str(labels.get(LABEL_PIPELINE) or "")): instance}
+
+
+def _values(index: str, key: tuple[str, str]) -> list[Any]:
     found = HANDLES.get(index)
     if found is None or key not in found:
         return []
@@ -167,8 +185,7 @@ class Snapshot:
     attempts: list[dict[str, Any]] = field(default_factory=list)  # TaskAttempts (poll worker groups)
     pipeline: dict[str, Any] | None = None
     pipeline_runs: list[dict[str, Any]] = field(default_factory=list)
-    pipeline_jobs: list[dict[str, Any]] = field(default_factory=list)  # every run's Jobs (maxActiveInstances)
-    pipeline_attempts: list[dict[str, Any]] = field(default_factory=list)  # and its TaskAttempts
+    pipeline_instances: list[Instance] = field(default_factory=list)  # what maxActiveInstances counts
 
 
 def run_snapshot(namespace: str, name: str, cache: Mapping[str, Any]) -> Snapshot | None:
@@ -184,9 +201,9 @@ def run_snapshot(namespace: str, name: str, cache: Mapping[str, Any]) -> Snapsho
         pipelines = _values("pipelines_by_name", (namespace, pipeline))
         snap.pipeline = pipelines[0] if pipelines else None
         snap.pipeline_runs = _values("pipeline_runs", (namespace, pipeline))
-        for other in snap.pipeline_runs:  # references only: what maxActiveInstances counts across runs
-            snap.pipeline_jobs += _values("run_jobs", (namespace, str(other["metadata"]["name"])))
-            snap.pipeline_attempts += _values("run_attempts", (namespace, str(other["metadata"]["name"])))
+        key = (namespace, label_value(pipeline))
+        snap.pipeline_instances = [*_values("pipeline_job_instances", key),
+                                   *_values("pipeline_attempt_instances", key)]
     return snap
 
 

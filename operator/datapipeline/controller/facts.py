@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from datapipeline.core.runstate import JobFact
-from datapipeline.core.task import TaskResult
-from datapipeline.core.taskattempt import attempt_fact
+from datapipeline.core.task import KIND_ACTIVITY, TaskResult
+from datapipeline.core.taskattempt import TERMINAL_PHASES, attempt_fact
+from datapipeline.k8s.jobs import LABEL_ACTIVITY, LABEL_KIND, LABEL_RERUN, LABEL_RUN
+
+Instance = tuple[str, str]  # (run, activity): one active instance of an activity, as maxActiveInstances counts
 
 
 def _time(value: Any) -> datetime | None:
@@ -118,3 +121,31 @@ def attempt_facts(attempts: Iterable[Mapping[str, Any]], now: datetime) -> dict[
     """TaskAttempts (poll worker groups) as the same facts Jobs become."""
     return {str(a["metadata"]["name"]): attempt_fact(a, now) for a in attempts
             if not (a.get("metadata") or {}).get("deletionTimestamp")}
+
+
+# ---------------------------------------------------------------------------- active instances
+def _instance(obj: Mapping[str, Any], finished: bool) -> Instance | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if finished or labels.get(LABEL_KIND) != KIND_ACTIVITY or labels.get(LABEL_RERUN):
+        return None  # reruns do not count toward the number of active instances
+    return str(labels.get(LABEL_RUN) or ""), str(labels.get(LABEL_ACTIVITY) or "")
+
+
+def job_instance(job: Mapping[str, Any]) -> Instance | None:
+    """The activity instance an unfinished activity Job is (None when finished, a rerun's or not an activity's)."""
+    status = job.get("status") or {}
+    return _instance(job, bool(status.get("succeeded") or status.get("failed")))
+
+
+def attempt_instance(attempt: Mapping[str, Any]) -> Instance | None:
+    """The same for a TaskAttempt (poll worker groups): unclaimed, claimed or running counts."""
+    return _instance(attempt, (attempt.get("status") or {}).get("phase") in TERMINAL_PHASES)
+
+
+def busy_instances(run: str, instances: Iterable[Instance | None]) -> dict[str, int]:
+    """Activity -> its active instances in the pipeline's other runs."""
+    busy: dict[str, int] = {}
+    for instance in instances:
+        if instance is not None and instance[0] != run:
+            busy[instance[1]] = busy.get(instance[1], 0) + 1
+    return busy

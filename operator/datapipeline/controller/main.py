@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -15,6 +16,7 @@ from datapipeline.controller import metrics, pipelines, runs  # importing them r
 from datapipeline.controller.leader import Election, identity, lead
 from datapipeline.controller.settings import SETTINGS
 from datapipeline.k8s import async_api as writes
+from datapipeline.k8s.jobs import LABEL_RUN
 
 
 @kopf.on.startup()
@@ -34,9 +36,32 @@ async def stop_workers(**_: Any) -> None:
     await writes.close()
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf builds a diff base (a deep copy of the whole body) on every watch event, for on.create/update/field
+    handlers to compare against; the operator has none (event watchers, indexes and webhooks only), and that
+    copy (and kopf clearing it) was a fifth of its CPU under a burst of runs. Nothing is built, stored or read."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
+# Filtered by the API server: only a run's Jobs and pods reach the operator (the handlers and indexes filter on
+# the same label), so the cluster's other Jobs and pods cost it neither bandwidth nor parsing.
+SERVER_SIDE_SELECTORS = {("batch", "v1", "jobs"): LABEL_RUN, ("", "v1", "pods"): LABEL_RUN}
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Every handler is an event watcher or a webhook: kopf stores no progress or diff-base on our objects.
+    settings.persistence.diffbase_storage = NoDiffBase()
+    for resource, selector in SERVER_SIDE_SELECTORS.items():
+        settings.watching.label_selectors[resource] = selector
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

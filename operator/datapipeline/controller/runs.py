@@ -17,7 +17,16 @@ from typing import Any, cast
 import kopf
 
 from datapipeline.controller import caches, errors, metrics, run_index
-from datapipeline.controller.facts import attempt_facts, job_facts, pod_job_name, running_since
+from datapipeline.controller.facts import (
+    Instance,
+    attempt_facts,
+    attempt_instance,
+    busy_instances,
+    job_facts,
+    job_instance,
+    pod_job_name,
+    running_since,
+)
 from datapipeline.controller.frozen import (
     FROZEN_GENERATION,
     FROZEN_HASH,
@@ -57,10 +66,8 @@ from datapipeline.core.values import run_values
 from datapipeline.k8s import api as kube
 from datapipeline.k8s import async_api as writes
 from datapipeline.k8s.jobs import (
-    LABEL_ACTIVITY,
     LABEL_KIND,
     LABEL_PIPELINE,
-    LABEL_RERUN,
     LABEL_RUN,
     Owner,
     label_value,
@@ -585,33 +592,16 @@ def _capacity(namespace: str, pipeline: str, run: str, definition: PipelineDefin
     limited = {n: a.max_active_instances for n, a in definition.activities.items() if a.max_active_instances}
     if not limited:
         return {}
+    instances: Iterable[Instance | None]
     if snap is not None:
-        jobs, attempts = snap.pipeline_jobs, snap.pipeline_attempts
+        instances = snap.pipeline_instances
     else:
         selector = f"{LABEL_PIPELINE}={label_value(pipeline)},{LABEL_KIND}={KIND_ACTIVITY}"
-        jobs = [kube.plain(j) for j in kube.batch().list_namespaced_job(namespace, label_selector=selector).items]
-        attempts = kube.list_pipeline_attempts(namespace, selector)
-    busy = busy_instances(run, jobs, attempts)
+        jobs = kube.batch().list_namespaced_job(namespace, label_selector=selector).items
+        instances = [*(job_instance(kube.plain(j)) for j in jobs),
+                     *(attempt_instance(a) for a in kube.list_pipeline_attempts(namespace, selector))]
+    busy = busy_instances(run, instances)
     return {n: int(limit) - busy.get(n, 0) for n, limit in limited.items() if limit}
-
-
-def busy_instances(run: str, jobs: Iterable[Mapping[str, Any]],
-                   attempts: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Activity -> its unfinished attempts in the pipeline's other runs, Jobs and TaskAttempts (worker groups)
-    alike; reruns do not count toward the number of active instances."""
-    busy: dict[str, int] = {}
-    unfinished = [(j, not ((j.get("status") or {}).get("succeeded") or (j.get("status") or {}).get("failed")))
-                  for j in jobs]
-    unfinished += [(a, (a.get("status") or {}).get("phase") not in taskattempt.TERMINAL_PHASES)
-                   for a in attempts]
-    for obj, active in unfinished:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        if not active or labels.get(LABEL_KIND) != KIND_ACTIVITY or labels.get(LABEL_RUN) == run or \
-                labels.get(LABEL_RERUN):
-            continue
-        activity = labels.get(LABEL_ACTIVITY, "")
-        busy[activity] = busy.get(activity, 0) + 1
-    return busy
 
 
 # ---------------------------------------------------------------------------- status
