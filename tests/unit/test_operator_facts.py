@@ -154,3 +154,19 @@ def test_max_active_instances_counts_unfinished_jobs_and_task_attempts_of_other_
     # r1, r3 (Jobs) and r5, r6 (unclaimed or running TaskAttempts) count; finished ones, reruns and this run do not.
     instances = [*map(job_instance, jobs), *map(attempt_instance, attempts)]
     assert busy_instances("me", instances) == {"load": 4, "extract": 1}
+
+
+def test_an_attempt_that_finishes_leaves_the_pipelines_instance_index() -> None:
+    import asyncio
+
+    from datapipeline.controller import caches
+    from datapipeline.k8s.jobs import LABEL_ACTIVITY, LABEL_KIND, LABEL_PIPELINE, LABEL_RUN
+
+    labels = {LABEL_RUN: "r1", LABEL_ACTIVITY: "load", LABEL_KIND: "activity", LABEL_PIPELINE: "p"}
+
+    def entry(status: dict[str, Any]) -> Any:
+        body = {"metadata": {"name": "j", "labels": labels}, "status": status}
+        return asyncio.run(caches.pipeline_job_instances(namespace="n", body=body, labels=labels))
+
+    assert entry({"active": 1}) == {("n", "p"): ("r1", "load")}
+    assert entry({"succeeded": 1}) == {}  # kopf drops the object's entry on {} (None would keep the old one)
