@@ -170,3 +170,64 @@ def test_an_attempt_that_finishes_leaves_the_pipelines_instance_index() -> None:
 
     assert entry({"active": 1}) == {("n", "p"): ("r1", "load")}
     assert entry({"succeeded": 1}) == {}  # kopf drops the object's entry on {} (None would keep the old one)
+
+
+# ---------------------------------------------------------------------------- pods are read once, when a Job ended
+def test_a_job_has_ended_by_its_own_status() -> None:
+    from datapipeline.controller.facts import job_ended
+
+    def job(**status: Any) -> dict[str, Any]:
+        return {"metadata": {"name": "j"}, "status": status}
+
+    assert not job_ended(job()) and not job_ended(job(active=1, ready=1))
+    assert job_ended(job(succeeded=1)) and job_ended(job(failed=1))  # before any condition is written
+    assert job_ended(job(conditions=[{"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded"}]))
+    assert not job_ended(job(conditions=[{"type": "Suspended", "status": "True"}]))
+    # Running is the Job's ready count: no pod needed.
+    assert job_fact(job(active=1, ready=1)).running and not job_fact(job(active=1, ready=0)).running
+
+
+def test_a_run_awaits_the_jobs_of_its_open_attempts_and_checks_only() -> None:
+    from datapipeline.core.runstate import (
+        FINISHED,
+        WAITING_ON_DEPENDENCIES,
+        ActivityState,
+        Check,
+        check_job_name,
+    )
+
+    state = RunState(activities={
+        "running": ActivityState(status=RUNNING, attempt=2),
+        "retrying": ActivityState(status=WAITING_FOR_RUNNER, attempt=1, retry_at=T0),  # its next Job is not made
+        "done": ActivityState(status=FINISHED, attempt=1),
+        "guarded": ActivityState(status=WAITING_ON_DEPENDENCIES, checks={
+            "checking": Check(checks=3), "between-checks": Check(checks=1, next_at=T0), "unstarted": Check()}),
+    })
+    assert state.awaited_jobs(RUN) == {attempt_job_name(RUN, "running", 2),
+                                       check_job_name(RUN, "guarded", "checking", 3)}
+
+
+def test_an_ended_jobs_pods_are_read_once_and_dropped_when_no_longer_awaited(monkeypatch: Any) -> None:
+    from datapipeline.controller import runs
+
+    reads: list[str] = []
+
+    def list_job_pods(namespace: str, job: dict[str, Any]) -> list[dict[str, Any]]:
+        reads.append(job["metadata"]["uid"])
+        return [{"metadata": {"name": "p", "labels": {"batch.kubernetes.io/job-name": job["metadata"]["name"]}},
+                 "status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {
+                     "exitCode": 0, "message": '{"status":"FINISHED","rows_written":7}'}}}]}, "spec": {"big": 1}}]
+
+    monkeypatch.setattr(runs.kube, "list_job_pods", list_job_pods)
+    ended = {"metadata": {"name": "a-1", "uid": "u1"}, "status": {"succeeded": 1}}
+    active = {"metadata": {"name": "b-1", "uid": "u2"}, "status": {"active": 1}}
+    other = {"metadata": {"name": "c-1", "uid": "u3"}, "status": {"succeeded": 1}}  # its end is recorded
+    cache: dict[str, Any] = {}
+    for _ in range(3):
+        pods = runs._ended_pods("ns", [ended, active, other], {"a-1", "b-1"}, cache)
+        assert reads == ["u1"] and [p["metadata"]["name"] for p in pods] == ["p"]
+        assert "spec" not in pods[0]  # trimmed to what a fact reads
+    from datapipeline.controller.facts import job_facts
+    fact = job_facts([ended], pods)["a-1"]
+    assert fact.result is not None and fact.result.rows_written == 7 and fact.exit_code == 0
+    assert runs._ended_pods("ns", [ended, active, other], {"b-1"}, cache) == [] and cache[runs.ENDED_PODS] == {}
