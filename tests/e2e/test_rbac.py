@@ -18,7 +18,7 @@ EXPECTED = {
     "taskattempts.datapipeline.io": {"list", "watch", "create", "delete"},
     "taskattempts.datapipeline.io/status": {"patch"},
     "jobs.batch": {"list", "watch", "create", "delete"},
-    "pods": {"list"},  # an ended Job's pod, read once: pods are not watched
+    "pods": {"list", "watch"},
     "pods/log": {"get"},
     "events": {"create"},
     # Leader election: its one Lease (get, update by name; create).

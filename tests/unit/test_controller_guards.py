@@ -110,13 +110,13 @@ def test_kopf_keeps_no_diff_base_because_no_handler_compares_against_one(monkeyp
     for group, version, plural in (("datapipeline.io", "v1alpha1", "pipelines"),
                                    ("datapipeline.io", "v1alpha1", "pipelineruns"),
                                    ("datapipeline.io", "v1alpha1", "taskattempts"),
-                                   ("batch", "v1", "jobs")):
+                                   ("batch", "v1", "jobs"), ("", "v1", "pods")):
         resource = kopf.Resource(group, version, plural)
         assert not registry._changing.has_handlers(resource=resource), plural
         assert not registry._spawning.has_handlers(resource=resource), plural
 
 
-def test_only_a_runs_jobs_are_watched_server_side_and_pods_not_at_all(monkeypatch: Any) -> None:
+def test_only_a_runs_jobs_and_pods_are_watched_server_side(monkeypatch: Any) -> None:
     import kopf
 
     from datapipeline.controller import main, metrics
@@ -127,27 +127,13 @@ def test_only_a_runs_jobs_are_watched_server_side_and_pods_not_at_all(monkeypatc
     main.configure(settings=settings)
     selectors = settings.watching.label_selectors
     assert selectors.collect(kopf.Resource("batch", "v1", "jobs")) == [LABEL_RUN]
+    assert selectors.collect(kopf.Resource("", "v1", "pods")) == [LABEL_RUN]
     assert selectors.collect(kopf.Resource("datapipeline.io", "v1alpha1", "pipelineruns")) == []
-    # Every Job handler filters on the same label, so nothing it handled is filtered away.
+    # Every Job and pod handler filters on the same label, so nothing it handled is filtered away.
     registry = kopf.get_default_registry()
-    handled = [*registry._watching.get_all_handlers(), *registry._indexing.get_all_handlers()]
-    jobs = [h for h in handled if h.selector is not None and h.selector.check(kopf.Resource("batch", "v1", "jobs"))]
-    assert jobs
-    for handler in jobs:
-        assert handler.labels is not None and LABEL_RUN in handler.labels, handler.id
-    # No handler for pods, so kopf opens no watch on them (an ended Job's pod is read once instead).
-    assert not [h for h in handled if h.selector is not None and h.selector.check(kopf.Resource("", "v1", "pods"))]
-
-
-def test_handler_successes_are_not_logged_but_failures_are() -> None:
-    import logging
-
-    from datapipeline.controller.main import QuietSuccesses
-
-    def record(level: int, message: str) -> logging.LogRecord:
-        return logging.LogRecord("kopf.objects", level, __file__, 1, message, None, None)
-
-    quiet = QuietSuccesses()
-    assert not quiet.filter(record(logging.INFO, "Handler 'job_event' succeeded."))
-    assert quiet.filter(record(logging.ERROR, "Handler 'job_event' failed with an exception. Will retry."))
-    assert quiet.filter(record(logging.INFO, "history limit: deleting run r-1"))
+    for resource in (kopf.Resource("batch", "v1", "jobs"), kopf.Resource("", "v1", "pods")):
+        handlers = [h for h in [*registry._watching.get_all_handlers(), *registry._indexing.get_all_handlers()]
+                    if h.selector is not None and h.selector.check(resource)]
+        assert handlers, resource.plural
+        for handler in handlers:
+            assert handler.labels is not None and LABEL_RUN in handler.labels, handler.id

@@ -1,5 +1,5 @@
-"""Watch-fed caches of everything a pass reads: kopf indexes of Jobs, TaskAttempts, PipelineRuns and Pipelines
-(pods are not watched: an ended Job's pod is read once, ``controller/runs.py``).
+"""Watch-fed caches of everything a pass reads: kopf indexes of Jobs, pods, TaskAttempts, PipelineRuns and
+Pipelines.
 
 kopf keeps each index from its watch, and runs no other handler before every index is filled from the initial
 listing: the first pass after a restart already sees every Job of its run (a Job missing from a stale cache
@@ -32,7 +32,7 @@ from datapipeline.k8s.jobs import LABEL_PIPELINE, LABEL_RUN, label_value
 
 # The frozen copy's digest as the cache computed it (the copy itself is not kept in memory).
 SEEN_DIGEST = "pipelineSpecDigestSeen"
-INDEX_NAMES = ("run_jobs", "run_attempts", "runs_by_name", "pipeline_runs", "pipelines_by_name",
+INDEX_NAMES = ("run_jobs", "run_pods", "run_attempts", "runs_by_name", "pipeline_runs", "pipelines_by_name",
                "pipeline_job_instances", "pipeline_attempt_instances")
 HANDLES: dict[str, Any] = {}  # index name -> the kopf Index (captured from a handler's kwargs)
 
@@ -77,7 +77,6 @@ def trim_job(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
-    """An ended Job's pod as a worker keeps it until the run records the end: its container's final state."""
     status = body.get("status") or {}
     return {"metadata": _meta(body), "status": {k: plain(status[k]) for k in
                                                 ("phase", "startTime", "containerStatuses") if k in status}}
@@ -133,6 +132,11 @@ async def run_attempts(namespace: str | None, body: kopf.Body, labels: kopf.Labe
     return {(namespace or "default", run): trim_attempt(body)}
 
 
+@kopf.index("", "v1", "pods", labels={LABEL_RUN: kopf.PRESENT})
+async def run_pods(namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+    return {(namespace or "default", str(labels.get(LABEL_RUN))): trim_pod(body)}
+
+
 @kopf.index(GROUP, VERSION, "pipelineruns")
 async def runs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace or "default", name): trim_run(body)}
@@ -179,6 +183,7 @@ class Snapshot:
 
     run: dict[str, Any] | None = None
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)  # TaskAttempts (poll worker groups)
     pipeline: dict[str, Any] | None = None
     pipeline_runs: list[dict[str, Any]] = field(default_factory=list)
@@ -186,13 +191,13 @@ class Snapshot:
 
 
 def run_snapshot(namespace: str, name: str, cache: Mapping[str, Any]) -> Snapshot | None:
-    """For a run's pass: the run, its Jobs, its Pipeline and the Pipeline's runs."""
+    """For a run's pass: the run, its Jobs and pods, its Pipeline and the Pipeline's runs."""
     if not ready():
         return None
     found = _values("runs_by_name", (namespace, name))
     run = found[0] if found else None
     pipeline = str(((run or {}).get("spec") or {}).get("pipelineRef", {}).get("name") or "")
-    snap = Snapshot(run=run, jobs=_values("run_jobs", (namespace, name)),
+    snap = Snapshot(run=run, jobs=_values("run_jobs", (namespace, name)), pods=_values("run_pods", (namespace, name)),
                     attempts=_values("run_attempts", (namespace, name)))
     if pipeline:
         pipelines = _values("pipelines_by_name", (namespace, pipeline))

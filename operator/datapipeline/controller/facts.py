@@ -1,7 +1,4 @@
-"""Turn Job and Pod objects (plain dicts, as the API returns them) into the state machine's JobFacts.
-
-Pods are not watched: a Job's status says whether it runs (``ready``) and when it ended; its pod is read once,
-when the Job has ended and the run still awaits it (:func:`job_ended`), for the runner's result and exit code."""
+"""Turn Job and Pod objects (plain dicts, as the API returns them) into the state machine's JobFacts."""
 
 from __future__ import annotations
 
@@ -12,7 +9,7 @@ from typing import Any
 from datapipeline.core.runstate import JobFact
 from datapipeline.core.task import KIND_ACTIVITY, TaskResult
 from datapipeline.core.taskattempt import TERMINAL_PHASES, attempt_fact
-from datapipeline.k8s.jobs import JOB_NAME_LABEL, LABEL_ACTIVITY, LABEL_KIND, LABEL_RERUN, LABEL_RUN
+from datapipeline.k8s.jobs import LABEL_ACTIVITY, LABEL_KIND, LABEL_RERUN, LABEL_RUN
 
 Instance = tuple[str, str]  # (run, activity): one active instance of an activity, as maxActiveInstances counts
 
@@ -40,6 +37,10 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def _pod_running(pod: Mapping[str, Any]) -> bool:
+    return running_since(pod) is not None
+
+
 def running_since(pod: Mapping[str, Any]) -> datetime | None:
     """When the pod's container started running (None unless it runs now)."""
     for status in (pod.get("status") or {}).get("containerStatuses") or ():
@@ -52,18 +53,8 @@ def running_since(pod: Mapping[str, Any]) -> datetime | None:
 
 def pod_job_name(pod: Mapping[str, Any]) -> str | None:
     labels = (pod.get("metadata") or {}).get("labels") or {}
-    name = labels.get(JOB_NAME_LABEL) or labels.get("job-name")
+    name = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
     return str(name) if name else None
-
-
-ENDED_CONDITIONS = ("Complete", "SuccessCriteriaMet", "Failed", "FailureTarget")
-
-
-def job_ended(job: Mapping[str, Any]) -> bool:
-    """The Job's own status says its pod has ended (our Jobs run one pod, backoffLimit 0): its result can be read."""
-    status = job.get("status") or {}
-    return bool(status.get("succeeded") or status.get("failed")) or any(
-        _condition(job, kind) is not None for kind in ENDED_CONDITIONS)
 
 
 def job_fact(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]] = ()) -> JobFact:

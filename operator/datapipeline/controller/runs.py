@@ -22,9 +22,9 @@ from datapipeline.controller.facts import (
     attempt_facts,
     attempt_instance,
     busy_instances,
-    job_ended,
     job_facts,
     job_instance,
+    pod_job_name,
     running_since,
 )
 from datapipeline.controller.frozen import (
@@ -77,7 +77,6 @@ PLURAL = "pipelineruns"
 RUN_STARTUP_SPREAD = 10.0  # seconds
 QUEUE_RECHECK = timedelta(seconds=10)  # a queued on-demand run looks again this often at the latest
 UNSAVED = "unsaved"  # worker cache: (run uid, the stored status, the status a waiting save will write)
-ENDED_PODS = "ended_pods"  # worker cache: Job uid -> its pods, read once it ended, while the run awaits it
 # Queued on-demand runs by (namespace, pipeline): a run of that pipeline ending wakes them at once.
 QUEUED: dict[tuple[str, str], set[str]] = {}
 
@@ -228,13 +227,13 @@ def _observe(namespace: str, name: str, cache: dict[str, Any],
         run_spec = replace(run_spec, external=_external(namespace, pipeline, full, schedule, run_spec, cache))
     _note_queued(namespace, pipeline, name, bool(run_spec.queued))
     state = RunState.from_dict(status)
+    pods = snap.pods if snap is not None else kube.list_pods(namespace, name)
     jobs = caches.with_created(snap.jobs, cache.setdefault("created_jobs", {})) if snap is not None \
         else kube.list_jobs(namespace, name)
     attempts = caches.with_created(snap.attempts, cache.setdefault("created_attempts", {})) if snap is not None \
         else kube.list_attempts(namespace, name)
-    pods = _ended_pods(namespace, jobs, state.awaited_jobs(name), cache)
     facts = {**job_facts(jobs, pods), **attempt_facts(attempts, now)}
-    _read_progress(namespace, name, definition, state, facts, jobs)
+    _read_progress(namespace, name, definition, state, facts, pods)
     return Observed(run=run, stored=stored, status=status, now=now, pipeline=pipeline, full=full,
                     definition=definition, generation=generation, values=dict(values), run_spec=run_spec,
                     state=state, attempts=attempts, facts=facts)
@@ -460,41 +459,24 @@ def _with_lifecycle(namespace: str, pipeline: str, run: Mapping[str, Any], run_s
     return replace(run_spec, paused=wanted.paused, queued=queued)
 
 
-def _ended_pods(namespace: str, jobs: list[dict[str, Any]], awaited: set[str],
-                cache: dict[str, Any]) -> list[dict[str, Any]]:
-    """The pods of the Jobs that ended while the run awaits them (their result, exit code, end): one LIST by the
-    Job's uid when the Job's status first shows the end, kept by the worker until the run has recorded it."""
-    kept: dict[str, list[dict[str, Any]]] = cache.get(ENDED_PODS) or {}
-    read: dict[str, list[dict[str, Any]]] = {}
-    for job in jobs:
-        meta = job.get("metadata") or {}
-        uid = str(meta.get("uid") or "")
-        if uid and str(meta.get("name")) in awaited and job_ended(job) and not meta.get("deletionTimestamp"):
-            read[uid] = kept[uid] if uid in kept else [caches.trim_pod(p) for p in kube.list_job_pods(namespace, job)]
-    cache[ENDED_PODS] = read  # what the run no longer awaits is dropped
-    return [pod for pods in read.values() for pod in pods]
-
-
 def _read_progress(namespace: str, run: str, definition: PipelineDefinition, state: RunState,
-                   facts: dict[str, JobFact], jobs: list[dict[str, Any]]) -> None:
-    """For running attempts of activities with reportProgressTimeout only: since when the container runs and
-    its newest log line's time (a LIST of the Job's pods and a log read per pass: these activities are few)."""
-    by_name = {str(j["metadata"]["name"]): j for j in jobs}
+                   facts: dict[str, JobFact], pods: list[dict[str, Any]]) -> None:
+    """For running attempts of activities with reportProgressTimeout only: the newest log line's time."""
     for activity_name, activity in definition.activities.items():
         st = state.activities.get(activity_name)
         if activity.report_progress_timeout is None or st is None or not st.job_expected:
             continue
         job = attempt_job_name(run, activity_name, st.attempt)
         fact = facts.get(job)
-        if fact is None or fact.state != "active" or not fact.running or job not in by_name:
+        if fact is None or fact.state != "active" or not fact.running:
             continue
-        running = [(since, p) for p in kube.list_job_pods(namespace, by_name[job])
-                   if (since := running_since(p)) is not None]
-        if not running:
+        mine = [p for p in pods if pod_job_name(p) == job and running_since(p) is not None]
+        if not mine:
             continue
-        since, pod = max(running, key=lambda r: str(r[1]["metadata"].get("creationTimestamp") or ""))
+        pod = max(mine, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
         latest = kube.last_log_time(namespace, str(pod["metadata"]["name"]))
-        facts[job] = replace(fact, progress_at=max(since, latest) if latest is not None else since)
+        if latest is not None and (fact.progress_at is None or latest > fact.progress_at):
+            facts[job] = replace(fact, progress_at=latest)
 
 
 def _count(namespace: str, pipeline: str, reason: str) -> None:

@@ -201,11 +201,6 @@ class Check:
     next_at: datetime | None = None  # None while a check Job runs
     message: str | None = None
 
-    @property
-    def awaited(self) -> bool:
-        """Its newest check's Job was made and its end is not recorded yet."""
-        return self.status == CHECKING and self.next_at is None and self.checks > 0
-
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"status": self.status, "checks": self.checks}
         if self.errors:
@@ -328,17 +323,6 @@ class RunState:
     handled_rerun: str | None = None
     handled_mark_finished: list[str] = field(default_factory=list)
     external: str | None = None  # EXTERNAL_WAITING | EXTERNAL_BLOCKED | None
-
-    def awaited_jobs(self, run: str) -> set[str]:
-        """The Jobs whose end this state has not recorded yet: the only ones whose results a pass reads."""
-        names: set[str] = set()
-        for activity, st in self.activities.items():
-            if st.job_expected:
-                names.add(attempt_job_name(run, activity, st.attempt))
-            if st.status == WAITING_ON_DEPENDENCIES:
-                names.update(check_job_name(run, activity, key, check.checks) for key, check in st.checks.items()
-                             if check.awaited)
-        return names
 
     def progress(self) -> str:
         done = sum(1 for a in self.activities.values() if a.status in SUCCESSFUL)
@@ -789,7 +773,7 @@ class _Machine:
             self.observe_attempt(name, activity, st)
         if st.status == WAITING_ON_DEPENDENCIES:
             for key, check in st.checks.items():
-                if check.awaited:
+                if check.status == CHECKING and check.next_at is None and check.checks:
                     self.observe_check(name, key, check)
 
     def observe_attempt(self, name: str, activity: Activity, st: ActivityState) -> None:

@@ -18,7 +18,7 @@ from kubernetes import config as _config
 from kubernetes.client.exceptions import ApiException
 
 from datapipeline.core.definition import GROUP, VERSION
-from datapipeline.k8s.jobs import JOB_UID_LABEL, LABEL_PIPELINE, LABEL_RUN, label_value
+from datapipeline.k8s.jobs import LABEL_PIPELINE, LABEL_RUN, label_value
 
 config: Any = _config
 _client: Any = None
@@ -197,12 +197,8 @@ def list_pipeline_attempts(namespace: str, selector: str) -> list[dict[str, Any]
     return list(result.get("items") or [])
 
 
-def list_job_pods(namespace: str, job: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The pods of this Job (by its uid: not those of an earlier Job of the same name)."""
-    uid = str((job.get("metadata") or {}).get("uid") or "")
-    if not uid:
-        return []
-    result = core().list_namespaced_pod(namespace, label_selector=f"{JOB_UID_LABEL}={uid}")
+def list_pods(namespace: str, run: str) -> list[dict[str, Any]]:
+    result = core().list_namespaced_pod(namespace, label_selector=f"{LABEL_RUN}={label_value(run)}")
     return [plain(p) for p in result.items]
 
 

@@ -43,9 +43,6 @@ LABEL_KIND = f"{GROUP}/kind"
 LABEL_OBJECT = f"{GROUP}/object"
 LABEL_WORKER_GROUP = f"{GROUP}/worker-group"  # the node label a workerGroup selects
 LABEL_RERUN = f"{GROUP}/rerun"  # an attempt of a rerun: maxActiveInstances does not count it
-# Set by the Job controller on each pod of a Job: its Job's name and uid.
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 ANNOTATION_OBJECT = f"{GROUP}/object"
 ANNOTATION_ACTIVITY = f"{GROUP}/activity"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kube-datapipeline"}
