@@ -137,3 +137,46 @@ def test_only_a_runs_jobs_and_pods_are_watched_server_side(monkeypatch: Any) -> 
         assert handlers, resource.plural
         for handler in handlers:
             assert handler.labels is not None and LABEL_RUN in handler.labels, handler.id
+
+
+def test_handler_successes_are_not_logged_but_failures_are() -> None:
+    import logging
+
+    from datapipeline.controller.main import QuietSuccesses
+
+    def record(level: int, message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", level, __file__, 1, message, None, None)
+
+    quiet = QuietSuccesses()
+    assert not quiet.filter(record(logging.INFO, "Handler 'job_event' succeeded."))
+    assert quiet.filter(record(logging.ERROR, "Handler 'job_event' failed with an exception. Will retry."))
+    assert quiet.filter(record(logging.INFO, "history limit: deleting run r-1"))
+
+
+def test_the_write_client_takes_no_proxy_or_netrc_from_the_environment(tmp_path: Any, monkeypatch: Any) -> None:
+    """Each write would look both up in a thread of the pass pool; the kubeconfig's proxy-url still counts."""
+    import asyncio
+
+    from datapipeline.k8s import async_api
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("""apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", proxy-url: "http://127.0.0.1:3128",
+            insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+""")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(async_api, "_client", None)
+
+    async def made() -> tuple[bool, str | None]:
+        api = await async_api._api()
+        try:
+            return api.rest_client.pool_manager.trust_env, api.rest_client.proxy
+        finally:
+            await async_api.close()
+
+    assert asyncio.run(made()) == (False, "http://127.0.0.1:3128")

@@ -37,10 +37,6 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def _pod_running(pod: Mapping[str, Any]) -> bool:
-    return running_since(pod) is not None
-
-
 def running_since(pod: Mapping[str, Any]) -> datetime | None:
     """When the pod's container started running (None unless it runs now)."""
     for status in (pod.get("status") or {}).get("containerStatuses") or ():

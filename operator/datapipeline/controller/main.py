@@ -82,6 +82,18 @@ def webhook_server() -> kopf.WebhookServer:
     return kopf.WebhookServer(port=SETTINGS.webhook_port, host=SETTINGS.webhook_host)
 
 
+class QuietSuccesses(logging.Filter):
+    """kopf logs each handler call's success: for the event watchers, one line per watch event of every Job and
+    run (5,600 lines for a burst of 500 runs), saying only that a worker was woken. Failures, retries and
+    everything else still log; ``--verbose`` keeps these too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        message = record.getMessage()
+        return not (message.startswith("Handler '") and message.endswith("' succeeded."))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="datapipeline-operator", description=__doc__)
     parser.add_argument("--namespace", "-n", action="append", default=[], help="watch only these namespaces")
@@ -90,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     namespaces = args.namespace or list(SETTINGS.namespaces)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not args.verbose:
+        logging.getLogger("kopf.objects").addFilter(QuietSuccesses())
     liveness = f"http://0.0.0.0:{SETTINGS.liveness_port}/healthz" if SETTINGS.liveness_port else None
     if SETTINGS.leader_election:
         duration, renew, retry = SETTINGS.lease_seconds

@@ -39,7 +39,17 @@ async def _api() -> Any:
         configuration.connection_pool_maxsize = CONNECTIONS
         if _client is None:  # another task may have made it while this one read the configuration
             _client = client.ApiClient(configuration)
+            _ignore_environment(_client)
     return _client
+
+
+def _ignore_environment(api_client: Any) -> None:
+    """kubernetes_asyncio makes its aiohttp session with trust_env: then every request looks up ~/.netrc and the
+    proxy variables, each in a thread of the executor the passes decide in (two hand-offs per write). Like kopf
+    (``settings.networking.trust_env``, off) and the synchronous client, the operator takes its proxy only
+    from the kubeconfig (``proxy-url``, which the configuration passes on every request)."""
+    session = api_client.rest_client.pool_manager
+    session._trust_env = False  # aiohttp reads it per request; a public setting exists only at construction
 
 
 async def close() -> None:
