@@ -121,10 +121,16 @@ def one_round(namespace: str, count: int, round_: int, template: dict[str, Any])
         clear(namespace, "pipelineruns")
         return took
 
-    ours_time = ours() if round_ % 2 == 0 else 0.0
-    same_time = same_task_jobs(namespace, count, template)
-    clear(namespace, "jobs")
-    return (ours_time if round_ % 2 == 0 else ours()), same_time
+    def baseline() -> float:
+        took = same_task_jobs(namespace, count, template)
+        clear(namespace, "jobs")
+        return took
+
+    if round_ % 2 == 0:
+        ours_time = ours()
+        return ours_time, baseline()
+    same_time = baseline()
+    return ours(), same_time
 
 
 def cron_lags(namespace: str, minutes: int) -> tuple[float, float]:
