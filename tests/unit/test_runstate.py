@@ -460,6 +460,47 @@ def test_a_new_runs_first_attempts_may_wait_for_their_save_and_nothing_after_the
     assert sim.state.phase == SUCCEEDED and not only_first_attempts(sim.state)
 
 
+def test_a_new_runs_first_status_waits_for_a_start_then_briefly(monkeypatch: Any) -> None:
+    """Until one of its first attempts starts, a new run's status would only say it waits for a runner: it may
+    wait up to pending_status_limit, then status_delay after the start is seen; a start's own save waits
+    status_delay from the pass that saw it (issue #12: a one-activity run costs one status write, not three,
+    when its pod starts late)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from datapipeline.controller import runs
+    from datapipeline.controller.frozen import FROZEN_HASH
+    from datapipeline.controller.step import StepResult
+    from datapipeline.core.runstate import any_started
+
+    monkeypatch.setattr(runs, "SETTINGS", replace(runs.SETTINGS, status_delay=5.0, pending_status_limit=30.0))
+
+    def due(stored: dict[str, Any], state: RunState, seconds: float, cache: dict[str, Any]) -> datetime | None:
+        observed = SimpleNamespace(stored=stored, now=T0 + timedelta(seconds=seconds))
+        return runs._save_waits(observed, StepResult(state=state), cache)  # type: ignore[arg-type]
+
+    sim = Sim(pipeline(shell("a")))
+    sim.step()
+    waiting = sim.state
+    sim.step(1)
+    started = sim.state
+    assert not any_started(waiting) and any_started(started)
+    cache: dict[str, Any] = {}
+    assert due({}, waiting, 0, cache) == T0 + timedelta(seconds=30)
+    assert due({}, waiting, 20, cache) == T0 + timedelta(seconds=30)
+    assert due({}, started, 24, cache) == T0 + timedelta(seconds=29)  # 5 s after the start is seen
+    assert due({}, started, 27, cache) == T0 + timedelta(seconds=29)  # not pushed back by later passes
+    assert due({}, started, 29, cache) is None and cache == {}  # due: saved now
+    assert due({}, waiting, 0, cache) == T0 + timedelta(seconds=30)
+    assert due({}, waiting, 30, cache) is None  # the pod still pending: saved anyway
+    assert due({}, started, 1, {}) == T0 + timedelta(seconds=6)  # started on the first pass
+    stored = {FROZEN_HASH: "h", **waiting.to_dict()}  # saved before the start: the start waits status_delay
+    cache = {}
+    assert due(stored, started, 40, cache) == T0 + timedelta(seconds=45)
+    assert due(stored, started, 43, cache) == T0 + timedelta(seconds=45)
+    assert due(stored, started, 45, cache) is None
+
+
 def test_a_first_precondition_check_may_wait_a_second_one_may_not() -> None:
     from datapipeline.core.runstate import only_first_attempts
 

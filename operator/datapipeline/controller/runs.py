@@ -55,6 +55,7 @@ from datapipeline.core.runstate import (
     Rerun,
     RunSpec,
     RunState,
+    any_started,
     attempt_job_name,
     only_first_attempts,
     only_started,
@@ -217,7 +218,7 @@ def _observe(namespace: str, name: str, cache: dict[str, Any],
     if schedule != DEFAULT_SCHEDULE and schedule not in full.schedules:
         return _refuse(namespace, name, run, "InvalidDefinition", f'spec.schedule: the Pipeline has no schedule '
                        f'named "{schedule}" (its schedules: {", ".join(full.schedules) or "none"})', now)
-    definition = full.for_schedule(schedule)
+    definition = _schedule_view(full, schedule, cache)
     # Checked once and then fixed (editing spec.values later changes nothing); checked again on every pass.
     values, refused = run_values(definition, status[FROZEN_VALUES] if FROZEN_VALUES in status else spec.get("values"))
     if refused:
@@ -298,23 +299,30 @@ async def _act(namespace: str, name: str, obs: Observed, result: StepResult,
 
 
 def _save_waits(obs: Observed, result: StepResult, cache: dict[str, Any]) -> datetime | None:
-    """When the pass's status may be saved later, the time it is due: at most ``status_delay`` after the first
-    pass that waited. Only what a later pass derives again from the Pipeline and the Jobs may wait (an
-    attempt's start; a new run's first attempts, whose Jobs keep their names), so an operator stopping
-    meanwhile loses nothing; the state waiting is the next pass's starting point (``_unsaved``)."""
+    """When the pass's status may be saved later, the time it is due: ``status_delay`` after the first pass
+    that waited, or, for a new run none of whose first attempts has started, up to ``pending_status_limit``
+    (its status would only say it waits for a runner) and then ``status_delay`` after the first start is seen.
+    Only what a later pass derives again from the Pipeline and the Jobs may wait (an attempt's start; a new
+    run's first attempts, whose Jobs keep their names), so an operator stopping meanwhile loses nothing; the
+    state waiting is the next pass's starting point (``_unsaved``)."""
     posts = any(worth_posting(e, SETTINGS.every_event) for e in result.events)
+    wait = SETTINGS.status_delay
     if FROZEN_HASH in obs.stored:
         derived = not result.create and only_started(RunState.from_dict(obs.stored), result.state)
     else:
         polled = any(manifest.get("kind") == taskattempt.KIND for _, manifest in result.create)
         derived = not polled and only_first_attempts(result.state)
+        if not any_started(result.state):
+            wait = max(wait, SETTINGS.pending_status_limit)
     if SETTINGS.status_delay <= 0 or posts or result.delete or not derived:
         cache.pop("save_due", None)
         return None
-    due: datetime = cache.setdefault("save_due", obs.now + timedelta(seconds=SETTINGS.status_delay))
+    latest = obs.now + timedelta(seconds=wait)
+    due: datetime = min(cache.get("save_due", latest), latest)  # a first start seen brings a pending run's forward
     if obs.now >= due:
         cache.pop("save_due", None)
         return None
+    cache["save_due"] = due
     return due
 
 
@@ -507,6 +515,16 @@ def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str, no
         cache.pop("definition", None)
         cache["frozen"] = frozen  # the copy about to be written: no read of it
     return dict(frozen)
+
+
+def _schedule_view(full: PipelineDefinition, schedule: str, cache: dict[str, Any]) -> PipelineDefinition:
+    """The run's schedule's view of its definition, kept by the worker with the definition it was made from
+    (its derived values, such as the activities' order, are then computed once, not on every pass)."""
+    held = cache.get("view")
+    if held is None or held[0] is not full or held[1] != schedule:
+        held = cache["view"] = (full, schedule, full.for_schedule(schedule))
+    view: PipelineDefinition = held[2]
+    return view
 
 
 def _definition(namespace: str, name: str, status: Mapping[str, Any], seen: Any,

@@ -41,6 +41,9 @@ class Settings:
     # Seconds a status write may wait for the next one: an attempt's start (derived again from its Job) and a
     # Pipeline's lastRun/health after its runs end. 0: write at once.
     status_delay: float
+    # Seconds a new run's first status may wait while none of its first attempts has started (a pod pending, an
+    # image pulling): it would only say "waiting for a runner". Never less than status_delay.
+    pending_status_limit: float
     leader_election: bool  # several replicas, one acting (controller/leader.py)
     leader_lease: str  # the Lease's name, in the operator's namespace
     lease_seconds: tuple[int, int, int]  # lease duration, renew deadline, retry period
@@ -64,6 +67,7 @@ def load() -> Settings:
         worker_threads=max(1, int(_float("DATAPIPELINE_WORKER_THREADS", 32))),
         every_event=os.environ.get("DATAPIPELINE_EVENTS", "milestones").strip().lower() == "all",
         status_delay=max(0.0, _float("DATAPIPELINE_STATUS_DELAY", 5.0)),
+        pending_status_limit=max(0.0, _float("DATAPIPELINE_PENDING_STATUS_SECONDS", 30.0)),
         leader_election=_bool("DATAPIPELINE_LEADER_ELECTION", False),
         leader_lease=os.environ.get("DATAPIPELINE_LEADER_LEASE") or "kube-datapipeline-operator",
         lease_seconds=_lease_seconds(os.environ.get("DATAPIPELINE_LEASE_SECONDS", "")),

@@ -435,6 +435,11 @@ def only_first_attempts(new: RunState) -> bool:
     return all(_first_attempt_at_most(a) for a in new.activities.values())
 
 
+def any_started(state: RunState) -> bool:
+    """Some activity's attempt is running: a new run's status has more to say than that it waits for a runner."""
+    return any(st.status == RUNNING for st in state.activities.values())
+
+
 def _first_attempt_at_most(st: ActivityState) -> bool:
     if st.fired or st.round_start or st.retry_at or st.end_time or st.exit_code is not None or st.result \
             or st.error_id or st.error_message or st.cascade_failed_on or st.cancellation_reason \
