@@ -471,7 +471,7 @@ def test_a_new_runs_first_status_waits_for_a_start_then_briefly(monkeypatch: Any
     from datapipeline.controller import runs
     from datapipeline.controller.frozen import FROZEN_HASH
     from datapipeline.controller.step import StepResult
-    from datapipeline.core.runstate import any_started
+    from datapipeline.core.runstate import only_awaits_runners
 
     monkeypatch.setattr(runs, "SETTINGS", replace(runs.SETTINGS, status_delay=5.0, pending_status_limit=30.0))
 
@@ -484,7 +484,7 @@ def test_a_new_runs_first_status_waits_for_a_start_then_briefly(monkeypatch: Any
     waiting = sim.state
     sim.step(1)
     started = sim.state
-    assert not any_started(waiting) and any_started(started)
+    assert only_awaits_runners(waiting) and not only_awaits_runners(started)
     cache: dict[str, Any] = {}
     assert due({}, waiting, 0, cache) == T0 + timedelta(seconds=30)
     assert due({}, waiting, 20, cache) == T0 + timedelta(seconds=30)
@@ -499,6 +499,11 @@ def test_a_new_runs_first_status_waits_for_a_start_then_briefly(monkeypatch: Any
     assert due(stored, started, 40, cache) == T0 + timedelta(seconds=45)
     assert due(stored, started, 43, cache) == T0 + timedelta(seconds=45)
     assert due(stored, started, 45, cache) is None
+
+    held = Sim(pipeline(shell("a")), queued="maxActiveInstances")  # no Job yet: its status says why it waits
+    held.step()
+    assert held.status("a") == WAITING_ON_DEPENDENCIES and not only_awaits_runners(held.state)
+    assert due({}, held.state, 0, {}) == T0 + timedelta(seconds=5)
 
 
 def test_a_first_precondition_check_may_wait_a_second_one_may_not() -> None:

@@ -55,8 +55,8 @@ from datapipeline.core.runstate import (
     Rerun,
     RunSpec,
     RunState,
-    any_started,
     attempt_job_name,
+    only_awaits_runners,
     only_first_attempts,
     only_started,
     worth_posting,
@@ -300,7 +300,7 @@ async def _act(namespace: str, name: str, obs: Observed, result: StepResult,
 
 def _save_waits(obs: Observed, result: StepResult, cache: dict[str, Any]) -> datetime | None:
     """When the pass's status may be saved later, the time it is due: ``status_delay`` after the first pass
-    that waited, or, for a new run none of whose first attempts has started, up to ``pending_status_limit``
+    that waited, or, for a new run whose first attempts all wait for their pods, up to ``pending_status_limit``
     (its status would only say it waits for a runner) and then ``status_delay`` after the first start is seen.
     Only what a later pass derives again from the Pipeline and the Jobs may wait (an attempt's start; a new
     run's first attempts, whose Jobs keep their names), so an operator stopping meanwhile loses nothing; the
@@ -312,7 +312,7 @@ def _save_waits(obs: Observed, result: StepResult, cache: dict[str, Any]) -> dat
     else:
         polled = any(manifest.get("kind") == taskattempt.KIND for _, manifest in result.create)
         derived = not polled and only_first_attempts(result.state)
-        if not any_started(result.state):
+        if only_awaits_runners(result.state):
             wait = max(wait, SETTINGS.pending_status_limit)
     if SETTINGS.status_delay <= 0 or posts or result.delete or not derived:
         cache.pop("save_due", None)

@@ -41,7 +41,7 @@ class Settings:
     # Seconds a status write may wait for the next one: an attempt's start (derived again from its Job) and a
     # Pipeline's lastRun/health after its runs end. 0: write at once.
     status_delay: float
-    # Seconds a new run's first status may wait while none of its first attempts has started (a pod pending, an
+    # Seconds a new run's first status may wait while its first attempts' pods have not started (pending, an
     # image pulling): it would only say "waiting for a runner". Never less than status_delay.
     pending_status_limit: float
     leader_election: bool  # several replicas, one acting (controller/leader.py)

@@ -435,9 +435,11 @@ def only_first_attempts(new: RunState) -> bool:
     return all(_first_attempt_at_most(a) for a in new.activities.values())
 
 
-def any_started(state: RunState) -> bool:
-    """Some activity's attempt is running: a new run's status has more to say than that it waits for a runner."""
-    return any(st.status == RUNNING for st in state.activities.values())
+def only_awaits_runners(state: RunState) -> bool:
+    """Some activity's attempt waits for its pod and none runs: all the run's status could say is that it waits
+    for a runner (a run held by capacity or dependencies, with no Job yet, says why it waits: not this)."""
+    found = [st.status for st in state.activities.values()]
+    return WAITING_FOR_RUNNER in found and RUNNING not in found
 
 
 def _first_attempt_at_most(st: ActivityState) -> bool:
