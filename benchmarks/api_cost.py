@@ -6,7 +6,9 @@ The dev cluster's API server writes an audit log (tests/cluster/dc_config.py: Me
 the objects the project touches. This script runs the operator as a host process under its own
 ServiceAccount (so its requests carry their own user name), creates ``--runs`` one-activity PipelineRuns at
 once (``--activities``: a chain of that many per run; ``--seconds``: each attempt sleeps that long, so its
-start is saved on its own), waits until all succeeded, and counts from the log:
+start is saved on its own; ``--every S``: a Pipeline scheduled every S seconds, ``--runs`` occurrences, makes
+the runs instead, so their creation and the Pipeline's status count too), waits until all succeeded, and
+counts from the log:
 
 * the operator's reads (get, list) and writes (create, update, patch, delete) per attempt; watches apart;
 * every user's writes in the namespace per attempt (the controllers' and the kubelet's included),
@@ -121,18 +123,31 @@ def command(seconds: float) -> list[str]:
     return ["sleep", f"{seconds:g}"] if seconds else ["true"]
 
 
-def run_operator(namespace: str, runs: int, activities: int, seconds: float,
-                 directory: Path) -> tuple[datetime, datetime]:
-    kubeconfig = operator_kubeconfig(namespace, directory)
+def cost_pipeline(runs: int, activities: int, seconds: float, every: float | None) -> dict[str, Any]:
+    """On demand (the runs created by this script), or scheduled every ``every`` seconds, ``runs`` times."""
     chain = [{"name": f"a{i}", "type": "ShellCommandActivity", "command": " ".join(command(seconds)),
               **({"dependsOn": [f"a{i - 1}"]} if i else {})} for i in range(activities)]
-    pipeline = {"apiVersion": "datapipeline.io/v1alpha1", "kind": "Pipeline", "metadata": {"name": "cost"},
-                "spec": {"scheduleType": "ondemand", "activated": False, "defaults": {"maxActiveInstances": runs},
-                         "successfulRunsHistoryLimit": runs, "activities": chain}}
-    apply(namespace, pipeline)
+    spec: dict[str, Any] = {"defaults": {"maxActiveInstances": runs}, "successfulRunsHistoryLimit": runs,
+                            "activities": chain}
+    if every is None:
+        spec.update(scheduleType="ondemand", activated=False)
+    else:
+        spec.update(activated=True, schedule={"period": f"{every:g} seconds", "occurrences": runs,
+                                              "startAt": "FIRST_ACTIVATION_DATE_TIME"})
+    return {"apiVersion": "datapipeline.io/v1alpha1", "kind": "Pipeline", "metadata": {"name": "cost"},
+            "spec": spec}
+
+
+def run_operator(namespace: str, runs: int, activities: int, seconds: float, every: float | None,
+                 directory: Path) -> tuple[datetime, datetime]:
+    """The operator's window: from the runs' creation (or the scheduled Pipeline's) to 5 s after the last end."""
+    kubeconfig = operator_kubeconfig(namespace, directory)
+    pipeline = cost_pipeline(runs, activities, seconds, every)
+    if every is None:
+        apply(namespace, pipeline)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "DATAPIPELINE_NAMESPACES": namespace,
            "DATAPIPELINE_METRICS_PORT": "0", "DATAPIPELINE_LIVENESS_PORT": "0",
-           "PYTHONPATH": str(ROOT / "operator")}
+           "PYTHONPATH": str(ROOT / "operator"), "DATAPIPELINE_MIN_SCHEDULE_PERIOD": "0"}
     log = LOG.open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "datapipeline.controller.main"], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -141,13 +156,13 @@ def run_operator(namespace: str, runs: int, activities: int, seconds: float,
         start = datetime.now(UTC)
         apply(namespace, *[{"apiVersion": "datapipeline.io/v1alpha1", "kind": "PipelineRun",
                             "metadata": {"name": f"cost-{i}"}, "spec": {"pipelineRef": {"name": "cost"}}}
-                           for i in range(runs)])
+                           for i in range(runs)] if every is None else [pipeline])
 
         def done() -> bool:
             items = json.loads(kubectl("-n", namespace, "get", "pipelineruns", "-o", "json"))["items"]
-            return sum((r.get("status") or {}).get("phase") == "Succeeded" for r in items) == runs
+            return bool(sum((r.get("status") or {}).get("phase") == "Succeeded" for r in items) == runs)
 
-        wait_until(done, 600, f"the runs to succeed (operator log: {LOG})")
+        wait_until(done, 600 + runs * (every or 0), f"the runs to succeed (operator log: {LOG})")
         time.sleep(5)  # what the operator does after the last run succeeded counts too
         return start, datetime.now(UTC)
     finally:
@@ -179,6 +194,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--activities", type=int, default=1, help="a chain of this many activities per run")
     parser.add_argument("--seconds", type=float, default=0, help="each attempt sleeps this long (default: true)")
+    parser.add_argument("--every", type=float, default=None,
+                        help="a scheduled Pipeline makes the runs, one per this many seconds (default: on demand)")
     args = parser.parse_args()
     if not AUDIT.exists():
         raise SystemExit(f"no audit log at {AUDIT}: start the dev cluster with tests/cluster/devcluster.py up")
@@ -189,7 +206,7 @@ def main() -> int:
     kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            window = run_operator(ours, args.runs, args.activities, args.seconds, Path(tmp))
+            window = run_operator(ours, args.runs, args.activities, args.seconds, args.every, Path(tmp))
         bare_window = run_bare_jobs(bare, args.runs * args.activities, args.seconds)
         time.sleep(2)  # the audit backend writes in batches
         user = f"system:serviceaccount:{ours}:operator"
@@ -202,6 +219,7 @@ def main() -> int:
         subprocess.run(["kubectl", "delete", "clusterrolebinding", f"{ours}-operator"], capture_output=True)
     n = args.runs * args.activities
     what = "one-activity runs" if args.activities == 1 else f"runs of {args.activities} activities in a chain"
+    what += " created at once" if args.every is None else f" made by the Pipeline's schedule, one per {args.every:g} s"
     print(f"{args.runs} {what} ({n} attempts, {command(args.seconds)}) against {n} bare Jobs, same container")
     print(f"{'':44} {'per attempt':>12} {'goal':>6}")
     print(f"{'operator writes':44} {operator['write'] / n:12.2f} {'<= 4':>6}")
