@@ -26,7 +26,7 @@ from datapipeline.core.crossrun import (
 )
 from datapipeline.core.definition import parse_pipeline
 from datapipeline.core.durations import parse_period
-from datapipeline.core.model import PipelineDefinition, Schedule
+from datapipeline.core.model import DEFAULT_SCHEDULE, PipelineDefinition, Schedule
 from datapipeline.core.problems import DefinitionError
 from datapipeline.core.runstate import (
     CASCADE_FAILED,
@@ -345,3 +345,13 @@ def test_render_at_resolves_each_activity_for_an_interval_of_its_own_schedule(tm
     assert "2026-11-04 GET" in daily["fields"]["command"]
     assert (weekly["schedule"], weekly["run"]) == ("weekly", "weblogs-weekly-20261109t0000z")
     assert weekly["outputs"][0]["fields"]["directoryPath"] == "s3://weblogs/reports/week-2026-11-09/"
+
+
+def test_a_schedules_view_is_made_once_and_holds_only_its_activities() -> None:
+    """Every pass of a run asks for its schedule's view: the same object each time, so its order is kept."""
+    definition = weblogs()
+    weekly = definition.for_schedule("weekly")
+    assert definition.for_schedule("weekly") is weekly and weekly.run_schedule == "weekly"
+    assert all(a.schedule == "weekly" for a in weekly.activities.values())
+    assert weekly.topological_order() == [n for n in definition.topological_order() if n in weekly.activities]
+    assert definition.for_schedule(DEFAULT_SCHEDULE) is not weekly

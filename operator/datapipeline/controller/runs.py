@@ -218,7 +218,7 @@ def _observe(namespace: str, name: str, cache: dict[str, Any],
     if schedule != DEFAULT_SCHEDULE and schedule not in full.schedules:
         return _refuse(namespace, name, run, "InvalidDefinition", f'spec.schedule: the Pipeline has no schedule '
                        f'named "{schedule}" (its schedules: {", ".join(full.schedules) or "none"})', now)
-    definition = _schedule_view(full, schedule, cache)
+    definition = full.for_schedule(schedule)
     # Checked once and then fixed (editing spec.values later changes nothing); checked again on every pass.
     values, refused = run_values(definition, status[FROZEN_VALUES] if FROZEN_VALUES in status else spec.get("values"))
     if refused:
@@ -515,16 +515,6 @@ def _freeze(namespace: str, name: str, run: Mapping[str, Any], pipeline: str, no
         cache.pop("definition", None)
         cache["frozen"] = frozen  # the copy about to be written: no read of it
     return dict(frozen)
-
-
-def _schedule_view(full: PipelineDefinition, schedule: str, cache: dict[str, Any]) -> PipelineDefinition:
-    """The run's schedule's view of its definition, kept by the worker with the definition it was made from
-    (its derived values, such as the activities' order, are then computed once, not on every pass)."""
-    held = cache.get("view")
-    if held is None or held[0] is not full or held[1] != schedule:
-        held = cache["view"] = (full, schedule, full.for_schedule(schedule))
-    view: PipelineDefinition = held[2]
-    return view
 
 
 def _definition(namespace: str, name: str, status: Mapping[str, Any], seen: Any,

@@ -181,8 +181,15 @@ class PipelineDefinition:
     def for_schedule(self, name: str) -> PipelineDefinition:
         """The definition as one run of schedule ``name`` sees it: only that schedule's activities. Their
         dependsOn may still name activities of other schedules: those are external dependencies."""
-        held = {n: a for n, a in self.activities.items() if a.schedule == name}
-        return replace(self, activities=held, run_schedule=name)
+        view = self._views.get(name)
+        if view is None:  # made once per definition: each pass of a run asks again, and views cache their order
+            held = {n: a for n, a in self.activities.items() if a.schedule == name}
+            view = self._views[name] = replace(self, activities=held, run_schedule=name)
+        return view
+
+    @cached_property
+    def _views(self) -> dict[str, PipelineDefinition]:
+        return {}
 
     def worker_group_of(self, kind: str, name: str, activity: str | None) -> WorkerGroup | None:
         """Where a task runs when not in an ordinary pod: the worker group of an activity without runsOn; for
@@ -249,7 +256,7 @@ class PipelineDefinition:
     @cached_property
     def _order(self) -> tuple[str, ...]:
         """Kahn's algorithm, the earliest written ready activity first: every pass of every run walks it, so
-        it is computed once per definition (the worker keeps its schedule's view) in O(n log n + edges)."""
+        it is computed once per definition (and per schedule's view) in O(n log n + edges)."""
         written = {name: i for i, name in enumerate(self.activities)}
         waiting = {n: {d for d in a.depends_on if d in written} for n, a in self.activities.items()}
         children: dict[str, list[str]] = {n: [] for n in written}
