@@ -55,6 +55,20 @@ def test_running_pod_gives_the_progress_baseline() -> None:
     assert fact.running and fact.progress_at == datetime(2026, 11, 21, 3, 0, 4, tzinfo=UTC)
 
 
+def test_a_job_whose_pods_all_ended_before_it_says_so_is_still_active_with_its_pods_ended() -> None:
+    job = {"metadata": {"name": "j"}, "status": {"startTime": "2026-11-21T03:00:00Z", "active": 1, "ready": 0}}
+    done = {"metadata": {"labels": {"job-name": "j"}, "creationTimestamp": "2026-11-21T03:00:00Z"},
+            "status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {
+                "exitCode": 0, "finishedAt": "2026-11-21T03:00:03Z"}}}]}}
+    fact = job_fact(job, [done])
+    assert fact.state == "active" and fact.pods_ended
+    pending = {"metadata": {"labels": {"job-name": "j"}, "creationTimestamp": "2026-11-21T03:00:04Z"},
+               "status": {"phase": "Pending"}}
+    assert not job_fact(job, [done, pending]).pods_ended  # a replacement pod is on its way
+    assert not job_fact(job).pods_ended  # no pod seen yet
+    assert job_fact({**job, "status": {**job["status"], "succeeded": 1, "active": 0}}, [done]).state == "succeeded"
+
+
 def test_log_timestamps() -> None:
     assert parse_log_time("2026-11-21T03:00:04.123456789Z progress: x") == datetime(2026, 11, 21, 3, 0, 4, 123456,
                                                                                    tzinfo=UTC)

@@ -471,12 +471,14 @@ def test_a_new_runs_first_status_waits_for_a_start_then_briefly(monkeypatch: Any
     from datapipeline.controller import runs
     from datapipeline.controller.frozen import FROZEN_HASH
     from datapipeline.controller.step import StepResult
-    from datapipeline.core.runstate import only_awaits_runners
+    from datapipeline.core.runstate import only_awaits_job_ends, only_awaits_runners
 
     monkeypatch.setattr(runs, "SETTINGS", replace(runs.SETTINGS, status_delay=5.0, pending_status_limit=30.0))
 
-    def due(stored: dict[str, Any], state: RunState, seconds: float, cache: dict[str, Any]) -> datetime | None:
-        observed = SimpleNamespace(stored=stored, now=T0 + timedelta(seconds=seconds))
+    def due(stored: dict[str, Any], state: RunState, seconds: float, cache: dict[str, Any],
+            facts: dict[str, JobFact] | None = None) -> datetime | None:
+        observed = SimpleNamespace(stored=stored, now=T0 + timedelta(seconds=seconds), facts=facts or {},
+                                   run={"metadata": {"name": RUN}})
         return runs._save_waits(observed, StepResult(state=state), cache)  # type: ignore[arg-type]
 
     sim = Sim(pipeline(shell("a")))
@@ -499,6 +501,18 @@ def test_a_new_runs_first_status_waits_for_a_start_then_briefly(monkeypatch: Any
     assert due(stored, started, 40, cache) == T0 + timedelta(seconds=45)
     assert due(stored, started, 43, cache) == T0 + timedelta(seconds=45)
     assert due(stored, started, 45, cache) is None
+
+    # The pod ended before the start's save was due: the Job's end comes within seconds, the start waits for it.
+    ended = {sim.job("a", 1): replace(sim.jobs[sim.job("a", 1)], pods_ended=True)}
+    assert only_awaits_job_ends(started, ended, RUN) and not only_awaits_job_ends(started, sim.jobs, RUN)
+    cache = {}
+    assert due(stored, started, 40, cache) == T0 + timedelta(seconds=45)
+    assert due(stored, started, 44, cache, ended) == T0 + timedelta(seconds=70)  # at most the pending limit
+    assert due(stored, started, 69, cache, ended) == T0 + timedelta(seconds=70)
+    assert due(stored, started, 70, cache, ended) is None and cache == {}  # the Job never caught up: saved
+    cache = {}
+    assert due({}, waiting, 0, cache) == T0 + timedelta(seconds=30)
+    assert due({}, started, 3, cache, ended) == T0 + timedelta(seconds=30)  # a new run's, too
 
     held = Sim(pipeline(shell("a")), queued="maxActiveInstances")  # no Job yet: its status says why it waits
     held.step()

@@ -11,6 +11,7 @@ from datapipeline.core.task import KIND_ACTIVITY, TaskResult
 from datapipeline.core.taskattempt import TERMINAL_PHASES, attempt_fact
 from datapipeline.k8s.jobs import LABEL_ACTIVITY, LABEL_KIND, LABEL_RERUN, LABEL_RUN
 
+POD_ENDED = ("Succeeded", "Failed")  # a pod's phases after all its containers stopped for good
 Instance = tuple[str, str]  # (run, activity): one active instance of an activity, as maxActiveInstances counts
 
 
@@ -95,7 +96,9 @@ def job_fact(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]] = ()) -> 
                        result=result)
     since = [t for t in (running_since(p) for p in pods) if t is not None]
     running = (status.get("ready") or 0) > 0 or bool(since)
-    return JobFact(name, "active", started=started, running=running, progress_at=max(since) if since else None)
+    ended = bool(pods) and all((p.get("status") or {}).get("phase") in POD_ENDED for p in pods)
+    return JobFact(name, "active", started=started, running=running, progress_at=max(since) if since else None,
+                   pods_ended=ended)
 
 
 def job_facts(jobs: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> dict[str, JobFact]:

@@ -56,6 +56,7 @@ from datapipeline.core.runstate import (
     RunSpec,
     RunState,
     attempt_job_name,
+    only_awaits_job_ends,
     only_awaits_runners,
     only_first_attempts,
     only_started,
@@ -300,30 +301,39 @@ async def _act(namespace: str, name: str, obs: Observed, result: StepResult,
 
 def _save_waits(obs: Observed, result: StepResult, cache: dict[str, Any]) -> datetime | None:
     """When the pass's status may be saved later, the time it is due: ``status_delay`` after the first pass
-    that waited, or, for a new run whose first attempts all wait for their pods, up to ``pending_status_limit``
-    (its status would only say it waits for a runner) and then ``status_delay`` after the first start is seen.
+    that waited; up to ``pending_status_limit`` after it while the status would only say what the pods already
+    contradict or add nothing to: a new run whose first attempts all wait for their pods (it waits for a
+    runner), or attempts shown running whose pods have all ended (their Jobs' ends come within seconds).
     Only what a later pass derives again from the Pipeline and the Jobs may wait (an attempt's start; a new
     run's first attempts, whose Jobs keep their names), so an operator stopping meanwhile loses nothing; the
     state waiting is the next pass's starting point (``_unsaved``)."""
     posts = any(worth_posting(e, SETTINGS.every_event) for e in result.events)
-    wait = SETTINGS.status_delay
     if FROZEN_HASH in obs.stored:
         derived = not result.create and only_started(RunState.from_dict(obs.stored), result.state)
+        held = False
     else:
         polled = any(manifest.get("kind") == taskattempt.KIND for _, manifest in result.create)
         derived = not polled and only_first_attempts(result.state)
-        if only_awaits_runners(result.state):
-            wait = max(wait, SETTINGS.pending_status_limit)
+        held = only_awaits_runners(result.state)
     if SETTINGS.status_delay <= 0 or posts or result.delete or not derived:
-        cache.pop("save_due", None)
+        _forget_wait(cache)
         return None
-    latest = obs.now + timedelta(seconds=wait)
-    due: datetime = min(cache.get("save_due", latest), latest)  # a first start seen brings a pending run's forward
+    held = held or only_awaits_job_ends(result.state, obs.facts, str(obs.run["metadata"]["name"]))
+    since: datetime = cache.setdefault("save_since", obs.now)
+    latest = obs.now + timedelta(seconds=SETTINGS.status_delay)
+    due: datetime = min(cache.get("save_due", latest), latest)  # later passes never push a start's save back
+    if held:
+        due = since + timedelta(seconds=max(SETTINGS.status_delay, SETTINGS.pending_status_limit))
     if obs.now >= due:
-        cache.pop("save_due", None)
+        _forget_wait(cache)
         return None
     cache["save_due"] = due
     return due
+
+
+def _forget_wait(cache: dict[str, Any]) -> None:
+    cache.pop("save_due", None)
+    cache.pop("save_since", None)
 
 
 def _unsaved(run: Mapping[str, Any], stored: Mapping[str, Any], cache: dict[str, Any]) -> dict[str, Any] | None:
@@ -336,7 +346,7 @@ def _unsaved(run: Mapping[str, Any], stored: Mapping[str, Any], cache: dict[str,
     uid, base, status = held
     if uid != run["metadata"].get("uid") or base != stored:
         cache.pop(UNSAVED, None)
-        cache.pop("save_due", None)
+        _forget_wait(cache)
         return None
     return dict(status)
 

@@ -41,8 +41,9 @@ class Settings:
     # Seconds a status write may wait for the next one: an attempt's start (derived again from its Job) and a
     # Pipeline's lastRun/health after its runs end. 0: write at once.
     status_delay: float
-    # Seconds a new run's first status may wait while its first attempts' pods have not started (pending, an
-    # image pulling): it would only say "waiting for a runner". Never less than status_delay.
+    # Seconds a status may wait while the pods contradict it or add nothing to it: a new run's first attempts'
+    # pods not started ("waiting for a runner"), or an attempt's start when its pods have ended and the Job's
+    # end is not yet written. Never less than status_delay.
     pending_status_limit: float
     leader_election: bool  # several replicas, one acting (controller/leader.py)
     leader_lease: str  # the Lease's name, in the operator's namespace

@@ -160,6 +160,8 @@ class JobFact:
     # When the attempt last showed a sign of life: its newest log line, else its container's start. The
     # adapter reads it only for attempts of activities with reportProgressTimeout.
     progress_at: datetime | None = None
+    # Every pod of the still active Job has ended: the Job controller writes the Job's end within seconds.
+    pods_ended: bool = False
 
 
 # ---------------------------------------------------------------------------- state
@@ -440,6 +442,14 @@ def only_awaits_runners(state: RunState) -> bool:
     for a runner (a run held by capacity or dependencies, with no Job yet, says why it waits: not this)."""
     found = [st.status for st in state.activities.values()]
     return WAITING_FOR_RUNNER in found and RUNNING not in found
+
+
+def only_awaits_job_ends(state: RunState, facts: Mapping[str, JobFact], run: str) -> bool:
+    """Some activity's attempt runs and the pods of every running one have ended, their Jobs' ends not yet
+    written: a status saying they run would be out of date when saved, and their ends come within seconds."""
+    running = [attempt_job_name(run, name, st.attempt) for name, st in state.activities.items()
+               if st.status == RUNNING]
+    return bool(running) and all((fact := facts.get(job)) is not None and fact.pods_ended for job in running)
 
 
 def _first_attempt_at_most(st: ActivityState) -> bool:
