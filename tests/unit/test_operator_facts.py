@@ -62,6 +62,12 @@ def test_a_job_whose_pods_all_ended_before_it_says_so_is_still_active_with_its_p
                 "exitCode": 0, "finishedAt": "2026-11-21T03:00:03Z"}}}]}}
     fact = job_fact(job, [done])
     assert fact.state == "active" and fact.pods_ended
+    # The kubelet reports the container's end before the pod's terminal phase.
+    stopped = {**done, "status": {**done["status"], "phase": "Running"}}
+    assert job_fact(job, [stopped]).pods_ended
+    running = {**done, "status": {"phase": "Running", "containerStatuses": [
+        {"state": {"terminated": {"exitCode": 0}}}, {"state": {"running": {}}}]}}
+    assert not job_fact(job, [running]).pods_ended  # one of its containers still runs
     pending = {"metadata": {"labels": {"job-name": "j"}, "creationTimestamp": "2026-11-21T03:00:04Z"},
                "status": {"phase": "Pending"}}
     assert not job_fact(job, [done, pending]).pods_ended  # a replacement pod is on its way

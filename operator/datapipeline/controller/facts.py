@@ -11,7 +11,7 @@ from datapipeline.core.task import KIND_ACTIVITY, TaskResult
 from datapipeline.core.taskattempt import TERMINAL_PHASES, attempt_fact
 from datapipeline.k8s.jobs import LABEL_ACTIVITY, LABEL_KIND, LABEL_RERUN, LABEL_RUN
 
-POD_ENDED = ("Succeeded", "Failed")  # a pod's phases after all its containers stopped for good
+POD_ENDED = ("Succeeded", "Failed")  # a pod's phases once its containers stopped for good
 Instance = tuple[str, str]  # (run, activity): one active instance of an activity, as maxActiveInstances counts
 
 
@@ -46,6 +46,16 @@ def running_since(pod: Mapping[str, Any]) -> datetime | None:
             return _time(running.get("startedAt")) or _time((pod.get("status") or {}).get("startTime")) \
                 or datetime.now(UTC)
     return None
+
+
+def pod_ended(pod: Mapping[str, Any]) -> bool:
+    """Every container of the pod has stopped for good (restartPolicy Never, as in every Job the operator
+    makes). The kubelet says so first and sets the terminal phase a second or two later (seen on the dev
+    cluster); the Job controller writes the Job's end after that."""
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or ()
+    return status.get("phase") in POD_ENDED or \
+        (bool(containers) and all((c.get("state") or {}).get("terminated") for c in containers))
 
 
 def pod_job_name(pod: Mapping[str, Any]) -> str | None:
@@ -96,7 +106,7 @@ def job_fact(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]] = ()) -> 
                        result=result)
     since = [t for t in (running_since(p) for p in pods) if t is not None]
     running = (status.get("ready") or 0) > 0 or bool(since)
-    ended = bool(pods) and all((p.get("status") or {}).get("phase") in POD_ENDED for p in pods)
+    ended = bool(pods) and all(pod_ended(p) for p in pods)
     return JobFact(name, "active", started=started, running=running, progress_at=max(since) if since else None,
                    pods_ended=ended)
 
