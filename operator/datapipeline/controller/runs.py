@@ -308,22 +308,22 @@ def _save_waits(obs: Observed, result: StepResult, cache: dict[str, Any]) -> dat
     run's first attempts, whose Jobs keep their names), so an operator stopping meanwhile loses nothing; the
     state waiting is the next pass's starting point (``_unsaved``)."""
     posts = any(worth_posting(e, SETTINGS.every_event) for e in result.events)
-    if FROZEN_HASH in obs.stored:
-        derived = not result.create and only_started(RunState.from_dict(obs.stored), result.state)
-        held = False
-    else:
+    new = FROZEN_HASH not in obs.stored
+    if new:
         polled = any(manifest.get("kind") == taskattempt.KIND for _, manifest in result.create)
         derived = not polled and only_first_attempts(result.state)
-        held = only_awaits_runners(result.state)
+    else:
+        derived = not result.create and only_started(RunState.from_dict(obs.stored), result.state)
     if SETTINGS.status_delay <= 0 or posts or result.delete or not derived:
         _forget_wait(cache)
         return None
-    held = held or only_awaits_job_ends(result.state, obs.facts, str(obs.run["metadata"]["name"]))
     since: datetime = cache.setdefault("save_since", obs.now)
-    latest = obs.now + timedelta(seconds=SETTINGS.status_delay)
-    due: datetime = min(cache.get("save_due", latest), latest)  # later passes never push a start's save back
-    if held:
+    if (new and only_awaits_runners(result.state)) \
+            or only_awaits_job_ends(result.state, obs.facts, str(obs.run["metadata"]["name"])):
         due = since + timedelta(seconds=max(SETTINGS.status_delay, SETTINGS.pending_status_limit))
+    else:
+        latest = obs.now + timedelta(seconds=SETTINGS.status_delay)
+        due = min(cache.get("save_due", latest), latest)  # later passes never push a start's save back
     if obs.now >= due:
         _forget_wait(cache)
         return None
